@@ -1,0 +1,246 @@
+//! The channel interface: every channel (console, WhatsApp, Telegram) turns its wire format into the
+//! same [`ChannelEvent`]s and sends the same [`Outbound`] messages, so the engine never names one.
+
+pub mod console;
+pub mod whatsapp;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Which network an address lives on. The console stands in for WhatsApp, so it keeps WhatsApp's
+/// rules (24 h window, templates) to make demos honest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChannelKind {
+    Console,
+    WhatsApp,
+    Telegram,
+}
+
+impl ChannelKind {
+    /// Whether free text needs an open 24 h service window (WhatsApp's rule).
+    pub fn has_service_window(self) -> bool {
+        matches!(self, ChannelKind::Console | ChannelKind::WhatsApp)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::Console => "console",
+            ChannelKind::WhatsApp => "whatsapp",
+            ChannelKind::Telegram => "telegram",
+        }
+    }
+}
+
+/// Something that happened on a channel, already in herald's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChannelEvent {
+    Inbound(Inbound),
+    Status(StatusUpdate),
+    /// WhatsApp `user_preferences`: the user stopped (`stop = true`) or resumed marketing messages.
+    MarketingPreference {
+        from: String,
+        stop: bool,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A message from a contact (or an admin) to the business.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    /// Channel-qualified address (`tg:42`, `wa:15550001`, or whatever was typed on the console).
+    pub from: String,
+    /// Profile name when the channel tells it.
+    pub name: Option<String>,
+    /// The text, a button's visible title, or a caption; `None` for media without caption.
+    pub text: Option<String>,
+    /// Payload of a pressed button (quick reply, inline keyboard), if this was a button press.
+    pub button: Option<String>,
+    /// The message's own time: it opens the service window.
+    pub at: DateTime<Utc>,
+    /// The channel's message id; a redelivered message with the same id is ignored.
+    pub provider_id: Option<String>,
+}
+
+/// Delivery progress of a message herald sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    /// The channel's id of the sent message (WhatsApp wamid).
+    pub provider_id: String,
+    /// What herald attached to the send (`biz_opaque_callback_data`), if echoed back.
+    pub callback: Option<String>,
+    pub status: DeliveryStatus,
+    pub at: DateTime<Utc>,
+    /// The recipient's address as the channel reports it.
+    pub recipient: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeliveryStatus {
+    Sent,
+    Delivered,
+    Read,
+    Failed { code: String, title: String },
+}
+
+/// What a message to someone is for: customer messages follow the campaign rules, admin replies
+/// do not (and the console prints them differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Customer,
+    Admin,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    pub to: String,
+    pub audience: Audience,
+    pub body: OutboundBody,
+    /// Opaque data the channel attaches so statuses can be matched to a recipient even when the
+    /// send's answer was lost (WhatsApp `biz_opaque_callback_data`).
+    pub callback: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutboundBody {
+    Text(String),
+    /// An approved template: channels that know templates send name + parameters, the others send
+    /// the rendered text. `buttons` are quick-reply button titles.
+    Template {
+        name: String,
+        lang: String,
+        params: Vec<String>,
+        rendered: String,
+        buttons: Vec<String>,
+    },
+}
+
+impl OutboundBody {
+    /// The text a person sees.
+    pub fn rendered(&self) -> &str {
+        match self {
+            OutboundBody::Text(t) => t,
+            OutboundBody::Template { rendered, .. } => rendered,
+        }
+    }
+}
+
+impl Outbound {
+    pub fn admin(to: &str, text: impl Into<String>) -> Self {
+        Outbound {
+            to: to.to_string(),
+            audience: Audience::Admin,
+            body: OutboundBody::Text(text.into()),
+            callback: None,
+        }
+    }
+}
+
+/// A message the channel accepted.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sent {
+    pub provider_id: Option<String>,
+}
+
+/// How the dispatcher must react to a failed send (SPEC section 3, "Errors from the channel").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Throughput or rate limit: wait (`retry_after` if given) and slow down; not a failure.
+    RateLimited,
+    /// 5xx, timeouts, connection errors: retry with backoff a bounded number of times.
+    Transient,
+    /// Per-user marketing limit: try that recipient again hours later, a bounded number of times.
+    Defer,
+    /// Never retried: the recipient fails with this code and reason.
+    Permanent,
+    /// Permanent, and the contact can no longer be reached (blocked the bot, deactivated).
+    Unreachable,
+    /// Permanent, and the contact stopped marketing messages (WhatsApp 131050).
+    MarketingStopped,
+    /// Something is wrong for the whole campaign (spam limit, policy, payment, template): pause it
+    /// and tell the admin.
+    PauseCampaign,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{code}: {reason}")]
+pub struct SendError {
+    pub class: ErrorClass,
+    /// The channel's error code (`131026`, `429`, `403`, `timeout`).
+    pub code: String,
+    /// Human-readable reason as the channel gave it.
+    pub reason: String,
+    pub retry_after: Option<Duration>,
+}
+
+impl SendError {
+    pub fn new(class: ErrorClass, code: impl Into<String>, reason: impl Into<String>) -> Self {
+        SendError {
+            class,
+            code: code.into(),
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// One network herald talks on.
+#[async_trait]
+pub trait Channel: Send + Sync {
+    fn kind(&self) -> ChannelKind;
+    /// Sends one message. Channel-wide ceilings (WhatsApp per-number throughput, Telegram 30/s and
+    /// 1/s per chat) are the channel's own business and are enforced here.
+    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
+}
+
+/// Where channels deliver what they receive (the engine implements it).
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    async fn on_event(&self, event: ChannelEvent);
+}
+
+/// Picks the channel for an address by its prefix (`tg:`, `wa:`); anything else goes to the
+/// fallback channel (the console when it runs, WhatsApp otherwise).
+#[derive(Clone, Default)]
+pub struct ChannelRouter {
+    by_kind: HashMap<ChannelKind, Arc<dyn Channel>>,
+    fallback: Option<Arc<dyn Channel>>,
+}
+
+impl ChannelRouter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, channel: Arc<dyn Channel>) {
+        if self.fallback.is_none() || channel.kind() == ChannelKind::Console {
+            self.fallback = Some(channel.clone());
+        }
+        self.by_kind.insert(channel.kind(), channel);
+    }
+
+    pub fn for_address(&self, address: &str) -> Option<Arc<dyn Channel>> {
+        let wanted = if address.starts_with("tg:") {
+            Some(ChannelKind::Telegram)
+        } else if address.starts_with("wa:") {
+            Some(ChannelKind::WhatsApp)
+        } else {
+            None
+        };
+        // The console stands in for every network in demos, so it takes every address.
+        if let Some(console) = self.by_kind.get(&ChannelKind::Console) {
+            return Some(console.clone());
+        }
+        match wanted {
+            Some(kind) => self.by_kind.get(&kind).cloned(),
+            None => self.fallback.clone(),
+        }
+    }
+
+    pub fn kinds(&self) -> Vec<ChannelKind> {
+        self.by_kind.keys().copied().collect()
+    }
+}

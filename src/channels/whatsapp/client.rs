@@ -1,0 +1,456 @@
+//! Sends herald's [`Outbound`] messages through the Cloud API (`POST {api_url}/{phone_number_id}/messages`)
+//! and keeps the per-number throughput ceiling (SPEC: 80 msg/s unless configured higher).
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::RETRY_AFTER;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use crate::channels::{Channel, ChannelKind, ErrorClass, Outbound, OutboundBody, SendError, Sent};
+
+use super::{errors, recipient_digits};
+
+/// Meta's default Cloud API throughput per business number.
+pub const DEFAULT_MAX_PER_SECOND: f64 = 80.0;
+/// Long enough for a slow Graph answer, short enough that a hung connection does not hold a
+/// campaign worker for minutes.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// A connection that cannot be opened in this time will not be opened at all.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where and as whom to send.
+#[derive(Clone)]
+pub struct WhatsAppConfig {
+    /// Graph API base including the version, e.g. `https://graph.facebook.com/v21.0`.
+    pub api_url: String,
+    pub phone_number_id: String,
+    /// System-user access token; never printed (see the `Debug` impl).
+    pub token: String,
+    /// Ceiling on messages per second from this number.
+    pub max_per_second: f64,
+    pub request_timeout: Duration,
+}
+
+impl WhatsAppConfig {
+    /// A config with the default ceiling and timeout.
+    pub fn new(
+        api_url: impl Into<String>,
+        phone_number_id: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Self {
+        WhatsAppConfig {
+            api_url: api_url.into(),
+            phone_number_id: phone_number_id.into(),
+            token: token.into(),
+            max_per_second: DEFAULT_MAX_PER_SECOND,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+}
+
+impl fmt::Debug for WhatsAppConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhatsAppConfig")
+            .field("api_url", &self.api_url)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("token", &"<redacted>")
+            .field("max_per_second", &self.max_per_second)
+            .field("request_timeout", &self.request_timeout)
+            .finish()
+    }
+}
+
+/// Why a [`WhatsAppClient`] could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientBuildError {
+    #[error("invalid WhatsApp configuration: {0}")]
+    Config(&'static str),
+    #[error("could not build the HTTP client")]
+    Http(#[from] reqwest::Error),
+}
+
+/// The WhatsApp [`Channel`].
+pub struct WhatsAppClient {
+    http: reqwest::Client,
+    messages_url: String,
+    token: String,
+    pacer: Pacer,
+}
+
+impl fmt::Debug for WhatsAppClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WhatsAppClient")
+            .field("messages_url", &self.messages_url)
+            .field("interval", &self.pacer.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WhatsAppClient {
+    pub fn new(config: WhatsAppConfig) -> Result<Self, ClientBuildError> {
+        let api_url = config.api_url.trim().trim_end_matches('/');
+        if api_url.is_empty() {
+            return Err(ClientBuildError::Config("api_url is empty"));
+        }
+        if config.phone_number_id.trim().is_empty() {
+            return Err(ClientBuildError::Config("phone_number_id is empty"));
+        }
+        if !(config.max_per_second.is_finite() && config.max_per_second > 0.0) {
+            return Err(ClientBuildError::Config(
+                "max_per_second must be a positive number",
+            ));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
+            .build()?;
+        Ok(WhatsAppClient {
+            http,
+            messages_url: format!("{api_url}/{}/messages", config.phone_number_id.trim()),
+            token: config.token,
+            pacer: Pacer::new(config.max_per_second),
+        })
+    }
+
+    /// Sends free text to an address (`wa:15550001`), e.g. an admin reply.
+    pub async fn send_text(&self, to: &str, text: &str) -> Result<Sent, SendError> {
+        self.send(&Outbound::admin(to, text)).await
+    }
+
+    async fn post(&self, body: &Value) -> Result<Sent, SendError> {
+        self.pacer.wait().await;
+        let response = self
+            .http
+            .post(&self.messages_url)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(transport_error)?;
+
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(error) if status.is_success() => {
+                // Meta accepted the message; failing now would make the dispatcher send it again.
+                tracing::warn!(%error, "could not read the answer to an accepted message");
+                return Ok(Sent::default());
+            }
+            Err(_) => String::new(),
+        };
+        if status.is_success() {
+            Ok(accepted(&text))
+        } else {
+            let error = errors::classify(status.as_u16(), &text, retry_after.as_deref());
+            tracing::warn!(code = %error.code, class = ?error.class, reason = %error.reason, "WhatsApp refused a message");
+            Err(error)
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for WhatsAppClient {
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::WhatsApp
+    }
+
+    #[tracing::instrument(skip_all, fields(to = tracing::field::Empty))]
+    async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
+        let Some(to) = recipient_digits(&msg.to) else {
+            return Err(SendError::new(
+                ErrorClass::Permanent,
+                "invalid_address",
+                format!("{:?} is not a WhatsApp number", msg.to),
+            ));
+        };
+        tracing::Span::current().record("to", to.as_str());
+        self.post(&request_body(&to, msg)).await
+    }
+}
+
+/// The Cloud API JSON for one message to `to` (digits only).
+pub fn request_body(to: &str, msg: &Outbound) -> Value {
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+    });
+    match &msg.body {
+        OutboundBody::Text(text) => {
+            body["type"] = json!("text");
+            // No link previews: campaign text should look the same for every recipient, and a
+            // preview fetch would tell the linked site who received the campaign.
+            body["text"] = json!({"preview_url": false, "body": text});
+        }
+        OutboundBody::Template {
+            name,
+            lang,
+            params,
+            buttons,
+            ..
+        } => {
+            let mut template = json!({"name": name, "language": {"code": lang}});
+            let components = template_components(params, buttons);
+            if !components.is_empty() {
+                template["components"] = Value::Array(components);
+            }
+            body["type"] = json!("template");
+            body["template"] = template;
+        }
+    }
+    if let Some(callback) = &msg.callback {
+        // Echoed back on every status webhook, so a status can be matched to its recipient even
+        // when the answer carrying the wamid was lost.
+        body["biz_opaque_callback_data"] = json!(callback);
+    }
+    body
+}
+
+/// Body parameters, then one quick-reply component per button. The payload is the button's title,
+/// so a pressed button arrives as that word (and a `STOP` button opts out like typed `STOP`).
+fn template_components(params: &[String], buttons: &[String]) -> Vec<Value> {
+    let mut components = Vec::new();
+    if !params.is_empty() {
+        let parameters: Vec<Value> = params
+            .iter()
+            .map(|p| json!({"type": "text", "text": p}))
+            .collect();
+        components.push(json!({"type": "body", "parameters": parameters}));
+    }
+    for (index, title) in buttons.iter().enumerate() {
+        components.push(json!({
+            "type": "button",
+            "sub_type": "quick_reply",
+            "index": index.to_string(),
+            "parameters": [{"type": "payload", "payload": title}],
+        }));
+    }
+    components
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SendAnswer {
+    #[serde(default)]
+    messages: Vec<SentMessage>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct SentMessage {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// A 2xx means Meta took the message, whatever the body says: an unreadable body gives a send
+/// without a wamid (statuses still match through the callback data) rather than an error that
+/// would be retried into a duplicate.
+fn accepted(body: &str) -> Sent {
+    match serde_json::from_str::<SendAnswer>(body) {
+        Ok(answer) => Sent {
+            provider_id: answer.messages.into_iter().find_map(|m| m.id),
+        },
+        Err(error) => {
+            tracing::warn!(%error, "accepted message without a readable answer");
+            Sent::default()
+        }
+    }
+}
+
+/// Network failures are transient. A refused connection means the message never left; a timeout
+/// means it may have, which is why sends carry callback data the dispatcher can reconcile.
+fn transport_error(error: reqwest::Error) -> SendError {
+    let code = if error.is_connect() {
+        "connect"
+    } else if error.is_timeout() {
+        "timeout"
+    } else {
+        "network"
+    };
+    tracing::warn!(error = %error_chain(&error), code, "WhatsApp request failed");
+    SendError::new(ErrorClass::Transient, code, error_chain(&error))
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Spaces requests at least `interval` apart by handing out send slots: each caller takes the next
+/// free slot and sleeps until it. This holds the ceiling across all concurrent senders on the
+/// number without bursts (a burst of 80 at once still trips Meta's limit).
+struct Pacer {
+    interval: Duration,
+    /// When the next slot opens. A std mutex is enough: it is held only to read and bump the time,
+    /// never across an `.await`.
+    next: Mutex<Instant>,
+}
+
+impl Pacer {
+    fn new(max_per_second: f64) -> Self {
+        Pacer {
+            interval: Duration::from_secs_f64(1.0 / max_per_second),
+            next: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// Reserves the next slot at or after `now`.
+    fn reserve(&self, now: Instant) -> Instant {
+        // A poisoned lock only means another sender panicked mid-bump; the time inside is valid.
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = (*next).max(now);
+        *next = slot + self.interval;
+        slot
+    }
+
+    async fn wait(&self) {
+        let slot = self.reserve(Instant::now());
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::Audience;
+
+    fn customer(body: OutboundBody, callback: Option<&str>) -> Outbound {
+        Outbound {
+            to: "wa:15550001".into(),
+            audience: Audience::Customer,
+            body,
+            callback: callback.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn text_body() {
+        let msg = customer(OutboundBody::Text("Hi Ana".into()), None);
+        assert_eq!(
+            request_body("15550001", &msg),
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "15550001",
+                "type": "text",
+                "text": {"preview_url": false, "body": "Hi Ana"}
+            })
+        );
+    }
+
+    #[test]
+    fn template_body_with_params_buttons_and_callback() {
+        let msg = customer(
+            OutboundBody::Template {
+                name: "spring_sale".into(),
+                lang: "pt_BR".into(),
+                params: vec!["Ana".into(), "20%".into()],
+                rendered: "Olá Ana, 20% off".into(),
+                buttons: vec!["Quero".into(), "STOP".into()],
+            },
+            Some("c7:r42"),
+        );
+        assert_eq!(
+            request_body("15550001", &msg),
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "15550001",
+                "type": "template",
+                "template": {
+                    "name": "spring_sale",
+                    "language": {"code": "pt_BR"},
+                    "components": [
+                        {"type": "body", "parameters": [
+                            {"type": "text", "text": "Ana"},
+                            {"type": "text", "text": "20%"}
+                        ]},
+                        {"type": "button", "sub_type": "quick_reply", "index": "0",
+                         "parameters": [{"type": "payload", "payload": "Quero"}]},
+                        {"type": "button", "sub_type": "quick_reply", "index": "1",
+                         "parameters": [{"type": "payload", "payload": "STOP"}]}
+                    ]
+                },
+                "biz_opaque_callback_data": "c7:r42"
+            })
+        );
+    }
+
+    #[test]
+    fn template_without_params_has_no_components() {
+        let msg = customer(
+            OutboundBody::Template {
+                name: "hello_world".into(),
+                lang: "en_US".into(),
+                params: vec![],
+                rendered: "Hello World".into(),
+                buttons: vec![],
+            },
+            None,
+        );
+        let body = request_body("15550001", &msg);
+        assert_eq!(
+            body["template"],
+            json!({"name": "hello_world", "language": {"code": "en_US"}})
+        );
+        assert!(body.get("biz_opaque_callback_data").is_none());
+    }
+
+    #[test]
+    fn accepted_reads_the_wamid_or_goes_without() {
+        let answer = r#"{"messaging_product":"whatsapp","contacts":[{"input":"15550001","wa_id":"15550001"}],"messages":[{"id":"wamid.HBgL","message_status":"accepted"}]}"#;
+        assert_eq!(accepted(answer).provider_id.as_deref(), Some("wamid.HBgL"));
+        assert_eq!(accepted("").provider_id, None);
+        assert_eq!(accepted(r#"{"messages":[]}"#).provider_id, None);
+        assert_eq!(accepted(r#"{"messages":"x"}"#).provider_id, None);
+    }
+
+    #[test]
+    fn pacer_hands_out_evenly_spaced_slots() {
+        let pacer = Pacer::new(4.0);
+        let start = Instant::now();
+        let slots: Vec<Duration> = (0..4).map(|_| pacer.reserve(start) - start).collect();
+        assert_eq!(
+            slots,
+            [0, 250, 500, 750].map(Duration::from_millis).to_vec()
+        );
+        // After a quiet spell the next send goes at once, without a catch-up burst.
+        let later = start + Duration::from_secs(10);
+        assert_eq!(pacer.reserve(later), later);
+        assert_eq!(pacer.reserve(later), later + Duration::from_millis(250));
+    }
+
+    #[test]
+    fn config_is_validated_and_token_redacted() {
+        let mut config = WhatsAppConfig::new("http://127.0.0.1:1/", "123", "EAAG-secret");
+        assert!(!format!("{config:?}").contains("EAAG-secret"));
+        let client = WhatsAppClient::new(config.clone()).unwrap();
+        assert_eq!(client.messages_url, "http://127.0.0.1:1/123/messages");
+        assert!(!format!("{client:?}").contains("EAAG-secret"));
+
+        config.max_per_second = 0.0;
+        assert!(matches!(
+            WhatsAppClient::new(config.clone()),
+            Err(ClientBuildError::Config(_))
+        ));
+        config.max_per_second = f64::NAN;
+        assert!(WhatsAppClient::new(config.clone()).is_err());
+        config.max_per_second = 80.0;
+        config.phone_number_id = " ".into();
+        assert!(WhatsAppClient::new(config).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! WhatsApp Cloud API wire layer: webhook parsing ([`webhook`]), its signature check ([`signature`]),
+//! the send client ([`client`]) and the mapping of Meta's error answers onto herald's retry classes
+//! ([`errors`]). Everything here speaks Meta's JSON on one side and [`crate::channels`] types on the
+//! other; nothing here touches the store or the engine.
+
+pub mod client;
+pub mod errors;
+pub mod signature;
+pub mod webhook;
+
+pub use client::{ClientBuildError, WhatsAppClient, WhatsAppConfig};
+pub use errors::classify;
+pub use signature::{sign, verify as verify_signature};
+pub use webhook::{parse_webhook, verify_handshake, WebhookError};
+
+/// The header Meta signs every webhook POST with (`sha256=<hex HMAC of the raw body>`).
+pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
+
+/// herald's address for a WhatsApp user id (`972987654321` → `wa:972987654321`).
+///
+/// Only digits are kept, so `+1 555-0001` and `15550001` are the same contact. `None` when nothing
+/// numeric is left (placeholders, or a BSUID-only user herald cannot address by number).
+pub fn address(wa_id: &str) -> Option<String> {
+    let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        None
+    } else {
+        Some(format!("wa:{digits}"))
+    }
+}
+
+/// The Cloud API `to` value for a herald address: `wa:+1 555-0001` → `15550001`.
+///
+/// Bare numbers are accepted too (WhatsApp can be the fallback channel for unprefixed addresses),
+/// but an address of another network (`tg:42`) or one with letters is refused rather than turned
+/// into some other number.
+pub fn recipient_digits(address: &str) -> Option<String> {
+    let rest = address.strip_prefix("wa:").unwrap_or(address).trim();
+    let allowed = |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.');
+    if rest.is_empty() || !rest.chars().all(allowed) {
+        return None;
+    }
+    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        None
+    } else {
+        Some(digits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_keeps_only_digits() {
+        assert_eq!(address("972987654321").as_deref(), Some("wa:972987654321"));
+        assert_eq!(address("+1 555-0001").as_deref(), Some("wa:15550001"));
+        assert_eq!(address("<WHATSAPP_USER_PHONE_NUMBER>"), None);
+        assert_eq!(address(""), None);
+    }
+
+    #[test]
+    fn recipient_digits_strips_prefix_and_punctuation() {
+        assert_eq!(recipient_digits("wa:15550001").as_deref(), Some("15550001"));
+        assert_eq!(
+            recipient_digits("wa:+1 (555) 000-1").as_deref(),
+            Some("15550001")
+        );
+        assert_eq!(recipient_digits("+15550001").as_deref(), Some("15550001"));
+        assert_eq!(recipient_digits("tg:42"), None);
+        assert_eq!(recipient_digits("alice"), None);
+        assert_eq!(recipient_digits("wa:"), None);
+        assert_eq!(recipient_digits("wa:+"), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! What every inbound event does: a redelivery is dropped; an admin's `/command` is run; any
+//! other message opens the service window, may opt the contact out or in, counts as a reply to
+//! the campaign they last received, and may fire triggers. Delivery statuses and marketing
+//! preferences update recipients and contacts.
+
+use chrono::Duration;
+use regex::RegexBuilder;
+
+use super::{Engine, Result};
+use crate::channels::{Audience, ChannelEvent, Inbound, Outbound, OutboundBody, StatusUpdate};
+use crate::domain::consent::keyword_matches;
+use crate::store::{CampaignKind, Contact};
+
+/// A reply counts for the campaign a contact received within this long before it.
+const REPLY_ATTRIBUTION: Duration = Duration::days(7);
+
+pub const OPT_OUT_CONFIRMATION: &str =
+    "You are unsubscribed and will get no more messages from us. Reply START to subscribe again.";
+pub const OPT_IN_CONFIRMATION: &str = "You are subscribed. Reply STOP at any time to unsubscribe.";
+
+impl Engine {
+    pub async fn handle_event(&self, event: ChannelEvent) -> Result<()> {
+        match event {
+            ChannelEvent::Inbound(msg) => self.handle_inbound(msg).await,
+            ChannelEvent::Status(status) => self.handle_status(status).await,
+            ChannelEvent::MarketingPreference { from, stop, at } => {
+                let (contact, _) = self.store.ensure_contact(&from, None, at).await?;
+                self.store.set_marketing_stopped(contact.id, stop).await?;
+                Ok(())
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(from = %msg.from))]
+    pub async fn handle_inbound(&self, msg: Inbound) -> Result<()> {
+        if let Some(id) = &msg.provider_id {
+            if !self.store.first_sighting(id, msg.at).await? {
+                tracing::debug!(provider_id = %id, "redelivered message ignored");
+                return Ok(());
+            }
+        }
+        let text = msg.text.as_deref().unwrap_or("").trim();
+        if text.starts_with('/') && self.is_admin(&msg.from) {
+            let reply = crate::commands::handlers::run(self, &msg.from, text).await;
+            self.tell(&msg.from, reply).await;
+            return Ok(());
+        }
+        let (contact, _) = self
+            .store
+            .ensure_contact(&msg.from, msg.name.as_deref(), msg.at)
+            .await?;
+        self.store.touch_inbound(contact.id, msg.at).await?;
+
+        let words = &self.config.consent_words;
+        let button = msg.button.as_deref().unwrap_or("");
+        let lowered = text.to_ascii_lowercase();
+        let opt_out = lowered == "/stop" || words.is_opt_out(text) || words.is_opt_out(button);
+        let opt_in = lowered == "/start" || words.is_opt_in(text) || words.is_opt_in(button);
+        if opt_out {
+            let keyword = if words.is_opt_out(text) || lowered == "/stop" {
+                text
+            } else {
+                button
+            };
+            let dropped = self
+                .store
+                .record_consent(contact.id, false, "keyword", Some(keyword), msg.at)
+                .await?;
+            tracing::info!(contact = %contact.address, dropped, "opted out");
+            self.reply_to_customer(&contact, OPT_OUT_CONFIRMATION).await;
+            return Ok(());
+        }
+        if opt_in {
+            let source = if lowered == "/start" {
+                "telegram_start"
+            } else {
+                "keyword"
+            };
+            self.store
+                .record_consent(contact.id, true, source, Some(text), msg.at)
+                .await?;
+            self.reply_to_customer(&contact, OPT_IN_CONFIRMATION).await;
+            return Ok(());
+        }
+        self.store
+            .mark_replied(contact.id, msg.at, REPLY_ATTRIBUTION)
+            .await?;
+        let trigger_text = if text.is_empty() { button } else { text };
+        if !trigger_text.is_empty() {
+            self.fire_triggers(&contact, trigger_text).await?;
+        }
+        Ok(())
+    }
+
+    fn is_admin(&self, address: &str) -> bool {
+        self.config.is_admin(address)
+    }
+
+    /// A direct answer to a customer's own message (a consent confirmation): it is inside the
+    /// window they just opened, so it needs no campaign rules.
+    async fn reply_to_customer(&self, contact: &Contact, text: &str) {
+        let msg = Outbound {
+            to: contact.address.clone(),
+            audience: Audience::Customer,
+            body: OutboundBody::Text(text.to_string()),
+            callback: None,
+        };
+        if let Some(channel) = self.channels.for_address(&contact.address) {
+            if let Err(e) = channel.send(&msg).await {
+                tracing::warn!(to = %contact.address, error = %e, "confirmation not delivered");
+            }
+        }
+    }
+
+    /// Queues the contact on every live triggered campaign whose keyword or pattern matches.
+    async fn fire_triggers(&self, contact: &Contact, text: &str) -> Result<()> {
+        let mut fired = false;
+        for trigger in self.store.triggers().await? {
+            let matched = if trigger.is_regex {
+                RegexBuilder::new(&trigger.pattern)
+                    .case_insensitive(true)
+                    .build()
+                    .is_ok_and(|re| re.is_match(text))
+            } else {
+                keyword_matches(&trigger.pattern, text)
+            };
+            if !matched {
+                continue;
+            }
+            let Some(campaign) = self.store.campaign(trigger.campaign_id).await? else {
+                continue;
+            };
+            if campaign.kind != CampaignKind::Triggered || campaign.status.is_final() {
+                continue;
+            }
+            if self
+                .store
+                .enqueue(campaign.id, contact.id, self.clock.now())
+                .await?
+            {
+                tracing::info!(
+                    trigger = trigger.id,
+                    campaign = campaign.id,
+                    "trigger fired"
+                );
+                fired = true;
+            }
+        }
+        if fired {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(provider_id = %s.provider_id))]
+    async fn handle_status(&self, s: StatusUpdate) -> Result<()> {
+        let applied = self
+            .store
+            .apply_status(&s.provider_id, s.callback.as_deref(), &s.status, s.at)
+            .await?;
+        if applied.is_none() {
+            tracing::debug!("status changed nothing (replay, older, or not ours)");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,240 @@
+//! The engine: one place that owns the rules. Channels hand it events ([`EventSink`]), admins hand
+//! it commands, and its two workers — the scheduler and the dispatcher — each expose one `step`
+//! that does a unit of work, driven by a loop in production and called directly by tests.
+
+pub mod dispatcher;
+pub mod inbound;
+pub mod pacing;
+pub mod rules;
+pub mod scheduler;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::{ChannelEvent, ChannelRouter, EventSink, Outbound};
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Rejected(String),
+}
+
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+pub struct Engine {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub clock: SharedClock,
+    channels: ChannelRouter,
+    /// Names this process's leases, so rows it claimed can be told from another process's.
+    worker_id: String,
+    /// Wakes the dispatcher when work appears (a start, a resume, a trigger) instead of polling.
+    wake: Notify,
+    /// Per-campaign pacing state; lives in memory because it only spaces this process's sends.
+    pacers: Mutex<HashMap<i64, Arc<pacing::Pacer>>>,
+}
+
+impl Engine {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        clock: SharedClock,
+        channels: ChannelRouter,
+    ) -> Self {
+        let worker_id = format!("w{}-{}", std::process::id(), rand::random::<u32>());
+        Engine {
+            store,
+            config,
+            clock,
+            channels,
+            worker_id,
+            wake: Notify::new(),
+            pacers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn channels(&self) -> &ChannelRouter {
+        &self.channels
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// The canonical form of an address an admin typed. The console takes any address as typed;
+    /// with real channels a bare phone number means WhatsApp (`+1 555-0001` -> `wa:15550001`).
+    pub fn normalize_address(&self, raw: &str) -> Result<String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Err(EngineError::Rejected("empty address".into()));
+        }
+        if self
+            .channels
+            .kinds()
+            .contains(&crate::channels::ChannelKind::Console)
+        {
+            return Ok(raw.to_string());
+        }
+        if let Some(id) = raw.strip_prefix("tg:") {
+            if id.parse::<i64>().is_ok() {
+                return Ok(raw.to_string());
+            }
+            return Err(EngineError::Rejected(format!(
+                "{raw:?} is not a Telegram chat id (tg:<number>)"
+            )));
+        }
+        let digits: String = raw
+            .trim_start_matches("wa:")
+            .chars()
+            .filter(|c| !matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
+            .collect();
+        if (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
+            Ok(format!("wa:{digits}"))
+        } else {
+            Err(EngineError::Rejected(format!(
+                "{raw:?} is not an address: use a phone number (+15550001) or tg:<chat id>"
+            )))
+        }
+    }
+
+    /// A time as the admins read it (their `TZ`).
+    pub fn local_time(&self, t: chrono::DateTime<chrono::Utc>) -> String {
+        t.with_timezone(&self.config.admin_tz)
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string()
+    }
+
+    /// Whether `needed` business-initiated sends fit the tier now, and how long they take if not.
+    pub async fn tier_fit(
+        &self,
+        needed: usize,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String> {
+        let crate::config::Tier::Limited(limit) = self.config.tier else {
+            return Ok(format!(
+                "tier: unlimited; {needed} send(s) outside the window"
+            ));
+        };
+        let (used, _) = self
+            .store
+            .tier_usage(now - rules::SERVICE_WINDOW, -1)
+            .await?;
+        let left = (limit as i64 - used).max(0) as usize;
+        if needed <= left {
+            return Ok(format!(
+                "tier: {needed} send(s) outside the window fit today's budget ({left} of {limit} left)"
+            ));
+        }
+        let rest = needed - left;
+        let days = rest.div_ceil(limit.max(1) as usize);
+        Ok(format!(
+            "tier: {needed} send(s) outside the window exceed today's budget ({left} of {limit} left); \
+             the rest goes out as the 24 h window rolls, about {days} more day(s)"
+        ))
+    }
+
+    /// Tells the dispatcher there may be new work.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Sends a line to an admin (command replies, progress, warnings). Failures are logged: an
+    /// admin notice must never break sending.
+    pub async fn tell(&self, admin: &str, text: impl Into<String>) {
+        let msg = Outbound::admin(admin, text);
+        match self.channels.for_address(admin) {
+            Some(channel) => {
+                if let Err(e) = channel.send(&msg).await {
+                    tracing::warn!(admin, error = %e, "could not reach admin");
+                }
+            }
+            None => tracing::warn!(admin, "no channel for admin address"),
+        }
+    }
+
+    /// Tells a campaign's owner, if it has one.
+    pub async fn tell_owner(&self, owner: Option<&str>, text: impl Into<String>) {
+        let text = text.into();
+        match owner {
+            Some(owner) => self.tell(owner, text).await,
+            None => tracing::info!(%text, "campaign notice (no owner)"),
+        }
+    }
+
+    /// Runs the scheduler and the dispatcher until nothing is due right now. The console uses it
+    /// between scripted lines so a script reads like a conversation.
+    pub async fn settle(&self) -> Result<()> {
+        loop {
+            let started = self.schedule_step().await?;
+            let worked = self.dispatch_step().await?;
+            if started == 0 && worked.is_idle() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Brings back work a crashed process left behind. A lone SQLite process owns every lease.
+    pub async fn recover(&self, everything: bool) -> Result<()> {
+        let (requeued, unknown) = self.store.recover(self.clock.now(), everything).await?;
+        if requeued + unknown > 0 {
+            tracing::warn!(requeued, unknown, "recovered interrupted sends");
+        }
+        Ok(())
+    }
+
+    /// The production loop: schedule and dispatch until `shutdown` fires, then return after the
+    /// in-flight window is finished (a window is short: pacing sizes it to about a second).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let scheduler = {
+            let engine = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                while !shutdown.is_cancelled() {
+                    if let Err(e) = engine.schedule_step().await {
+                        tracing::error!(error = %e, "scheduler step failed");
+                    }
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = engine.clock.sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            })
+        };
+        while !shutdown.is_cancelled() {
+            match self.dispatch_step().await {
+                Ok(outcome) if outcome.is_idle() => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "dispatch step failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        let _ = scheduler.await;
+    }
+}
+
+#[async_trait]
+impl EventSink for Engine {
+    async fn on_event(&self, event: ChannelEvent) {
+        if let Err(e) = self.handle_event(event).await {
+            tracing::error!(error = %e, "could not process channel event");
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The scheduler: starts campaigns whose time has come. Starting resolves the audience into
+//! recipient rows in the same transaction as the status change, so only one process ever wins a
+//! start and a crash never leaves a half-started campaign.
+
+use super::{Engine, EngineError, Result};
+use crate::domain::audience::parse_audience;
+use crate::store::Campaign;
+
+impl Engine {
+    /// Starts every due scheduled campaign; returns how many started.
+    pub async fn schedule_step(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let mut started = 0;
+        for id in self.store.due_campaigns(now).await? {
+            let Some(campaign) = self.store.campaign(id).await? else {
+                continue;
+            };
+            match self.start_campaign(&campaign).await {
+                Ok(Some(n)) => {
+                    started += 1;
+                    self.tell_owner(
+                        campaign.owner.as_deref(),
+                        format!("campaign {id} started as scheduled: {n} recipients"),
+                    )
+                    .await;
+                }
+                Ok(None) => {} // another process started it
+                Err(EngineError::Rejected(why)) => {
+                    let now = self.clock.now();
+                    self.store
+                        .transition(
+                            id,
+                            &[crate::store::CampaignStatus::Scheduled],
+                            crate::store::CampaignStatus::Failed,
+                            Some(&why),
+                            now,
+                        )
+                        .await?;
+                    self.tell_owner(
+                        campaign.owner.as_deref(),
+                        format!("campaign {id} could not start: {why}"),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(started)
+    }
+
+    /// Resolves the audience and moves the campaign to `sending`. `Ok(None)` if it was not in a
+    /// startable state (already started elsewhere).
+    pub async fn start_campaign(&self, campaign: &Campaign) -> Result<Option<u64>> {
+        Self::check_ready(campaign)?;
+        let spec = campaign.audience.as_deref().unwrap_or_default();
+        let expr = parse_audience(spec).map_err(|e| EngineError::Rejected(e.to_string()))?;
+        let (sql, binds) = expr.to_sql(3);
+        let n = self
+            .store
+            .start_campaign(campaign.id, &sql, &binds, self.clock.now())
+            .await?;
+        if n.is_some() {
+            self.wake();
+        }
+        Ok(n)
+    }
+
+    /// What a campaign needs before it can send.
+    pub fn check_ready(campaign: &Campaign) -> Result<()> {
+        if campaign.audience.as_deref().is_none_or(str::is_empty) {
+            return Err(EngineError::Rejected(format!(
+                "campaign {} has no audience: /campaign audience {} <labels or addresses>",
+                campaign.id, campaign.id
+            )));
+        }
+        if campaign.text.is_none() && campaign.template.is_none() {
+            return Err(EngineError::Rejected(format!(
+                "campaign {} has no message: /campaign text {} <message> or /campaign template",
+                campaign.id, campaign.id
+            )));
+        }
+        Ok(())
+    }
+}

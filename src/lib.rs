@@ -1,0 +1,19 @@
+//! herald: WhatsApp and Telegram messaging campaigns, steered by admin chat commands.
+//!
+//! - [`channels`]: the channel interface and the console, WhatsApp and Telegram channels
+//! - [`commands`]: admin commands, text -> [`commands::Command`] -> reply
+//! - [`engine`]: the rules, the dispatcher, the scheduler, inbound handling
+//! - [`store`]: SQLite / PostgreSQL persistence
+//! - [`domain`]: audiences, content rendering, consent words, CSV import
+//! - [`app`], [`config`], [`clock`], [`report`]: wiring, settings, injected time, exports
+
+pub mod app;
+pub mod channels;
+mod chart;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod report;
+pub mod store;

@@ -1,0 +1,123 @@
+//! The `herald` binary: reads configuration, sets up logging, and runs one of the commands.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use herald::channels::console::{self, ConsoleChannel};
+use herald::clock::SystemClock;
+use herald::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "WhatsApp and Telegram campaigns, steered by chat commands"
+)]
+struct Cli {
+    /// Configuration file (environment variables override it).
+    #[arg(long, global = true, default_value = "herald.toml")]
+    config: PathBuf,
+    /// Database URL (overrides DATABASE_URL).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// The whole engine on the console: type /commands and @address messages.
+    Console,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Contact management.
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ContactsCmd {
+    /// Import contacts from a CSV file (header: address,name,labels,lang,tz,consent,...).
+    Import { file: PathBuf },
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(Some(Path::new(&cli.config))).context("invalid configuration")?;
+    if let Some(url) = &cli.database_url {
+        config.database_url = url.clone();
+    }
+    Ok(config)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HERALD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = load_config(&cli)?;
+    match cli.command {
+        Cmd::Console => {
+            let out = ConsoleChannel::stdout();
+            let engine =
+                herald::app::build_engine(config, Arc::new(SystemClock), vec![out.clone()])
+                    .await
+                    .context("cannot open the database")?;
+            let scripted = !std::io::stdin().is_terminal();
+            if !scripted {
+                println!("herald console: type /help, or @+15550001 hi to write as a customer; Ctrl-D quits");
+            }
+            let stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let background = if scripted {
+                None
+            } else {
+                let shutdown = tokio_util::sync::CancellationToken::new();
+                let task = tokio::spawn(engine.clone().run(shutdown.clone()));
+                Some((shutdown, task))
+            };
+            console::run(&engine, &out, stdin, scripted).await?;
+            if let Some((shutdown, task)) = background {
+                shutdown.cancel();
+                let _ = task.await;
+            }
+            engine.store.close().await;
+        }
+        Cmd::Migrate => {
+            let store = herald::store::Store::connect(&config.database_url)
+                .await
+                .context("cannot open the database")?;
+            store.close().await;
+            println!("migrations applied");
+        }
+        Cmd::Contacts {
+            command: ContactsCmd::Import { file },
+        } => {
+            let data = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let out = ConsoleChannel::stdout();
+            let engine =
+                herald::app::build_engine(config, Arc::new(SystemClock), vec![out.clone()])
+                    .await
+                    .context("cannot open the database")?;
+            let reply = herald::commands::handlers::run(
+                &engine,
+                console::CONSOLE_ADMIN,
+                &format!("/contact import\n{data}"),
+            )
+            .await;
+            println!("{reply}");
+            engine.store.close().await;
+        }
+    }
+    Ok(())
+}

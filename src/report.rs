@@ -1,0 +1,174 @@
+//! Campaign reports: `key: value` lines for people and scripts, a per-recipient CSV export, and
+//! a PNG chart of sends over time.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use crate::engine::Engine;
+use crate::store::{Campaign, RecipientRow, Report};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    #[error("{0}")]
+    Chart(String),
+}
+
+fn pct(part: i64, whole: i64) -> String {
+    if whole == 0 {
+        "0.0%".into()
+    } else {
+        format!("{:.1}%", part as f64 * 100.0 / whole as f64)
+    }
+}
+
+/// Turns a free-form reason into a key a script can read (`131026 Message undeliverable` stays
+/// readable in the value; the key keeps only the code or the reason word).
+fn reason_key(reason: &str) -> String {
+    reason
+        .split_whitespace()
+        .next()
+        .unwrap_or("unknown")
+        .trim_end_matches(':')
+        .to_string()
+}
+
+pub fn text(engine: &Engine, c: &Campaign, r: &Report) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "campaign: {}", c.id);
+    let _ = writeln!(s, "title: {}", c.title);
+    let _ = writeln!(s, "status: {}", c.status);
+    if let Some(why) = &c.status_reason {
+        let _ = writeln!(s, "status_reason: {why}");
+    }
+    let _ = writeln!(s, "targeted: {}", r.targeted);
+    let _ = writeln!(s, "queued: {}", r.queued);
+    let _ = writeln!(s, "sent: {}", r.sent);
+    let _ = writeln!(s, "delivered: {}", r.delivered);
+    let _ = writeln!(s, "read: {}", r.read);
+    let _ = writeln!(s, "replied: {}", r.replied);
+    let _ = writeln!(s, "failed: {}", r.failed);
+    let _ = writeln!(s, "skipped: {}", r.skipped);
+    if r.unknown > 0 {
+        let _ = writeln!(s, "unknown: {}", r.unknown);
+    }
+    for (reason, n) in &r.skipped_by_reason {
+        let _ = writeln!(s, "skipped.{}: {n}", reason_key(reason));
+    }
+    for (reason, n) in &r.failed_by_reason {
+        let _ = writeln!(s, "failed.{}: {n} ({reason})", reason_key(reason));
+    }
+    let _ = writeln!(s, "delivery_rate: {}", pct(r.delivered, r.sent));
+    let _ = writeln!(s, "read_rate: {}", pct(r.read, r.sent));
+    let _ = writeln!(s, "reply_rate: {}", pct(r.replied, r.sent));
+    let mut cost = 0.0;
+    for (category, n) in &r.sent_by_category {
+        cost += engine.config.price(category) * *n as f64;
+    }
+    let _ = writeln!(s, "estimated_cost: {cost:.2} {}", engine.config.currency);
+    for (category, n) in &r.sent_by_category {
+        let _ = writeln!(s, "sent.{category}: {n}");
+    }
+    if let Some(t) = r.first_sent_at {
+        let _ = writeln!(s, "first_sent: {}", engine.local_time(t));
+    }
+    if let Some(t) = r.last_sent_at {
+        let _ = writeln!(s, "last_sent: {}", engine.local_time(t));
+    }
+    s.trim_end().to_string()
+}
+
+fn export_path(dir: &str, c: &Campaign, ext: &str) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    Ok(Path::new(dir).join(format!("campaign-{}.{ext}", c.id)))
+}
+
+fn time_cell(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.to_rfc3339()).unwrap_or_default()
+}
+
+/// Writes one line per recipient; returns the file's path.
+pub fn write_csv(dir: &str, c: &Campaign, rows: &[RecipientRow]) -> Result<String, ExportError> {
+    let path = export_path(dir, c, "csv")?;
+    let mut w = csv::Writer::from_path(&path)?;
+    w.write_record([
+        "address",
+        "status",
+        "reason",
+        "error_code",
+        "attempts",
+        "variant",
+        "sent_at",
+        "delivered_at",
+        "read_at",
+        "replied_at",
+    ])?;
+    for r in rows {
+        w.write_record([
+            r.address.as_str(),
+            r.status.as_str(),
+            r.reason.as_deref().unwrap_or(""),
+            r.error_code.as_deref().unwrap_or(""),
+            &r.attempts.to_string(),
+            &r.variant.map(|v| v.to_string()).unwrap_or_default(),
+            &time_cell(r.sent_at),
+            &time_cell(r.delivered_at),
+            &time_cell(r.read_at),
+            &time_cell(r.replied_at),
+        ])?;
+    }
+    w.flush()?;
+    Ok(path.display().to_string())
+}
+
+/// Draws the campaign's funnel and sends over time as a PNG; returns the file's path.
+pub fn write_chart(
+    dir: &str,
+    c: &Campaign,
+    r: &Report,
+    send_times: &[DateTime<Utc>],
+) -> Result<String, ExportError> {
+    let path = export_path(dir, c, "png")?;
+    crate::chart::draw(&path, c, r, send_times).map_err(ExportError::Chart)?;
+    Ok(path.display().to_string())
+}
+
+/// `3725` -> `1h 2m`.
+pub fn human_duration(secs: i64) -> String {
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s}s"),
+        (0, _, _) => format!("{h}h {m}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(5), "5s");
+        assert_eq!(human_duration(125), "2m 5s");
+        assert_eq!(human_duration(3725), "1h 2m");
+        assert_eq!(human_duration(90_000), "1d 1h");
+    }
+
+    #[test]
+    fn reason_keys_are_single_words() {
+        assert_eq!(reason_key("131026 Message undeliverable"), "131026");
+        assert_eq!(reason_key("no_consent"), "no_consent");
+    }
+}

@@ -1,0 +1,377 @@
+//! Templates, campaigns and triggers.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{
+    opt_time, Campaign, CampaignKind, CampaignStatus, Pace, Result, Store, StoreError, Template,
+    TemplateRef, Trigger,
+};
+use crate::clock::{from_ms, to_ms};
+
+const CAMPAIGN_COLUMNS: &str = "id, title, kind, status, owner, audience, text, variants, \
+    template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, batch_size, \
+    batch_pause_ms, scheduled_at, status_reason, created_at, started_at, finished_at";
+
+fn json_list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
+    let raw: String = row.try_get(col)?;
+    serde_json::from_str(&raw)
+        .map_err(|e| StoreError::Invalid(format!("campaign column {col} is not a JSON list: {e}")))
+}
+
+fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
+    let status: String = row.try_get("status")?;
+    let template_name: Option<String> = row.try_get("template_name")?;
+    let template = match template_name {
+        Some(name) => Some(TemplateRef {
+            name,
+            lang: row
+                .try_get::<Option<String>, _>("template_lang")?
+                .unwrap_or_default(),
+            params: json_list(row, "template_params")?,
+        }),
+        None => None,
+    };
+    Ok(Campaign {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        kind: CampaignKind::from_db(&row.try_get::<String, _>("kind")?),
+        status: CampaignStatus::from_db(&status)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown campaign status {status:?}")))?,
+        owner: row.try_get("owner")?,
+        audience: row.try_get("audience")?,
+        text: row.try_get("text")?,
+        variants: json_list(row, "variants")?,
+        template,
+        pace: Pace {
+            rate: row.try_get("rate")?,
+            delay_min_ms: row.try_get("delay_min_ms")?,
+            delay_max_ms: row.try_get("delay_max_ms")?,
+            batch_size: row.try_get("batch_size")?,
+            batch_pause_ms: row.try_get("batch_pause_ms")?,
+        },
+        scheduled_at: opt_time(row, "scheduled_at")?,
+        status_reason: row.try_get("status_reason")?,
+        created_at: from_ms(row.try_get("created_at")?),
+        started_at: opt_time(row, "started_at")?,
+        finished_at: opt_time(row, "finished_at")?,
+    })
+}
+
+fn template_from_row(row: &AnyRow) -> Result<Template> {
+    Ok(Template {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        lang: row.try_get("lang")?,
+        category: row.try_get("category")?,
+        body: row.try_get("body")?,
+        params: row.try_get("params")?,
+    })
+}
+
+impl Store {
+    /// Adds a template, or replaces the body of the one with the same name and language.
+    pub async fn add_template(
+        &self,
+        name: &str,
+        lang: &str,
+        category: &str,
+        body: &str,
+        params: i64,
+    ) -> Result<Template> {
+        sqlx::query(
+            "INSERT INTO templates (name, lang, category, body, params) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (name, lang) DO UPDATE SET category = excluded.category, \
+             body = excluded.body, params = excluded.params",
+        )
+        .bind(name)
+        .bind(lang)
+        .bind(category)
+        .bind(body)
+        .bind(params)
+        .execute(&self.pool)
+        .await?;
+        self.template(name, lang)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("template {name} vanished")))
+    }
+
+    pub async fn template(&self, name: &str, lang: &str) -> Result<Option<Template>> {
+        let row = sqlx::query("SELECT * FROM templates WHERE name = $1 AND lang = $2")
+            .bind(name)
+            .bind(lang)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(template_from_row).transpose()
+    }
+
+    pub async fn templates(&self) -> Result<Vec<Template>> {
+        let rows = sqlx::query("SELECT * FROM templates ORDER BY name, lang")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(template_from_row).collect()
+    }
+
+    pub async fn create_campaign(
+        &self,
+        title: &str,
+        owner: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO campaigns (title, owner, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(title)
+        .bind(owner)
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn campaign(&self, id: i64) -> Result<Option<Campaign>> {
+        let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(campaign_from_row).transpose()
+    }
+
+    pub async fn campaigns(&self, status: Option<CampaignStatus>) -> Result<Vec<Campaign>> {
+        let rows = match status {
+            Some(s) => {
+                let sql = format!(
+                    "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE status = $1 ORDER BY id"
+                );
+                sqlx::query(&sql)
+                    .bind(s.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!("SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY id");
+                sqlx::query(&sql).fetch_all(&self.pool).await?
+            }
+        };
+        rows.iter().map(campaign_from_row).collect()
+    }
+
+    pub async fn set_audience(&self, id: i64, audience: &str) -> Result<()> {
+        self.set_column(id, "audience", audience).await
+    }
+
+    /// Sets free text; a campaign has either text or a template, so this clears the template.
+    pub async fn set_text(&self, id: i64, text: &str) -> Result<()> {
+        sqlx::query("UPDATE campaigns SET text = $1, template_name = NULL WHERE id = $2")
+            .bind(text)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn add_variant(&self, id: i64, text: &str) -> Result<usize> {
+        let campaign = self
+            .campaign(id)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("no campaign {id}")))?;
+        let mut variants = campaign.variants;
+        variants.push(text.to_string());
+        let json =
+            serde_json::to_string(&variants).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        self.set_column(id, "variants", &json).await?;
+        Ok(variants.len())
+    }
+
+    pub async fn set_template(&self, id: i64, template: &TemplateRef) -> Result<()> {
+        let params = serde_json::to_string(&template.params)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        sqlx::query(
+            "UPDATE campaigns SET template_name = $1, template_lang = $2, template_params = $3, \
+             text = NULL, variants = '[]' WHERE id = $4",
+        )
+        .bind(template.name.as_str())
+        .bind(template.lang.as_str())
+        .bind(params)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_pace(&self, id: i64, pace: &Pace) -> Result<()> {
+        sqlx::query(
+            "UPDATE campaigns SET rate = $1, delay_min_ms = $2, delay_max_ms = $3, \
+             batch_size = $4, batch_pause_ms = $5 WHERE id = $6",
+        )
+        .bind(pace.rate)
+        .bind(pace.delay_min_ms)
+        .bind(pace.delay_max_ms)
+        .bind(pace.batch_size)
+        .bind(pace.batch_pause_ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_kind(&self, id: i64, kind: CampaignKind) -> Result<()> {
+        self.set_column(id, "kind", kind.as_str()).await
+    }
+
+    async fn set_column(&self, id: i64, column: &'static str, value: &str) -> Result<()> {
+        let sql = format!("UPDATE campaigns SET {column} = $1 WHERE id = $2");
+        sqlx::query(&sql)
+            .bind(value)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Schedules a draft (or re-schedules a scheduled) campaign.
+    pub async fn schedule(&self, id: i64, at: DateTime<Utc>) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE campaigns SET status = 'scheduled', scheduled_at = $1 \
+             WHERE id = $2 AND status IN ('draft', 'scheduled')",
+        )
+        .bind(to_ms(at))
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    /// Moves a campaign from one of `from` to `to`. Returns false when it was in none of them
+    /// (another process or command got there first), which makes every transition race-free.
+    pub async fn transition(
+        &self,
+        id: i64,
+        from: &[CampaignStatus],
+        to: CampaignStatus,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let list = super::placeholders(5, from.len());
+        let finished = if to.is_final() {
+            Some(to_ms(now))
+        } else {
+            None
+        };
+        let sql = format!(
+            "UPDATE campaigns SET status = $1, status_reason = $2, \
+             finished_at = COALESCE($3, finished_at) WHERE id = $4 AND status IN ({list})"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(to.as_str())
+            .bind(reason)
+            .bind(finished)
+            .bind(id);
+        for s in from {
+            q = q.bind(s.as_str());
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected() > 0)
+    }
+
+    /// Starts sending: the status change and the fan-out to one recipient row per audience
+    /// contact happen in one transaction, so a crash leaves either both or neither, and only one
+    /// process can win the start. `audience_sql` is a condition over `contacts c` whose
+    /// parameters start at `$3`. Returns the number of recipients, or `None` if the campaign was
+    /// not startable.
+    pub async fn start_campaign(
+        &self,
+        id: i64,
+        audience_sql: &str,
+        binds: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.pool.begin().await?;
+        let won = sqlx::query(
+            "UPDATE campaigns SET status = 'sending', started_at = $1, status_reason = NULL \
+             WHERE id = $2 AND status IN ('draft', 'scheduled')",
+        )
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if !won {
+            return Ok(None);
+        }
+        let sql = format!(
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at) \
+             SELECT $1, c.id, $2 FROM contacts c WHERE {audience_sql} \
+             ON CONFLICT (campaign_id, contact_id) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql).bind(id).bind(to_ms(now));
+        for b in binds {
+            q = q.bind(b.as_str());
+        }
+        let n = q.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(Some(n))
+    }
+
+    /// Campaigns whose scheduled time has come.
+    pub async fn due_campaigns(&self, now: DateTime<Utc>) -> Result<Vec<i64>> {
+        let rows = sqlx::query(
+            "SELECT id FROM campaigns WHERE status = 'scheduled' AND scheduled_at <= $1 ORDER BY id",
+        )
+        .bind(to_ms(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<i64, _>("id")?))
+            .collect()
+    }
+
+    pub async fn add_trigger(
+        &self,
+        pattern: &str,
+        is_regex: bool,
+        campaign_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO triggers (pattern, is_regex, campaign_id, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(pattern)
+        .bind(i64::from(is_regex))
+        .bind(campaign_id)
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    pub async fn triggers(&self) -> Result<Vec<Trigger>> {
+        let rows =
+            sqlx::query("SELECT id, pattern, is_regex, campaign_id FROM triggers ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Trigger {
+                    id: r.try_get("id")?,
+                    pattern: r.try_get("pattern")?,
+                    is_regex: r.try_get::<i64, _>("is_regex")? != 0,
+                    campaign_id: r.try_get("campaign_id")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn remove_trigger(&self, id: i64) -> Result<bool> {
+        Ok(sqlx::query("DELETE FROM triggers WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected()
+            > 0)
+    }
+}

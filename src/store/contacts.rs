@@ -1,0 +1,350 @@
+//! Contacts, labels, attributes, consent history and the service window.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store};
+use crate::clock::to_ms;
+
+const CONTACT_COLUMNS: &str = "id, address, name, lang, tz, consent, consent_at, last_inbound_at, \
+                               marketing_stopped, unreachable";
+
+pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact> {
+    Ok(Contact {
+        id: row.try_get("id")?,
+        address: row.try_get("address")?,
+        name: row.try_get("name")?,
+        lang: row.try_get("lang")?,
+        tz: row.try_get("tz")?,
+        consent: Consent::from_db(&row.try_get::<String, _>("consent")?),
+        consent_at: opt_time(row, "consent_at")?,
+        last_inbound_at: opt_time(row, "last_inbound_at")?,
+        marketing_stopped: row.try_get::<i64, _>("marketing_stopped")? != 0,
+        unreachable: row.try_get("unreachable")?,
+        labels: Vec::new(),
+        attrs: BTreeMap::new(),
+    })
+}
+
+impl Store {
+    pub async fn find_contact(&self, address: &str) -> Result<Option<Contact>> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE address = $1");
+        let row = sqlx::query(&sql)
+            .bind(address)
+            .fetch_optional(&self.pool)
+            .await?;
+        self.with_details(row).await
+    }
+
+    pub async fn contact_by_id(&self, id: i64) -> Result<Option<Contact>> {
+        let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        self.with_details(row).await
+    }
+
+    async fn with_details(&self, row: Option<AnyRow>) -> Result<Option<Contact>> {
+        let Some(row) = row else { return Ok(None) };
+        let mut contact = contact_from_row(&row)?;
+        self.load_details(std::slice::from_mut(&mut contact))
+            .await?;
+        Ok(Some(contact))
+    }
+
+    /// Fills labels and attributes of several contacts with two queries.
+    pub(super) async fn load_details(&self, contacts: &mut [Contact]) -> Result<()> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = contacts.iter().map(|c| c.id).collect();
+        let list = placeholders(1, ids.len());
+        let mut labels: HashMap<i64, Vec<String>> = HashMap::new();
+        let sql = format!(
+            "SELECT contact_id, label FROM contact_labels WHERE contact_id IN ({list}) ORDER BY label"
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&self.pool).await? {
+            labels
+                .entry(row.try_get("contact_id")?)
+                .or_default()
+                .push(row.try_get("label")?);
+        }
+        let mut attrs: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        let sql = format!(
+            "SELECT contact_id, key, value FROM contact_attrs WHERE contact_id IN ({list})"
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&self.pool).await? {
+            attrs
+                .entry(row.try_get("contact_id")?)
+                .or_default()
+                .insert(row.try_get("key")?, row.try_get("value")?);
+        }
+        for c in contacts.iter_mut() {
+            c.labels = labels.remove(&c.id).unwrap_or_default();
+            c.attrs = attrs.remove(&c.id).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// Returns the contact at `address`, creating it (consent unknown) if new. A profile name
+    /// fills an empty name but never replaces one an admin set.
+    pub async fn ensure_contact(
+        &self,
+        address: &str,
+        name: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(Contact, bool)> {
+        let inserted = sqlx::query(
+            "INSERT INTO contacts (address, name, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (address) DO NOTHING",
+        )
+        .bind(address)
+        .bind(name)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        if !inserted {
+            if let Some(name) = name {
+                sqlx::query("UPDATE contacts SET name = $1 WHERE address = $2 AND name IS NULL")
+                    .bind(name)
+                    .bind(address)
+                    .execute(&self.pool)
+                    .await?;
+            }
+        }
+        let contact = self
+            .find_contact(address)
+            .await?
+            .ok_or_else(|| super::StoreError::Invalid(format!("contact {address} vanished")))?;
+        Ok((contact, inserted))
+    }
+
+    /// Writes the fields an admin or an import gave; labels and attributes are added to.
+    pub async fn update_contact(&self, contact_id: i64, update: &ContactUpdate) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE contacts SET name = COALESCE($1, name), lang = COALESCE($2, lang), \
+             tz = COALESCE($3, tz) WHERE id = $4",
+        )
+        .bind(update.name.as_deref())
+        .bind(update.lang.as_deref())
+        .bind(update.tz.as_deref())
+        .bind(contact_id)
+        .execute(&mut *tx)
+        .await?;
+        for label in &update.labels {
+            sqlx::query(
+                "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(contact_id)
+            .bind(label.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (key, value) in &update.attrs {
+            sqlx::query(
+                "INSERT INTO contact_attrs (contact_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(contact_id)
+            .bind(key.as_str())
+            .bind(value.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds or removes a label; returns how many contacts changed.
+    pub async fn set_label(&self, label: &str, contact_ids: &[i64], present: bool) -> Result<u64> {
+        let mut changed = 0;
+        for id in contact_ids {
+            let sql = if present {
+                "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            } else {
+                "DELETE FROM contact_labels WHERE contact_id = $1 AND label = $2"
+            };
+            changed += sqlx::query(sql)
+                .bind(*id)
+                .bind(label)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(changed)
+    }
+
+    /// Appends a consent row and sets the contact's current consent. An opt-out also takes the
+    /// contact off every campaign not yet sent to them, including one sending right now: rows
+    /// already claimed by a dispatcher are caught too, since marking `sending` requires `claimed`.
+    /// Returns how many pending sends were dropped.
+    pub async fn record_consent(
+        &self,
+        contact_id: i64,
+        opt_in: bool,
+        source: &str,
+        keyword: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(contact_id)
+        .bind(if opt_in { "opt_in" } else { "opt_out" })
+        .bind(source)
+        .bind(keyword)
+        .bind(to_ms(at))
+        .execute(&mut *tx)
+        .await?;
+        let consent = if opt_in {
+            Consent::OptedIn
+        } else {
+            Consent::OptedOut
+        };
+        sqlx::query("UPDATE contacts SET consent = $1, consent_at = $2 WHERE id = $3")
+            .bind(consent.as_str())
+            .bind(to_ms(at))
+            .bind(contact_id)
+            .execute(&mut *tx)
+            .await?;
+        let dropped = if opt_in {
+            0
+        } else {
+            sqlx::query(
+                "UPDATE recipients SET status = 'skipped', reason = 'opted_out', lease_until = NULL \
+                 WHERE contact_id = $1 AND status IN ('queued', 'claimed')",
+            )
+            .bind(contact_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+        };
+        tx.commit().await?;
+        Ok(dropped)
+    }
+
+    pub async fn consent_history(&self, contact_id: i64) -> Result<Vec<ConsentEvent>> {
+        let rows = sqlx::query(
+            "SELECT kind, source, keyword, at FROM consent_events WHERE contact_id = $1 ORDER BY id",
+        )
+        .bind(contact_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentEvent {
+                    kind: r.try_get("kind")?,
+                    source: r.try_get("source")?,
+                    keyword: r.try_get("keyword")?,
+                    at: crate::clock::from_ms(r.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Opens (or extends) the service window. A late, out-of-order message never moves it back.
+    pub async fn touch_inbound(&self, contact_id: i64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE contacts SET last_inbound_at = $1 \
+             WHERE id = $2 AND (last_inbound_at IS NULL OR last_inbound_at < $1)",
+        )
+        .bind(to_ms(at))
+        .bind(contact_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Remembers an inbound message id; false if it was seen before (a redelivery).
+    pub async fn first_sighting(&self, provider_id: &str, at: DateTime<Utc>) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO inbound_seen (provider_id, at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(provider_id)
+        .bind(to_ms(at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    pub async fn set_marketing_stopped(&self, contact_id: i64, stopped: bool) -> Result<()> {
+        sqlx::query("UPDATE contacts SET marketing_stopped = $1 WHERE id = $2")
+            .bind(i64::from(stopped))
+            .bind(contact_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_unreachable(&self, contact_id: i64, reason: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE contacts SET unreachable = $1 WHERE id = $2")
+            .bind(reason)
+            .bind(contact_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count_contacts(&self) -> Result<i64> {
+        Ok(sqlx::query("SELECT COUNT(*) AS n FROM contacts")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
+    }
+
+    /// How many contacts an audience condition (parameters from `$1`) selects now.
+    pub async fn count_audience(&self, condition: &str, binds: &[String]) -> Result<i64> {
+        let sql = format!("SELECT COUNT(*) FROM contacts c WHERE {condition}");
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for b in binds {
+            q = q.bind(b.as_str());
+        }
+        Ok(q.fetch_one(&self.pool).await?)
+    }
+
+    /// The contacts an audience condition (parameters from `$1`) selects, with details.
+    pub async fn audience_contacts(
+        &self,
+        condition: &str,
+        binds: &[String],
+    ) -> Result<Vec<Contact>> {
+        let cols = CONTACT_COLUMNS
+            .split(", ")
+            .map(|c| format!("c.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("SELECT {cols} FROM contacts c WHERE {condition} ORDER BY c.id");
+        let mut q = sqlx::query(&sql);
+        for b in binds {
+            q = q.bind(b.as_str());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut contacts = rows
+            .iter()
+            .map(contact_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        for chunk in contacts.chunks_mut(500) {
+            self.load_details(chunk).await?;
+        }
+        Ok(contacts)
+    }
+}

@@ -1,0 +1,590 @@
+//! Recipient rows: claiming, recording outcomes, delivery statuses, replies, the tier ledger and
+//! reports.
+//!
+//! A row's life: `queued` -> `claimed` (leased to one dispatcher) -> `sending` (written just before
+//! the channel is called) -> `sent` -> `delivered` -> `read`; or `skipped` / `failed`. A row left in
+//! `claimed` by a dead process goes back to `queued`; one left in `sending` may have reached the
+//! customer, so it becomes `unknown` and is never sent again (a later status webhook can still
+//! reconcile it).
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::contacts::contact_from_row;
+use super::{opt_time, placeholders, Backend, Claimed, RecipientRow, Report, Result, Store};
+use crate::channels::DeliveryStatus;
+use crate::clock::to_ms;
+
+/// Where a delivery status sits in the order sent < delivered < read; statuses only move up.
+const STATUS_RANK_SQL: &str = "CASE status WHEN 'sending' THEN 1 WHEN 'unknown' THEN 1 \
+    WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 0 END";
+
+/// How a send attempt ended, as the dispatcher records it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Sent {
+        provider_id: Option<String>,
+        variant: Option<i64>,
+        category: String,
+        outside_window: bool,
+    },
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        code: String,
+        reason: String,
+    },
+    /// Not now: back to the queue until `at` (tier budget, quiet hours, rate limits, retries).
+    Retry {
+        at: DateTime<Utc>,
+        code: Option<String>,
+        reason: Option<String>,
+        /// The attempt `mark_sending` counted should not count (rate limits, campaign pauses).
+        refund_attempt: bool,
+    },
+}
+
+impl Store {
+    /// Leases up to `limit` due recipients of one campaign to `worker`. On PostgreSQL concurrent
+    /// workers skip each other's rows (`FOR UPDATE SKIP LOCKED`); SQLite has a single writer.
+    pub async fn claim(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        limit: i64,
+    ) -> Result<Vec<Claimed>> {
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE recipients SET status = 'claimed', lease_until = $1, claimed_by = $2 \
+             WHERE id IN (SELECT id FROM recipients WHERE campaign_id = $3 AND status = 'queued' \
+             AND next_attempt_at <= $4 ORDER BY id LIMIT $5 {lock}) RETURNING id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(to_ms(now + lease))
+            .bind(worker)
+            .bind(campaign_id)
+            .bind(to_ms(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT r.id AS recipient_id, r.campaign_id, r.attempts, c.id, c.address, c.name, \
+             c.lang, c.tz, c.consent, c.consent_at, c.last_inbound_at, c.marketing_stopped, \
+             c.unreachable FROM recipients r JOIN contacts c ON c.id = r.contact_id \
+             WHERE r.id IN ({}) ORDER BY r.id",
+            placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let mut contacts = rows
+            .iter()
+            .map(contact_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.load_details(&mut contacts).await?;
+        rows.iter()
+            .zip(contacts)
+            .map(|(r, contact)| {
+                Ok(Claimed {
+                    recipient_id: r.try_get("recipient_id")?,
+                    campaign_id: r.try_get("campaign_id")?,
+                    attempts: r.try_get("attempts")?,
+                    contact,
+                })
+            })
+            .collect()
+    }
+
+    /// Marks claimed rows as possibly sent, right before the channel is called. Returns the ids
+    /// still ours: a row an opt-out or a cancel took away in the meantime is not returned and
+    /// must not be sent.
+    pub async fn mark_sending(&self, ids: &[i64], worker: &str) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "UPDATE recipients SET status = 'sending', attempts = attempts + 1 \
+             WHERE status = 'claimed' AND claimed_by = $1 AND id IN ({}) RETURNING id",
+            placeholders(2, ids.len())
+        );
+        let mut q = sqlx::query(&sql).bind(worker);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<i64, _>("id")?))
+            .collect()
+    }
+
+    /// Records how an attempt ended. Only rows still in flight are touched, so a late answer never
+    /// overwrites a newer state.
+    pub async fn record(
+        &self,
+        recipient_id: i64,
+        outcome: &Outcome,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let in_flight = "status IN ('claimed', 'sending')";
+        let sql;
+        let q = match outcome {
+            Outcome::Sent {
+                provider_id,
+                variant,
+                category,
+                outside_window,
+            } => {
+                sql = format!(
+                    "UPDATE recipients SET status = 'sent', provider_id = $1, variant = $2, \
+                 cost_category = $3, outside_window = $4, sent_at = $5, lease_until = NULL, \
+                 reason = NULL, error_code = NULL WHERE id = $6 AND {in_flight}"
+                );
+                sqlx::query(&sql)
+                    .bind(provider_id.as_deref())
+                    .bind(*variant)
+                    .bind(category.as_str())
+                    .bind(i64::from(*outside_window))
+                    .bind(to_ms(now))
+                    .bind(recipient_id)
+            }
+            Outcome::Skipped { reason } => {
+                sql = format!(
+                    "UPDATE recipients SET status = 'skipped', reason = $1, lease_until = NULL \
+                 WHERE id = $2 AND {in_flight}"
+                );
+                sqlx::query(&sql).bind(reason.as_str()).bind(recipient_id)
+            }
+            Outcome::Failed { code, reason } => {
+                sql = format!(
+                    "UPDATE recipients SET status = 'failed', error_code = $1, reason = $2, \
+                 failed_at = $3, lease_until = NULL WHERE id = $4 AND {in_flight}"
+                );
+                sqlx::query(&sql)
+                    .bind(code.as_str())
+                    .bind(reason.as_str())
+                    .bind(to_ms(now))
+                    .bind(recipient_id)
+            }
+            Outcome::Retry {
+                at,
+                code,
+                reason,
+                refund_attempt,
+            } => {
+                sql = format!(
+                    "UPDATE recipients SET status = 'queued', next_attempt_at = $1, \
+                 error_code = COALESCE($2, error_code), reason = COALESCE($3, reason), \
+                 attempts = attempts - $4, lease_until = NULL, claimed_by = NULL \
+                 WHERE id = $5 AND {in_flight}"
+                );
+                sqlx::query(&sql)
+                    .bind(to_ms(*at))
+                    .bind(code.as_deref())
+                    .bind(reason.as_deref())
+                    .bind(i64::from(*refund_attempt))
+                    .bind(recipient_id)
+            }
+        };
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Returns claimed rows nobody will send (pause, cancel) to the queue without an attempt.
+    pub async fn release(&self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE recipients SET status = 'queued', lease_until = NULL, claimed_by = NULL \
+             WHERE status = 'claimed' AND id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// After a crash or a lost worker: leases that ran out come back. `claimed` rows were never
+    /// handed to a channel and are queued again; `sending` rows may have left, so they become
+    /// `unknown`. With `everything`, leases are ignored (a single-process SQLite start: nobody
+    /// else can hold them). Returns (requeued, unknown).
+    pub async fn recover(&self, now: DateTime<Utc>, everything: bool) -> Result<(u64, u64)> {
+        let cutoff = if everything { i64::MAX } else { to_ms(now) };
+        let requeued = sqlx::query(
+            "UPDATE recipients SET status = 'queued', lease_until = NULL, claimed_by = NULL \
+             WHERE status = 'claimed' AND lease_until <= $1",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        let unknown = sqlx::query(
+            "UPDATE recipients SET status = 'unknown', \
+             reason = 'interrupted while sending: may have been delivered', lease_until = NULL \
+             WHERE status = 'sending' AND lease_until <= $1",
+        )
+        .bind(cutoff)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((requeued, unknown))
+    }
+
+    /// Recipients that still need work (queued now or later, or in flight).
+    pub async fn pending(&self, campaign_id: i64) -> Result<i64> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) AS n FROM recipients WHERE campaign_id = $1 \
+             AND status IN ('queued', 'claimed', 'sending')",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get("n")?)
+    }
+
+    /// When the next held recipient of a campaign becomes due, if any is waiting.
+    pub async fn next_due(&self, campaign_id: i64) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query(
+            "SELECT MIN(next_attempt_at) AS t FROM recipients WHERE campaign_id = $1 \
+             AND status = 'queued'",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await?;
+        opt_time(&row, "t")
+    }
+
+    /// Queues one contact on a campaign (a trigger firing). False if they were on it already:
+    /// each trigger fires at most once per contact per campaign.
+    pub async fn enqueue(
+        &self,
+        campaign_id: i64,
+        contact_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        Ok(sqlx::query(
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .bind(contact_id)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    /// Cancelling drops everything not yet handed to a channel.
+    pub async fn skip_pending(&self, campaign_id: i64, reason: &str) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE recipients SET status = 'skipped', reason = $1, lease_until = NULL \
+             WHERE campaign_id = $2 AND status IN ('queued', 'claimed')",
+        )
+        .bind(reason)
+        .bind(campaign_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Applies a delivery status. Idempotent and monotonic: a status moves only forward
+    /// (sent < delivered < read), a failure overrides anything short of read, and a replay
+    /// changes nothing. Matches by the channel's message id, or by the callback data herald
+    /// attached (`r<recipient id>`), which also reconciles a send whose answer was lost.
+    /// Returns the (campaign, recipient) it applied to, if any changed.
+    pub async fn apply_status(
+        &self,
+        provider_id: &str,
+        callback: Option<&str>,
+        status: &DeliveryStatus,
+        at: DateTime<Utc>,
+    ) -> Result<Option<(i64, i64)>> {
+        let by_callback = callback
+            .and_then(|c| c.strip_prefix('r'))
+            .and_then(|c| c.split(':').next())
+            .and_then(|c| c.parse::<i64>().ok());
+        let row = match by_callback {
+            Some(id) => {
+                sqlx::query("SELECT id, campaign_id FROM recipients WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT id, campaign_id FROM recipients WHERE provider_id = $1")
+                    .bind(provider_id)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.try_get("id")?;
+        let campaign_id: i64 = row.try_get("campaign_id")?;
+        let t = to_ms(at);
+        let (rank, column) = match status {
+            DeliveryStatus::Sent => (2, "sent_at"),
+            DeliveryStatus::Delivered => (3, "delivered_at"),
+            DeliveryStatus::Read => (4, "read_at"),
+            DeliveryStatus::Failed { .. } => (0, "failed_at"),
+        };
+        let sql;
+        let changed = match status {
+            DeliveryStatus::Failed { code, title } => sqlx::query(
+                "UPDATE recipients SET status = 'failed', error_code = $1, reason = $2, \
+                 failed_at = $3, provider_id = COALESCE(provider_id, $4) \
+                 WHERE id = $5 AND status IN ('sending', 'unknown', 'sent', 'delivered')",
+            )
+            .bind(code.as_str())
+            .bind(title.as_str())
+            .bind(t)
+            .bind(provider_id)
+            .bind(id),
+            _ => {
+                let name = match rank {
+                    2 => "sent",
+                    3 => "delivered",
+                    _ => "read",
+                };
+                // Reaching a later state implies the earlier ones: fill their times if missing.
+                sql = format!(
+                    "UPDATE recipients SET status = $1, {column} = COALESCE({column}, $2), \
+                     sent_at = COALESCE(sent_at, $2), \
+                     delivered_at = CASE WHEN $3 >= 3 THEN COALESCE(delivered_at, $2) ELSE delivered_at END, \
+                     provider_id = COALESCE(provider_id, $4), reason = NULL \
+                     WHERE id = $5 AND status IN ('sending', 'unknown', 'sent', 'delivered', 'read') \
+                     AND ({STATUS_RANK_SQL}) < $3"
+                );
+                sqlx::query(&sql)
+                .bind(name)
+                .bind(t)
+                .bind(rank)
+                .bind(provider_id)
+                .bind(id)
+            }
+        }
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((changed > 0).then_some((campaign_id, id)))
+    }
+
+    /// Counts an inbound message as a reply to the campaign the contact last received (sent in
+    /// the last `within`). Returns that campaign if this is its first reply from the contact.
+    pub async fn mark_replied(
+        &self,
+        contact_id: i64,
+        at: DateTime<Utc>,
+        within: chrono::Duration,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "SELECT id, campaign_id, replied_at FROM recipients WHERE contact_id = $1 \
+             AND sent_at IS NOT NULL AND sent_at <= $2 AND sent_at >= $3 \
+             ORDER BY sent_at DESC, id DESC LIMIT 1",
+        )
+        .bind(contact_id)
+        .bind(to_ms(at))
+        .bind(to_ms(at - within))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        if row.try_get::<Option<i64>, _>("replied_at")?.is_some() {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE recipients SET replied_at = $1 WHERE id = $2 AND replied_at IS NULL")
+            .bind(to_ms(at))
+            .bind(row.try_get::<i64, _>("id")?)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(row.try_get("campaign_id")?))
+    }
+
+    /// Distinct contacts reached outside their window since `since` (the rolling tier budget),
+    /// and whether `contact_id` is already one of them (re-reaching them costs nothing).
+    pub async fn tier_usage(&self, since: DateTime<Utc>, contact_id: i64) -> Result<(i64, bool)> {
+        let row = sqlx::query(
+            "SELECT COUNT(DISTINCT contact_id) AS n, \
+             COUNT(*) FILTER (WHERE contact_id = $2) AS mine FROM tier_usage WHERE at > $1",
+        )
+        .bind(to_ms(since))
+        .bind(contact_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("n")?, row.try_get::<i64, _>("mine")? > 0))
+    }
+
+    /// When the oldest entry in the window leaves it (the budget grows again then).
+    pub async fn tier_oldest(&self, since: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT MIN(at) AS t FROM tier_usage WHERE at > $1")
+            .bind(to_ms(since))
+            .fetch_one(&self.pool)
+            .await?;
+        opt_time(&row, "t")
+    }
+
+    pub async fn tier_record(&self, contact_id: i64, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("INSERT INTO tier_usage (contact_id, at) VALUES ($1, $2)")
+            .bind(contact_id)
+            .bind(to_ms(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Among a campaign's last `window` finished attempts: (attempts, failures, opt-outs).
+    pub async fn quality(&self, campaign_id: i64, window: i64) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, \
+             COUNT(*) FILTER (WHERE r.status = 'failed') AS failed, \
+             COUNT(*) FILTER (WHERE c.consent = 'opted_out' AND r.status <> 'failed') AS opted_out \
+             FROM (SELECT contact_id, status FROM recipients WHERE campaign_id = $1 \
+                   AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) \
+                   ORDER BY COALESCE(sent_at, failed_at) DESC, id DESC LIMIT $2) r \
+             JOIN contacts c ON c.id = r.contact_id",
+        )
+        .bind(campaign_id)
+        .bind(window)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get("n")?,
+            row.try_get("failed")?,
+            row.try_get("opted_out")?,
+        ))
+    }
+
+    pub async fn report(&self, campaign_id: i64) -> Result<Report> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS targeted, \
+             COUNT(*) FILTER (WHERE status IN ('queued', 'claimed', 'sending')) AS queued, \
+             COUNT(*) FILTER (WHERE status IN ('sent', 'delivered', 'read')) AS sent, \
+             COUNT(*) FILTER (WHERE status IN ('delivered', 'read')) AS delivered, \
+             COUNT(*) FILTER (WHERE status = 'read') AS read, \
+             COUNT(*) FILTER (WHERE replied_at IS NOT NULL) AS replied, \
+             COUNT(*) FILTER (WHERE status = 'failed') AS failed, \
+             COUNT(*) FILTER (WHERE status = 'skipped') AS skipped, \
+             COUNT(*) FILTER (WHERE status = 'unknown') AS unknown, \
+             MIN(sent_at) AS first_sent, MAX(sent_at) AS last_sent \
+             FROM recipients WHERE campaign_id = $1",
+        )
+        .bind(campaign_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let mut report = Report {
+            targeted: row.try_get("targeted")?,
+            queued: row.try_get("queued")?,
+            sent: row.try_get("sent")?,
+            delivered: row.try_get("delivered")?,
+            read: row.try_get("read")?,
+            replied: row.try_get("replied")?,
+            failed: row.try_get("failed")?,
+            skipped: row.try_get("skipped")?,
+            unknown: row.try_get("unknown")?,
+            first_sent_at: opt_time(&row, "first_sent")?,
+            last_sent_at: opt_time(&row, "last_sent")?,
+            ..Report::default()
+        };
+        report.skipped_by_reason = self
+            .breakdown(
+                campaign_id,
+                "status = 'skipped'",
+                "COALESCE(reason, 'unknown')",
+            )
+            .await?;
+        report.failed_by_reason = self
+            .breakdown(
+                campaign_id,
+                "status = 'failed'",
+                "COALESCE(error_code, '') || CASE WHEN error_code IS NULL THEN '' ELSE ' ' END \
+                 || COALESCE(reason, 'unknown')",
+            )
+            .await?;
+        report.sent_by_category = self
+            .breakdown(
+                campaign_id,
+                "status IN ('sent', 'delivered', 'read')",
+                "COALESCE(cost_category, 'free')",
+            )
+            .await?;
+        Ok(report)
+    }
+
+    async fn breakdown(
+        &self,
+        campaign_id: i64,
+        filter: &str,
+        key: &str,
+    ) -> Result<Vec<(String, i64)>> {
+        let sql = format!(
+            "SELECT {key} AS k, COUNT(*) AS n FROM recipients WHERE campaign_id = $1 AND {filter} \
+             GROUP BY 1 ORDER BY 2 DESC, 1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(campaign_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("k")?, r.try_get("n")?)))
+            .collect()
+    }
+
+    /// Every recipient of a campaign, for the CSV export.
+    pub async fn recipient_rows(&self, campaign_id: i64) -> Result<Vec<RecipientRow>> {
+        let rows = sqlx::query(
+            "SELECT c.address, r.status, r.reason, r.error_code, r.attempts, r.variant, \
+             r.sent_at, r.delivered_at, r.read_at, r.replied_at FROM recipients r \
+             JOIN contacts c ON c.id = r.contact_id WHERE r.campaign_id = $1 ORDER BY r.id",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RecipientRow {
+                    address: r.try_get("address")?,
+                    status: r.try_get("status")?,
+                    reason: r.try_get("reason")?,
+                    error_code: r.try_get("error_code")?,
+                    attempts: r.try_get("attempts")?,
+                    variant: r.try_get("variant")?,
+                    sent_at: opt_time(r, "sent_at")?,
+                    delivered_at: opt_time(r, "delivered_at")?,
+                    read_at: opt_time(r, "read_at")?,
+                    replied_at: opt_time(r, "replied_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Send times of a campaign's recipients, for the progress chart.
+    pub async fn send_times(&self, campaign_id: i64) -> Result<Vec<DateTime<Utc>>> {
+        let rows = sqlx::query(
+            "SELECT sent_at FROM recipients WHERE campaign_id = $1 AND sent_at IS NOT NULL \
+             ORDER BY sent_at",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(crate::clock::from_ms(r.try_get("sent_at")?)))
+            .collect()
+    }
+}

@@ -1,0 +1,144 @@
+//! The documentation in `commands/*.md` cannot drift from the parser: every example parses, every
+//! kind of command has an example, and `/help` lists every command group.
+
+use std::collections::BTreeSet;
+
+use herald::commands::help::{command_list, examples, help, usage_of};
+use herald::commands::{parse, Command};
+
+/// Declares every `Command` variant once. `kind` matches exhaustively, so a new variant does not
+/// compile until it is listed here, and then the test below demands an example for it.
+macro_rules! command_kinds {
+    ($($variant:ident),* $(,)?) => {
+        const ALL_KINDS: &[&str] = &[$(stringify!($variant)),*];
+
+        fn kind(command: &Command) -> &'static str {
+            match command {
+                $(Command::$variant { .. } => stringify!($variant),)*
+            }
+        }
+    };
+}
+
+command_kinds!(
+    Help,
+    ContactAdd,
+    ContactShow,
+    ContactImport,
+    LabelAdd,
+    LabelRemove,
+    OptIn,
+    OptOut,
+    TemplateAdd,
+    TemplateList,
+    CampaignNew,
+    CampaignAudience,
+    CampaignText,
+    CampaignVariant,
+    CampaignTemplate,
+    CampaignPace,
+    CampaignSchedule,
+    CampaignPreview,
+    CampaignTest,
+    CampaignSend,
+    CampaignPause,
+    CampaignResume,
+    CampaignCancel,
+    CampaignList,
+    CampaignShow,
+    CampaignReport,
+    TriggerAdd,
+    TriggerList,
+    TriggerRemove,
+);
+
+/// What admins type first; `/help` must mention each.
+const TOP_LEVEL_COMMANDS: [&str; 8] = [
+    "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger",
+];
+
+fn parsed_examples() -> Vec<(String, String, Command)> {
+    let mut failures = Vec::new();
+    let mut parsed = Vec::new();
+    for (file, example) in examples() {
+        match parse(&example) {
+            Ok(command) => parsed.push((file, example, command)),
+            Err(e) => failures.push(format!("{file}: {example:?}\n    -> {e}")),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "documented examples that do not parse:\n{}",
+        failures.join("\n")
+    );
+    parsed
+}
+
+#[test]
+fn every_documented_example_parses() {
+    let parsed = parsed_examples();
+    assert!(parsed.len() >= ALL_KINDS.len());
+}
+
+#[test]
+fn every_kind_of_command_has_a_documented_example() {
+    let documented: BTreeSet<&str> = parsed_examples().iter().map(|(_, _, c)| kind(c)).collect();
+    let missing: Vec<&str> = ALL_KINDS
+        .iter()
+        .copied()
+        .filter(|k| !documented.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no example in commands/*.md for: {missing:?}"
+    );
+}
+
+#[test]
+fn examples_come_from_every_command_file() {
+    let files: BTreeSet<String> = examples().into_iter().map(|(file, _)| file).collect();
+    for group in [
+        "help", "contact", "label", "consent", "template", "campaign", "trigger",
+    ] {
+        assert!(
+            files.contains(&format!("commands/{group}.md")),
+            "no examples read from commands/{group}.md"
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_command_group() {
+    let text = help(None);
+    for command in TOP_LEVEL_COMMANDS {
+        assert!(
+            text.contains(&format!("\n/{command}")) || text.contains(&format!("\n/{command} ")),
+            "/help does not mention /{command}:\n{text}"
+        );
+    }
+    let menu: Vec<String> = command_list().into_iter().map(|(c, _)| c).collect();
+    assert_eq!(menu, TOP_LEVEL_COMMANDS);
+}
+
+#[test]
+fn help_for_each_group_shows_its_examples() {
+    for (group, example) in [
+        ("campaign", "/campaign send 3"),
+        ("contact", "/contact show +15550001"),
+        ("consent", "/optout +15550001"),
+        ("trigger", "/trigger add pizza campaign 3"),
+    ] {
+        let text = help(Some(group));
+        assert!(
+            text.contains(example),
+            "/help {group} lacks {example:?}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn parse_errors_quote_the_documented_usage() {
+    let usage = usage_of("campaign pace").expect("campaign pace is documented");
+    let error = parse("/campaign pace 3 rate=fast").expect_err("rate must be a number");
+    assert!(error.to_string().ends_with(&format!("Usage: {usage}")));
+}

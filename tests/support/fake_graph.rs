@@ -1,0 +1,500 @@
+//! A fake WhatsApp Cloud API (Graph) server for integration tests: it listens on 127.0.0.1, records
+//! every `POST /{phone_number_id}/messages` and answers like Meta, or as a test scripted it.
+//!
+//! ```ignore
+//! let fake = FakeGraph::start().await;            // fake.url → WHATSAPP_API_URL
+//! fake.on_recipient("15550003", 400, FakeGraph::meta_error(131026, "Message undeliverable", ""));
+//! fake.fail_next(1, 500, "oops");                  // the next POST, whoever it is for
+//! fake.rate_limit_next(1, 2);                      // 429 + Retry-After: 2
+//! ... run herald ...
+//! assert_eq!(fake.accepted_for("15550001"), 1);
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Value};
+
+/// One POST the fake received.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// Request path, e.g. `/1122334455667/messages`.
+    pub path: String,
+    pub phone_number_id: String,
+    /// The `Authorization` header as sent (`Bearer <token>`).
+    pub authorization: Option<String>,
+    /// The parsed JSON body (`Value::Null` when it was not JSON).
+    pub body: Value,
+    /// The HTTP status the fake answered with.
+    pub status: u16,
+    /// The wamid handed out, for accepted messages.
+    pub wamid: Option<String>,
+}
+
+impl RecordedRequest {
+    /// The `to` field: the recipient's digits.
+    pub fn to(&self) -> Option<&str> {
+        self.body["to"].as_str()
+    }
+
+    /// `text.body` of a text message.
+    pub fn text(&self) -> Option<&str> {
+        self.body["text"]["body"].as_str()
+    }
+
+    /// `template.name` of a template message.
+    pub fn template_name(&self) -> Option<&str> {
+        self.body["template"]["name"].as_str()
+    }
+
+    /// The `biz_opaque_callback_data` sent along.
+    pub fn callback(&self) -> Option<&str> {
+        self.body["biz_opaque_callback_data"].as_str()
+    }
+
+    pub fn accepted(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A scripted answer.
+#[derive(Debug, Clone)]
+struct Reply {
+    status: u16,
+    body: String,
+    retry_after: Option<String>,
+}
+
+#[derive(Default)]
+struct Script {
+    requests: Vec<RecordedRequest>,
+    /// Answers for the next POSTs, whoever they are for; used before any recipient rule.
+    next: VecDeque<Reply>,
+    /// Standing answers for one recipient (`to` digits).
+    by_recipient: HashMap<String, Reply>,
+    /// Only this bearer token is accepted, when set.
+    token: Option<String>,
+    /// Delay before every answer (to test timeouts and in-flight behaviour).
+    latency: Duration,
+}
+
+struct Shared {
+    script: Mutex<Script>,
+    wamids: AtomicU64,
+}
+
+impl Shared {
+    fn script(&self) -> MutexGuard<'_, Script> {
+        // A test that panicked while holding the lock has already failed; keep serving the rest.
+        self.script.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running fake Graph API. The server stops when this is dropped.
+pub struct FakeGraph {
+    /// Base URL to use as `WHATSAPP_API_URL` (no trailing slash, no version segment).
+    pub url: String,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FakeGraph {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl FakeGraph {
+    pub async fn start() -> FakeGraph {
+        let shared = Arc::new(Shared {
+            script: Mutex::new(Script::default()),
+            wamids: AtomicU64::new(1),
+        });
+        // With or without a version segment, so WHATSAPP_API_URL may be `{url}` or `{url}/v21.0`.
+        let app = Router::new()
+            .route("/{phone_number_id}/messages", post(messages))
+            .route(
+                "/{version}/{phone_number_id}/messages",
+                post(versioned_messages),
+            )
+            .fallback(unknown_path)
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Graph API");
+        let url = format!("http://{}", listener.local_addr().expect("local addr"));
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .await
+                .expect("fake Graph API server");
+        });
+        FakeGraph {
+            url,
+            shared,
+            server,
+        }
+    }
+
+    /// The next `n` POSTs (to anyone) get `status` with `body` (e.g. [`FakeGraph::meta_error`]).
+    pub fn fail_next(&self, n: usize, status: u16, body: impl Into<String>) {
+        let reply = Reply {
+            status,
+            body: body.into(),
+            retry_after: None,
+        };
+        self.shared
+            .script()
+            .next
+            .extend(std::iter::repeat_n(reply, n));
+    }
+
+    /// The next `n` POSTs get HTTP 429 with `Retry-After: retry_after_secs` and Meta's 130429.
+    pub fn rate_limit_next(&self, n: usize, retry_after_secs: u64) {
+        let reply = Reply {
+            status: 429,
+            body: Self::meta_error(
+                130429,
+                "Rate limit hit",
+                "Cloud API message throughput has been reached.",
+            ),
+            retry_after: Some(retry_after_secs.to_string()),
+        };
+        self.shared
+            .script()
+            .next
+            .extend(std::iter::repeat_n(reply, n));
+    }
+
+    /// Every POST to `to` (digits, as in the body's `to`) gets `status` with `body` until
+    /// [`FakeGraph::clear_recipient`]; a `fail_next` answer still comes first.
+    pub fn on_recipient(&self, to: &str, status: u16, body: impl Into<String>) {
+        self.shared.script().by_recipient.insert(
+            digits(to),
+            Reply {
+                status,
+                body: body.into(),
+                retry_after: None,
+            },
+        );
+    }
+
+    pub fn clear_recipient(&self, to: &str) {
+        self.shared.script().by_recipient.remove(&digits(to));
+    }
+
+    /// Accept only `Bearer <token>`; anything else gets Meta's 401 / code 190.
+    pub fn require_token(&self, token: &str) {
+        self.shared.script().token = Some(token.to_string());
+    }
+
+    /// Wait this long before answering each POST.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.script().latency = latency;
+    }
+
+    /// Every POST received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.script().requests.clone()
+    }
+
+    /// How many POSTs were addressed to `to` (accepted or not).
+    pub fn count_for(&self, to: &str) -> usize {
+        let to = digits(to);
+        self.shared
+            .script()
+            .requests
+            .iter()
+            .filter(|r| r.to() == Some(to.as_str()))
+            .count()
+    }
+
+    /// How many messages to `to` the fake accepted (what the customer actually received).
+    pub fn accepted_for(&self, to: &str) -> usize {
+        let to = digits(to);
+        self.shared
+            .script()
+            .requests
+            .iter()
+            .filter(|r| r.accepted() && r.to() == Some(to.as_str()))
+            .count()
+    }
+
+    /// Accepted messages, in order.
+    pub fn accepted(&self) -> Vec<RecordedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.accepted())
+            .collect()
+    }
+
+    /// Meta's error JSON for `code`.
+    pub fn meta_error(code: i64, message: &str, details: &str) -> String {
+        json!({
+            "error": {
+                "message": format!("(#{code}) {message}"),
+                "type": "OAuthException",
+                "code": code,
+                "error_data": {"messaging_product": "whatsapp", "details": details},
+                "fbtrace_id": "AFakeTraceId"
+            }
+        })
+        .to_string()
+    }
+}
+
+/// Strips `wa:`, `+` and punctuation so tests may name a recipient either way.
+fn digits(to: &str) -> String {
+    to.chars().filter(char::is_ascii_digit).collect()
+}
+
+async fn versioned_messages(
+    State(shared): State<Arc<Shared>>,
+    Path((_version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&shared, phone_number_id, &headers, &body).await
+}
+
+async fn messages(
+    State(shared): State<Arc<Shared>>,
+    Path(phone_number_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&shared, phone_number_id, &headers, &body).await
+}
+
+async fn unknown_path() -> Response {
+    let body = json!({"error": {
+        "message": "Unknown path components",
+        "type": "OAuthException",
+        "code": 2500,
+        "fbtrace_id": "AFakeTraceId"
+    }});
+    (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+async fn answer(
+    shared: &Shared,
+    phone_number_id: String,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Response {
+    let parsed: Value = serde_json::from_slice(raw).unwrap_or(Value::Null);
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let to = parsed["to"].as_str().map(str::to_string);
+
+    // Decide and record under one lock so concurrent sends see the script in order.
+    let (reply, latency) = {
+        let mut script = shared.script();
+        let reply = decide(
+            &mut script,
+            &parsed,
+            authorization.as_deref(),
+            to.as_deref(),
+        );
+        let (reply, wamid) = match reply {
+            Some(reply) => (reply, None),
+            None => {
+                let n = shared.wamids.fetch_add(1, Ordering::Relaxed);
+                let wamid = format!("wamid.fake{n:08}");
+                let to = to.clone().unwrap_or_default();
+                let body = json!({
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": to, "wa_id": to}],
+                    "messages": [{"id": wamid, "message_status": "accepted"}]
+                });
+                let reply = Reply {
+                    status: 200,
+                    body: body.to_string(),
+                    retry_after: None,
+                };
+                (reply, Some(wamid))
+            }
+        };
+        script.requests.push(RecordedRequest {
+            path: format!("/{phone_number_id}/messages"),
+            phone_number_id,
+            authorization,
+            body: parsed,
+            status: reply.status,
+            wamid,
+        });
+        (reply, script.latency)
+    };
+
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(retry_after) = reply
+        .retry_after
+        .and_then(|v| HeaderValue::from_str(&v).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after);
+    }
+    response
+}
+
+/// A scripted or validation failure, or `None` to accept the message.
+fn decide(
+    script: &mut Script,
+    body: &Value,
+    authorization: Option<&str>,
+    to: Option<&str>,
+) -> Option<Reply> {
+    let token_ok = match (&script.token, authorization) {
+        (Some(expected), Some(got)) => got == format!("Bearer {expected}"),
+        (None, Some(got)) => got.starts_with("Bearer ") && got.len() > "Bearer ".len(),
+        (_, None) => false,
+    };
+    if !token_ok {
+        return Some(Reply {
+            status: 401,
+            body: FakeGraph::meta_error(190, "Invalid OAuth access token.", ""),
+            retry_after: None,
+        });
+    }
+    if body["messaging_product"] != "whatsapp" || to.is_none() {
+        return Some(Reply {
+            status: 400,
+            body: FakeGraph::meta_error(
+                100,
+                "Invalid parameter",
+                "messaging_product must be whatsapp and to is required",
+            ),
+            retry_after: None,
+        });
+    }
+    if let Some(reply) = script.next.pop_front() {
+        return Some(reply);
+    }
+    to.and_then(|to| script.by_recipient.get(&digits(to)).cloned())
+}
+
+/// Webhook bodies as Meta POSTs them to `/webhooks/whatsapp`, for tests that play the customer.
+/// Sign them with `herald::channels::whatsapp::sign(app_secret, body.as_bytes())`.
+pub mod webhooks {
+    use serde_json::{json, Value};
+
+    const PHONE_NUMBER_ID: &str = "1122334455667";
+
+    fn wrap(field: &str, value: Value) -> String {
+        json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "102290129340398", "changes": [{"field": field, "value": value}]}]
+        })
+        .to_string()
+    }
+
+    fn messages_value(from: &str, name: &str, message: Value) -> Value {
+        json!({
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+            "contacts": [{"profile": {"name": name}, "wa_id": super::digits(from)}],
+            "messages": [message]
+        })
+    }
+
+    /// A customer's text message. `from` may be `wa:15550001` or digits; `at` is unix seconds.
+    pub fn text(from: &str, name: &str, text: &str, wamid: &str, at: i64) -> String {
+        let message = json!({
+            "from": super::digits(from), "id": wamid, "timestamp": at.to_string(),
+            "type": "text", "text": {"body": text}
+        });
+        wrap("messages", messages_value(from, name, message))
+    }
+
+    /// A template quick-reply button press.
+    pub fn quick_reply(
+        from: &str,
+        name: &str,
+        payload: &str,
+        title: &str,
+        wamid: &str,
+        at: i64,
+    ) -> String {
+        let message = json!({
+            "from": super::digits(from), "id": wamid, "timestamp": at.to_string(),
+            "type": "button", "button": {"payload": payload, "text": title}
+        });
+        wrap("messages", messages_value(from, name, message))
+    }
+
+    /// A delivery status (`sent`, `delivered`, `read`) for a message herald sent.
+    pub fn status(
+        wamid: &str,
+        status: &str,
+        recipient: &str,
+        callback: Option<&str>,
+        at: i64,
+    ) -> String {
+        let mut item = json!({
+            "id": wamid, "status": status, "timestamp": at.to_string(),
+            "recipient_id": super::digits(recipient)
+        });
+        if let Some(callback) = callback {
+            item["biz_opaque_callback_data"] = json!(callback);
+        }
+        wrap(
+            "messages",
+            json!({"messaging_product": "whatsapp", "statuses": [item]}),
+        )
+    }
+
+    /// A `failed` status with Meta's error `code` and `title`.
+    pub fn failed(
+        wamid: &str,
+        recipient: &str,
+        code: i64,
+        title: &str,
+        callback: Option<&str>,
+        at: i64,
+    ) -> String {
+        let mut item = json!({
+            "id": wamid, "status": "failed", "timestamp": at.to_string(),
+            "recipient_id": super::digits(recipient),
+            "errors": [{"code": code, "title": title, "message": title}]
+        });
+        if let Some(callback) = callback {
+            item["biz_opaque_callback_data"] = json!(callback);
+        }
+        wrap(
+            "messages",
+            json!({"messaging_product": "whatsapp", "statuses": [item]}),
+        )
+    }
+
+    /// The user stopped (`"stop"`) or resumed (`"resume"`) marketing messages in the app.
+    pub fn marketing_preference(wa_id: &str, value: &str, at: i64) -> String {
+        wrap(
+            "user_preferences",
+            json!({
+                "messaging_product": "whatsapp",
+                "user_preferences": [{
+                    "wa_id": super::digits(wa_id), "detail": "User changed marketing preference",
+                    "category": "marketing_messages", "value": value, "timestamp": at
+                }]
+            }),
+        )
+    }
+}
