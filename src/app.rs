@@ -1,13 +1,31 @@
 //! Builds herald from configuration: the store, the channels, the engine, and (for `herald run`)
 //! the HTTP server; runs it until a shutdown signal.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::channels::whatsapp::client::{WhatsAppClient, WhatsAppConfig};
 use crate::channels::{Channel, ChannelRouter};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineError};
 use crate::store::{Backend, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+}
 
 /// Opens the store, recovers interrupted work and assembles the engine over `channels`.
 pub async fn build_engine(
@@ -25,4 +43,92 @@ pub async fn build_engine(
     // On SQLite this process is the only one, so every lease left behind is a crashed run's.
     engine.recover(single_process).await?;
     Ok(engine)
+}
+
+/// The long-running bot (`herald run`): channels from configuration, the HTTP server, the
+/// scheduler and the dispatcher.
+pub struct App {
+    pub engine: Arc<Engine>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    telegram: Option<Arc<crate::channels::telegram::TelegramChannel>>,
+}
+
+impl App {
+    /// Builds everything and binds the HTTP listener (so a test can bind port 0 and read the
+    /// real port before anything runs).
+    pub async fn build(config: Config, clock: SharedClock) -> Result<App, AppError> {
+        let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
+        if let Some(wa) = whatsapp_from_config(&config)? {
+            channels.push(wa);
+        }
+        let telegram = crate::channels::telegram::TelegramChannel::from_config(&config)
+            .map_err(AppError::Config)?;
+        if let Some(tg) = &telegram {
+            channels.push(tg.clone());
+        }
+        if channels.is_empty() {
+            tracing::warn!(
+                "no channel configured: set WHATSAPP_TOKEN and WHATSAPP_PHONE_NUMBER_ID, or TELEGRAM_TOKEN"
+            );
+        }
+        let listener = TcpListener::bind(&config.http_addr)
+            .await
+            .map_err(|source| AppError::Listen {
+                addr: config.http_addr.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| AppError::Listen {
+            addr: config.http_addr.clone(),
+            source,
+        })?;
+        let engine = build_engine(config, clock, channels).await?;
+        Ok(App {
+            engine,
+            listener,
+            addr,
+            telegram,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs until `shutdown` fires: then stops claiming, lets in-flight sends finish, stops the
+    /// HTTP server after its in-flight requests, and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
+        let router = crate::http::router(self.engine.clone());
+        let server_shutdown = shutdown.clone();
+        let server = tokio::spawn(async move {
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
+                .await
+        });
+        let telegram = self
+            .telegram
+            .map(|tg| tg.start(self.engine.clone(), shutdown.clone()));
+        self.engine.clone().run(shutdown.clone()).await;
+        if let Some(t) = telegram {
+            let _ = t.await;
+        }
+        match server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
+            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+        }
+        self.engine.store.close().await;
+        Ok(())
+    }
+}
+
+fn whatsapp_from_config(config: &Config) -> Result<Option<Arc<dyn Channel>>, AppError> {
+    let (Some(token), Some(number)) = (&config.whatsapp_token, &config.whatsapp_phone_number_id)
+    else {
+        return Ok(None);
+    };
+    let mut wa = WhatsAppConfig::new(&config.whatsapp_api_url, number, token);
+    wa.max_per_second = config.whatsapp_mps;
+    let client = WhatsAppClient::new(wa).map_err(|e| AppError::Config(e.to_string()))?;
+    Ok(Some(Arc::new(client)))
 }

@@ -15,5 +15,6 @@ pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod engine;
+pub mod http;
 pub mod report;
 pub mod store;

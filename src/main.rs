@@ -32,6 +32,9 @@ struct Cli {
 enum Cmd {
     /// The whole engine on the console: type /commands and @address messages.
     Console,
+    /// The long-running bot: WhatsApp and/or Telegram from configuration, the HTTP server
+    /// (webhooks, /healthz, /metrics), the scheduler and the dispatcher.
+    Run,
     /// Apply database migrations and exit.
     Migrate,
     /// Contact management.
@@ -68,12 +71,16 @@ async fn main() -> anyhow::Result<()> {
     let config = load_config(&cli)?;
     match cli.command {
         Cmd::Console => {
-            let out = ConsoleChannel::stdout();
+            let scripted = !std::io::stdin().is_terminal();
+            let out = if scripted {
+                ConsoleChannel::stdout()
+            } else {
+                ConsoleChannel::interactive()
+            };
             let engine =
                 herald::app::build_engine(config, Arc::new(SystemClock), vec![out.clone()])
                     .await
                     .context("cannot open the database")?;
-            let scripted = !std::io::stdin().is_terminal();
             if !scripted {
                 println!("herald console: type /help, or @+15550001 hi to write as a customer; Ctrl-D quits");
             }
@@ -91,6 +98,15 @@ async fn main() -> anyhow::Result<()> {
                 let _ = task.await;
             }
             engine.store.close().await;
+        }
+        Cmd::Run => {
+            let app = herald::app::App::build(config, Arc::new(SystemClock))
+                .await
+                .context("cannot start")?;
+            tracing::info!(addr = %app.http_addr(), "herald running");
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(signal_shutdown(shutdown.clone()));
+            app.run(shutdown).await?;
         }
         Cmd::Migrate => {
             let store = herald::store::Store::connect(&config.database_url)
@@ -120,4 +136,29 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// SIGTERM or SIGINT starts a graceful shutdown.
+async fn signal_shutdown(shutdown: tokio_util::sync::CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
 }

@@ -21,6 +21,8 @@ pub const CONSOLE_ADMIN: &str = "console";
 pub struct ConsoleChannel {
     transcript: Mutex<Vec<String>>,
     echo: bool,
+    /// Periodic progress lines: wanted by a person watching, noise in a scripted transcript.
+    progress: bool,
 }
 
 impl ConsoleChannel {
@@ -29,6 +31,16 @@ impl ConsoleChannel {
         Arc::new(ConsoleChannel {
             transcript: Mutex::new(Vec::new()),
             echo: true,
+            progress: false,
+        })
+    }
+
+    /// A console for a person at a terminal: prints progress while campaigns send.
+    pub fn interactive() -> Arc<Self> {
+        Arc::new(ConsoleChannel {
+            transcript: Mutex::new(Vec::new()),
+            echo: true,
+            progress: true,
         })
     }
 
@@ -78,6 +90,10 @@ impl Channel for ConsoleChannel {
             Audience::Customer => self.print(&format!("-> {}: {}", msg.to, msg.body.rendered())),
         }
         Ok(Sent::default())
+    }
+
+    fn progress_interval(&self) -> Option<std::time::Duration> {
+        self.progress.then_some(std::time::Duration::from_secs(5))
     }
 }
 

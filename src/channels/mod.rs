@@ -2,6 +2,7 @@
 //! same [`ChannelEvent`]s and sends the same [`Outbound`] messages, so the engine never names one.
 
 pub mod console;
+pub mod telegram;
 pub mod whatsapp;
 
 use std::collections::HashMap;
@@ -194,6 +195,18 @@ pub trait Channel: Send + Sync {
     /// Sends one message. Channel-wide ceilings (WhatsApp per-number throughput, Telegram 30/s and
     /// 1/s per chat) are the channel's own business and are enforced here.
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError>;
+
+    /// How often an admin on this channel wants a sending campaign's progress; `None` for never.
+    fn progress_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Shows a campaign's live progress to an admin. Channels that can edit a message keep one
+    /// message per `key` and edit it in place; the default sends a new message each time.
+    async fn show_progress(&self, admin: &str, key: &str, text: &str) -> Result<(), SendError> {
+        let _ = key;
+        self.send(&Outbound::admin(admin, text)).await.map(|_| ())
+    }
 }
 
 /// Where channels deliver what they receive (the engine implements it).

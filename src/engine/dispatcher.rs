@@ -224,7 +224,9 @@ impl Engine {
         }
         out.add(self.send_window(campaign, &pacer, ready).await?);
         self.guard_quality(campaign).await?;
-        self.finish_if_done(campaign).await?;
+        if !self.finish_if_done(campaign).await? {
+            self.show_progress(campaign, false).await?;
+        }
         Ok(out)
     }
 
@@ -519,9 +521,10 @@ impl Engine {
     }
 
     /// A one-time campaign with nothing left to do is completed, and its owner gets the summary.
-    async fn finish_if_done(&self, campaign: &Campaign) -> Result<()> {
+    /// Returns whether it completed now.
+    async fn finish_if_done(&self, campaign: &Campaign) -> Result<bool> {
         if campaign.kind != CampaignKind::OneTime || self.store.pending(campaign.id).await? > 0 {
-            return Ok(());
+            return Ok(false);
         }
         let now = self.clock.now();
         if self
@@ -535,6 +538,7 @@ impl Engine {
             )
             .await?
         {
+            self.show_progress(campaign, true).await?;
             let r = self.store.report(campaign.id).await?;
             self.pacers
                 .lock()
@@ -548,8 +552,9 @@ impl Engine {
                 ),
             )
             .await;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Earliest time a held recipient of any sending campaign becomes due.

@@ -42,6 +42,8 @@ pub struct Engine {
     wake: Notify,
     /// Per-campaign pacing state; lives in memory because it only spaces this process's sends.
     pacers: Mutex<HashMap<i64, Arc<pacing::Pacer>>>,
+    /// When each campaign's owner was last shown progress (wall time: it paces chat edits).
+    progress_shown: Mutex<HashMap<i64, std::time::Instant>>,
 }
 
 impl Engine {
@@ -60,6 +62,7 @@ impl Engine {
             worker_id,
             wake: Notify::new(),
             pacers: Mutex::new(HashMap::new()),
+            progress_shown: Mutex::new(HashMap::new()),
         }
     }
 
@@ -169,6 +172,54 @@ impl Engine {
             Some(owner) => self.tell(owner, text).await,
             None => tracing::info!(%text, "campaign notice (no owner)"),
         }
+    }
+
+    /// Shows the owner a sending campaign's progress, no more often than their channel wants;
+    /// `last` forces the final state out.
+    pub async fn show_progress(&self, campaign: &crate::store::Campaign, last: bool) -> Result<()> {
+        let Some(owner) = campaign.owner.as_deref() else {
+            return Ok(());
+        };
+        let Some(channel) = self.channels.for_address(owner) else {
+            return Ok(());
+        };
+        let Some(every) = channel.progress_interval() else {
+            return Ok(());
+        };
+        {
+            let mut shown = self
+                .progress_shown
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let due = shown.get(&campaign.id).is_none_or(|t| t.elapsed() >= every);
+            if !due && !last {
+                return Ok(());
+            }
+            if last && !shown.contains_key(&campaign.id) {
+                // Nothing was ever shown: the completion notice says it all.
+                return Ok(());
+            }
+            shown.insert(campaign.id, std::time::Instant::now());
+        }
+        let r = self.store.report(campaign.id).await?;
+        let done = r.targeted - r.queued;
+        let text = format!(
+            "campaign {} {}: {done}/{} processed, {} sent, {} delivered, {} failed, {} skipped",
+            campaign.id,
+            if last { "finished" } else { "sending" },
+            r.targeted,
+            r.sent,
+            r.delivered,
+            r.failed,
+            r.skipped
+        );
+        if let Err(e) = channel
+            .show_progress(owner, &format!("campaign-{}", campaign.id), &text)
+            .await
+        {
+            tracing::warn!(error = %e, "progress not shown");
+        }
+        Ok(())
     }
 
     /// Runs the scheduler and the dispatcher until nothing is due right now. The console uses it

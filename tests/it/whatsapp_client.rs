@@ -1,14 +1,12 @@
 //! The WhatsApp client against the fake Graph API: what goes over the wire, and how each of Meta's
 //! answers comes back as a [`SendError`] class.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::fake_graph::FakeGraph;
 use herald::channels::whatsapp::{WhatsAppClient, WhatsAppConfig};
 use herald::channels::{Audience, Channel, ErrorClass, Outbound, OutboundBody, SendError};
 use serde_json::json;
-use support::fake_graph::FakeGraph;
 
 const PHONE_NUMBER_ID: &str = "1122334455667";
 const TOKEN: &str = "EAAG-test-token";
@@ -351,10 +349,10 @@ async fn the_throughput_ceiling_holds_across_concurrent_senders() {
 
 #[test]
 fn webhook_builders_parse_into_the_events_they_name() {
+    use crate::support::fake_graph::webhooks;
     use chrono::DateTime;
     use herald::channels::whatsapp::{parse_webhook, sign, verify_signature};
     use herald::channels::{ChannelEvent, DeliveryStatus, Inbound, StatusUpdate};
-    use support::fake_graph::webhooks;
 
     let at = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
     let parse = |body: String| {

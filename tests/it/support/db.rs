@@ -1,0 +1,51 @@
+//! A fresh database for each test. `HERALD_TEST_BACKEND=postgres` runs the suite on PostgreSQL
+//! (`HERALD_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`), creating a
+//! throw-away database per test; anything else uses a SQLite file in a temporary directory.
+
+use sqlx::Connection;
+
+pub struct TestDb {
+    pub url: String,
+    // Keeps the SQLite file's directory alive for the test's life.
+    _dir: Option<tempfile::TempDir>,
+}
+
+pub fn backend() -> String {
+    std::env::var("HERALD_TEST_BACKEND").unwrap_or_else(|_| "sqlite".into())
+}
+
+pub fn is_postgres() -> bool {
+    backend() == "postgres"
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        if is_postgres() {
+            let admin_url = std::env::var("HERALD_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let name = format!("herald_t_{:016x}", rand::random::<u64>());
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .expect("PostgreSQL reachable for HERALD_TEST_BACKEND=postgres");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(b, _)| b.to_string())
+                .unwrap_or(admin_url);
+            TestDb {
+                url: format!("{base}/{name}"),
+                _dir: None,
+            }
+        } else {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("herald.db").display());
+            TestDb {
+                url,
+                _dir: Some(dir),
+            }
+        }
+    }
+}

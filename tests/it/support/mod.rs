@@ -1,0 +1,7 @@
+#![allow(dead_code)]
+//! Test helpers: a database per test on the backend under test, an app on the console channel
+//! with a clock the test moves, and fake channel servers.
+
+pub mod console_app;
+pub mod db;
+pub mod fake_graph;
