@@ -3,6 +3,11 @@
 
 mod support;
 
+mod admin_commands;
 mod commands_doc;
 mod console_flow;
+mod pause_resume;
+mod scheduling;
+mod send_rules;
+mod triggers;
 mod whatsapp_client;
