@@ -58,6 +58,21 @@ pub async fn run(engine: &Engine, admin: &str, line: &str) -> String {
 }
 
 async fn apply(engine: &Engine, admin: &str, command: Command) -> Reply {
+    let touched = match &command {
+        Command::CampaignPause { id }
+        | Command::CampaignResume { id }
+        | Command::CampaignCancel { id }
+        | Command::CampaignSend { id } => Some(*id),
+        _ => None,
+    };
+    let reply = apply_command(engine, admin, command).await;
+    if let Some(id) = touched {
+        engine.status_changed(id);
+    }
+    reply
+}
+
+async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply {
     let now = engine.clock.now();
     let store = &engine.store;
     match command {
