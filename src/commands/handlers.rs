@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use super::{parse, Command, ReportFormat, TriggerPattern, TriggerTarget};
-use crate::domain::audience::parse_audience;
+use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
 use crate::domain::csv_import::parse_contacts_csv;
 use crate::engine::dispatcher::{render_for, RenderError};
@@ -183,14 +183,30 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
         }
         Command::CampaignAudience { id, audience } => {
             let campaign = editable(engine, id).await?;
-            let expr =
+            let mut expr =
                 parse_audience(&audience).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
+            let mut created = 0;
+            if let AudienceExpr::Addresses(list) = &mut expr {
+                // Explicit addresses are targeted even when new: they show up in the report
+                // (as no_consent until they opt in) instead of silently vanishing.
+                for address in list.iter_mut() {
+                    *address = engine.normalize_address(address)?;
+                    if store.ensure_contact(address, None, now).await?.1 {
+                        created += 1;
+                    }
+                }
+            }
             let canonical = expr.to_string();
             store.set_audience(campaign.id, &canonical).await?;
             let (sql, binds) = expr.to_sql(1);
             let size = store.count_audience(&sql, &binds).await?;
+            let new = if created > 0 {
+                format!(", {created} of them new and not opted in yet")
+            } else {
+                String::new()
+            };
             Ok(format!(
-                "campaign {id} audience: {canonical} ({size} contact(s) now)"
+                "campaign {id} audience: {canonical} ({size} contact(s) now{new})"
             ))
         }
         Command::CampaignText { id, text } => {

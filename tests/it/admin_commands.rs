@@ -129,3 +129,21 @@ async fn help_lists_the_command_groups() {
     let one = app.admin("/help campaign send").await;
     assert!(one.contains("/campaign send <id>"), "{one}");
 }
+
+#[tokio::test]
+async fn explicit_addresses_are_targeted_even_when_new() {
+    let app = ConsoleApp::start().await;
+    app.setup(&["/contact add +15550001 name=Ann optin"]).await;
+    app.customer("+15550001", "hi").await;
+    let reply = app.admin("/campaign new Direct").await;
+    assert!(reply.contains("created"));
+    let reply = app.admin("/campaign audience 1 +15550001 +15550077").await;
+    assert!(reply.contains("2 contact(s)"), "{reply}");
+    app.setup(&["/campaign text 1 Direct hello", "/campaign send 1"])
+        .await;
+    app.settle().await;
+    assert_eq!(app.received("+15550001"), vec!["Direct hello"]);
+    assert!(app.received("+15550077").is_empty());
+    assert_eq!(app.count(1, "targeted").await, 2);
+    assert_eq!(app.count(1, "skipped.no_consent").await, 1);
+}
