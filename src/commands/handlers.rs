@@ -321,6 +321,40 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 when.format("%Y-%m-%d %H:%M")
             ))
         }
+        Command::CampaignRepeat { id, repeat } => {
+            let c = campaign(engine, id).await?;
+            Engine::check_ready(&c)?;
+            if let Some(parent) = c.parent_id {
+                return said(format!(
+                    "campaign {id} is run #{} of campaign {parent}; repeat that one",
+                    c.run_no
+                ));
+            }
+            if c.kind == CampaignKind::Triggered {
+                return said(format!("campaign {id} is sent by its trigger"));
+            }
+            if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
+                return said(format!(
+                    "campaign {id} is {}; only a draft or scheduled campaign can repeat",
+                    c.status
+                ));
+            }
+            // An explicit schedule without `at` is where the series starts.
+            let first = match c.scheduled_at {
+                Some(t) if t > now && repeat.at.is_none() => Some(t),
+                _ => repeat.first(now, engine.config.admin_tz),
+            };
+            let Some(first) = first else {
+                return said("the until day has already passed; nothing would be sent");
+            };
+            if !store.set_repeat(id, &repeat.to_string(), first).await? {
+                return said(format!("campaign {id} changed meanwhile; try again"));
+            }
+            Ok(format!(
+                "campaign {id} repeats {repeat}; first run {}",
+                engine.local_time(first)
+            ))
+        }
         Command::CampaignPreview { id } => preview(engine, id, now).await,
         Command::CampaignTest { id } => test_send(engine, admin, id).await,
         Command::CampaignSend { id } => {
@@ -341,6 +375,11 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                     "campaign {id} is sent by its trigger; it has no send of its own"
                 ));
             }
+            if campaign.kind == CampaignKind::Recurring {
+                return said(format!(
+                    "campaign {id} is recurring and sends on its schedule; see /campaign show {id}"
+                ));
+            }
             match engine.start_campaign(&campaign).await? {
                 Some(n) => Ok(format!("campaign {id} sending to {n} recipient(s)")),
                 None => said(format!("campaign {id} was already started")),
@@ -358,6 +397,18 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 )
                 .await?
             {
+                for run in store.runs(id).await? {
+                    store
+                        .transition(
+                            run.id,
+                            &[CampaignStatus::Sending],
+                            CampaignStatus::Paused,
+                            Some("paused by admin"),
+                            now,
+                        )
+                        .await?;
+                    engine.status_changed(run.id);
+                }
                 let r = store.report(id).await?;
                 Ok(format!(
                     "campaign {id} paused: {} sent, {} waiting",
@@ -379,7 +430,9 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 ));
             }
             // A campaign paused before its scheduled start goes back to waiting for it.
-            let target = if campaign.started_at.is_none() && campaign.scheduled_at.is_some() {
+            let target = if campaign.kind == CampaignKind::Recurring
+                || (campaign.started_at.is_none() && campaign.scheduled_at.is_some())
+            {
                 CampaignStatus::Scheduled
             } else {
                 CampaignStatus::Sending
@@ -387,6 +440,12 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             store
                 .transition(id, &[CampaignStatus::Paused], target, None, now)
                 .await?;
+            for run in store.runs(id).await? {
+                store
+                    .transition(run.id, &[CampaignStatus::Paused], CampaignStatus::Sending, None, now)
+                    .await?;
+                engine.status_changed(run.id);
+            }
             engine.wake();
             let r = store.report(id).await?;
             Ok(format!(
@@ -411,7 +470,16 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             {
                 return said(format!("campaign {id} changed meanwhile; try again"));
             }
-            let dropped = store.skip_pending(id, "cancelled").await?;
+            let mut dropped = store.skip_pending(id, "cancelled").await?;
+            for run in store.runs(id).await? {
+                if store
+                    .transition(run.id, &live, CampaignStatus::Cancelled, Some("cancelled by admin"), now)
+                    .await?
+                {
+                    engine.status_changed(run.id);
+                    dropped += store.skip_pending(run.id, "cancelled").await?;
+                }
+            }
             Ok(format!(
                 "campaign {id} cancelled; {dropped} recipient(s) will not be sent"
             ))
@@ -459,6 +527,15 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 let _ = writeln!(s, "template: {} {} [{}]", t.name, t.lang, t.params.join(" | "));
             }
             let _ = writeln!(s, "pace: {}", describe_pace(&c.pace));
+            if let Some(rule) = &c.repeat_rule {
+                let _ = writeln!(s, "repeat: {rule}");
+                for run in store.runs(id).await? {
+                    let _ = writeln!(s, "run #{}: campaign {} [{}]", run.run_no, run.id, run.status);
+                }
+            }
+            if let Some(parent) = c.parent_id {
+                let _ = writeln!(s, "run: #{} of campaign {parent}", c.run_no);
+            }
             if let Some(at) = c.scheduled_at {
                 let _ = writeln!(s, "scheduled: {}", engine.local_time(at));
             }

@@ -95,6 +95,11 @@ pub enum Command {
         /// IANA zone if given; the admin's `TZ` otherwise.
         tz: Option<chrono_tz::Tz>,
     },
+    /// Turns a campaign into a recurring one: each occurrence is its own run.
+    CampaignRepeat {
+        id: i64,
+        repeat: crate::domain::schedule::Repeat,
+    },
     CampaignPreview {
         id: i64,
     },

@@ -7,6 +7,7 @@ use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
 use super::{help, Command, ReportFormat, TemplateCategory, TriggerPattern, TriggerTarget};
+use crate::domain::schedule::Repeat;
 
 const CAMPAIGN_STATUSES: [&str; 7] = [
     "draft",
@@ -682,10 +683,7 @@ fn campaign(args: &mut Args) -> Result<Command, ParseError> {
             args.end()?;
             Ok(Command::CampaignReport { id, format })
         }
-        "repeat" => Err(ParseError::new(
-            "/campaign repeat is not available yet",
-            None,
-        )),
+        "repeat" => campaign_repeat(args.with_usage("campaign repeat")),
         other => Err(args.err(format!("unknown subcommand {}", shorten(other)))),
     }
 }
@@ -873,6 +871,19 @@ fn campaign_schedule(args: &mut Args) -> Result<Command, ParseError> {
     };
     args.end()?;
     Ok(Command::CampaignSchedule { id, at, tz })
+}
+
+fn campaign_repeat(args: &mut Args) -> Result<Command, ParseError> {
+    let id = args.id("campaign id")?;
+    let rule = args.rest.trim();
+    args.rest = "";
+    if rule.is_empty() {
+        return Err(args.err("missing every <interval>"));
+    }
+    let repeat = rule
+        .parse::<Repeat>()
+        .map_err(|e| args.err(e.to_string()))?;
+    Ok(Command::CampaignRepeat { id, repeat })
 }
 
 fn trigger(args: &mut Args) -> Result<Command, ParseError> {
@@ -1598,7 +1609,6 @@ mod tests {
         }
         assert!(refused("/drip new Welcome").contains("not available yet"));
         assert!(refused("/on 3 read optout").contains("not available yet"));
-        assert!(refused("/campaign repeat 3 every 1d").contains("not available yet"));
         assert_eq!(
             refused("/launch"),
             "unknown command \"/launch\". Try /help."

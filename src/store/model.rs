@@ -121,6 +121,8 @@ impl fmt::Display for CampaignStatus {
 pub enum CampaignKind {
     OneTime,
     Triggered,
+    /// Keeps a repeat rule and spawns one run (a one-time child campaign) per occurrence.
+    Recurring,
 }
 
 impl CampaignKind {
@@ -128,12 +130,14 @@ impl CampaignKind {
         match self {
             CampaignKind::OneTime => "one_time",
             CampaignKind::Triggered => "triggered",
+            CampaignKind::Recurring => "recurring",
         }
     }
 
     pub fn from_db(s: &str) -> CampaignKind {
         match s {
             "triggered" => CampaignKind::Triggered,
+            "recurring" => CampaignKind::Recurring,
             _ => CampaignKind::OneTime,
         }
     }
@@ -185,6 +189,11 @@ pub struct Campaign {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A recurring campaign's rule (`every 1d at 09:00`).
+    pub repeat_rule: Option<String>,
+    /// For a run of a recurring campaign: the recurring campaign, and which run this is.
+    pub parent_id: Option<i64>,
+    pub run_no: i64,
 }
 
 impl Campaign {

@@ -19,6 +19,9 @@ use crate::clock::to_ms;
 const STATUS_RANK_SQL: &str = "CASE status WHEN 'sending' THEN 1 WHEN 'unknown' THEN 1 \
     WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 0 END";
 
+/// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
+const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
+
 /// How a send attempt ended, as the dispatcher records it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -471,8 +474,9 @@ impl Store {
         ))
     }
 
+    /// Counts of a campaign, or of all runs of a recurring one.
     pub async fn report(&self, campaign_id: i64) -> Result<Report> {
-        let row = sqlx::query(
+        let sql = format!(
             "SELECT COUNT(*) AS targeted, \
              COUNT(*) FILTER (WHERE status IN ('queued', 'claimed', 'sending')) AS queued, \
              COUNT(*) FILTER (WHERE status IN ('sent', 'delivered', 'read')) AS sent, \
@@ -483,11 +487,12 @@ impl Store {
              COUNT(*) FILTER (WHERE status = 'skipped') AS skipped, \
              COUNT(*) FILTER (WHERE status = 'unknown') AS unknown, \
              MIN(sent_at) AS first_sent, MAX(sent_at) AS last_sent \
-             FROM recipients WHERE campaign_id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_one(&self.pool)
-        .await?;
+             FROM recipients WHERE campaign_id IN ({CAMPAIGN_AND_RUNS})"
+        );
+        let row = sqlx::query(&sql)
+            .bind(campaign_id)
+            .fetch_one(&self.pool)
+            .await?;
         let mut report = Report {
             targeted: row.try_get("targeted")?,
             queued: row.try_get("queued")?,
@@ -534,7 +539,8 @@ impl Store {
         key: &str,
     ) -> Result<Vec<(String, i64)>> {
         let sql = format!(
-            "SELECT {key} AS k, COUNT(*) AS n FROM recipients WHERE campaign_id = $1 AND {filter} \
+            "SELECT {key} AS k, COUNT(*) AS n FROM recipients \
+             WHERE campaign_id IN ({CAMPAIGN_AND_RUNS}) AND {filter} \
              GROUP BY 1 ORDER BY 2 DESC, 1"
         );
         let rows = sqlx::query(&sql)

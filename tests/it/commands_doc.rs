@@ -38,6 +38,7 @@ command_kinds!(
     CampaignTemplate,
     CampaignPace,
     CampaignSchedule,
+    CampaignRepeat,
     CampaignPreview,
     CampaignTest,
     CampaignSend,

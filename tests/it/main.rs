@@ -8,6 +8,7 @@ mod commands_doc;
 mod console_flow;
 mod pause_resume;
 mod quality_guard;
+mod recurring;
 mod scheduling;
 mod send_rules;
 mod triggers;
