@@ -109,6 +109,12 @@ pub struct Config {
     pub max_attempts: i64,
     /// Where CSV and chart exports are written.
     pub reports_dir: String,
+    /// How long a claimed recipient stays leased without a heartbeat (`LEASE_SECS`). A running
+    /// process renews its leases; a dead one's rows come back this long after it died.
+    pub lease_secs: u64,
+    /// How often `herald run` brings back the rows of processes that died
+    /// (`RECOVER_EVERY_SECS`).
+    pub recover_every_secs: u64,
 }
 
 impl fmt::Debug for Config {
@@ -182,6 +188,8 @@ impl Default for Config {
             currency: "USD".into(),
             max_attempts: 5,
             reports_dir: "reports".into(),
+            lease_secs: 30,
+            recover_every_secs: 30,
         }
     }
 }
@@ -316,6 +324,17 @@ impl Config {
         if let Some(v) = get("CURRENCY") {
             c.currency = v;
         }
+        let seconds =
+            |key: &str, default: u64| -> Result<u64, ConfigError> {
+                match get(key) {
+                    None => Ok(default),
+                    Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        invalid(key, format!("expected whole seconds > 0, got {v:?}"))
+                    }),
+                }
+            };
+        c.lease_secs = seconds("LEASE_SECS", c.lease_secs)?;
+        c.recover_every_secs = seconds("RECOVER_EVERY_SECS", c.recover_every_secs)?;
         Ok(c)
     }
 

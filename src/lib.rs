@@ -6,8 +6,10 @@
 //! - [`store`]: SQLite / PostgreSQL persistence
 //! - [`domain`]: audiences, content rendering, consent words, CSV import
 //! - [`app`], [`config`], [`clock`], [`report`]: wiring, settings, injected time, exports
+//! - [`bench`]: `herald bench`, its fake Graph API and bulk seeding
 
 pub mod app;
+pub mod bench;
 pub mod channels;
 mod chart;
 pub mod clock;

@@ -42,6 +42,12 @@ enum Cmd {
         #[command(subcommand)]
         command: ContactsCmd,
     },
+    /// Measure throughput, webhook ingest, memory and audience resolution against a fake Graph
+    /// API on loopback, on SQLite and PostgreSQL, and print one table.
+    Bench(herald::bench::BenchArgs),
+    /// A child process of `herald bench`.
+    #[command(hide = true)]
+    BenchWorker(herald::bench::WorkerArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +114,8 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(signal_shutdown(shutdown.clone()));
             app.run(shutdown).await?;
         }
+        Cmd::Bench(args) => herald::bench::run(args).await?,
+        Cmd::BenchWorker(args) => herald::bench::worker(args).await?,
         Cmd::Migrate => {
             let store = herald::store::Store::connect(&config.database_url)
                 .await
@@ -138,7 +146,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM or SIGINT starts a graceful shutdown.
+/// SIGTERM or SIGINT starts a graceful shutdown; a second one ends the process at once (the
+/// rows it was sending are then recovered as after a crash).
 async fn signal_shutdown(shutdown: tokio_util::sync::CancellationToken) {
     #[cfg(unix)]
     {
@@ -149,8 +158,16 @@ async fn signal_shutdown(shutdown: tokio_util::sync::CancellationToken) {
                     _ = term.recv() => {}
                     _ = tokio::signal::ctrl_c() => {}
                 }
+                tracing::info!("shutting down: finishing messages in flight");
+                shutdown.cancel();
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
             }
             Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                shutdown.cancel();
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
@@ -158,7 +175,9 @@ async fn signal_shutdown(shutdown: tokio_util::sync::CancellationToken) {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+        shutdown.cancel();
+        let _ = tokio::signal::ctrl_c().await;
     }
-    tracing::info!("shutting down");
-    shutdown.cancel();
+    tracing::warn!("second signal: exiting without waiting");
+    std::process::exit(130);
 }

@@ -17,9 +17,13 @@ use crate::domain::content::{self, ContactFields, MissingVars};
 use crate::store::recipients::Outcome;
 use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Contact, Template};
 
-/// How long a claim is ours; windows are sized to take a couple of seconds, so a lease this long
-/// only runs out when its process died.
-const LEASE: Duration = Duration::minutes(5);
+/// Rows claimed at once when pacing is off: large enough that the per-window queries are
+/// spread over many messages, small enough that a crash leaves little `unknown`.
+pub const UNPACED_WINDOW: i64 = 500;
+/// Messages in flight at once when pacing is off (the channel's own ceiling still holds).
+pub const UNPACED_CONCURRENCY: usize = 64;
+/// Most outcomes written by one statement.
+const RECORD_BATCH: usize = 256;
 /// Retry a 131049 (per-user marketing limit) this much later, at most this many times.
 const DEFER_FOR: Duration = Duration::hours(6);
 const MAX_DEFERS: i64 = 4;
@@ -125,6 +129,13 @@ pub enum RenderError {
     NoContent,
 }
 
+/// How one message of a window ended, on its way to the recorder.
+struct Done {
+    recipient_id: i64,
+    outcome: Outcome,
+    counts: DispatchOutcome,
+}
+
 struct Prepared {
     recipient_id: i64,
     contact_id: i64,
@@ -136,10 +147,13 @@ struct Prepared {
 }
 
 impl Engine {
-    /// One window of every sending campaign.
+    /// One window of every sending campaign. Once shutdown has begun it claims nothing more.
     pub async fn dispatch_step(&self) -> Result<DispatchOutcome> {
         let mut total = DispatchOutcome::default();
         for campaign in self.store.campaigns(Some(CampaignStatus::Sending)).await? {
+            if self.is_stopping() {
+                break;
+            }
             total.add(self.dispatch_campaign(&campaign).await?);
         }
         Ok(total)
@@ -160,7 +174,7 @@ impl Engine {
     /// crash strands little, and large windows when pacing is off.
     fn window_size(pacer: &Pacer) -> i64 {
         if !pacer.is_paced() {
-            return 500;
+            return UNPACED_WINDOW;
         }
         let pace = pacer.pace();
         let mut gap_ms = if pace.rate > 0.0 {
@@ -174,7 +188,6 @@ impl Engine {
 
     #[tracing::instrument(skip_all, fields(campaign_id = campaign.id))]
     async fn dispatch_campaign(&self, campaign: &Campaign) -> Result<DispatchOutcome> {
-        let mut out = DispatchOutcome::default();
         let pacer = self.pacer_for(campaign);
         let now = self.clock.now();
         let claimed = self
@@ -183,14 +196,65 @@ impl Engine {
                 campaign.id,
                 &self.worker_id,
                 now,
-                LEASE,
+                self.lease(),
                 Self::window_size(&pacer),
             )
             .await?;
         if claimed.is_empty() {
             self.finish_if_done(campaign).await?;
-            return Ok(out);
+            return Ok(DispatchOutcome::default());
         }
+        let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
+        let out = self
+            .with_heartbeat(&ids, self.work_window(campaign, &pacer, claimed, now))
+            .await?;
+        if out.sent + out.failed > 0 {
+            self.guard_quality(campaign).await?;
+        }
+        if !self.finish_if_done(campaign).await? && !out.is_idle() {
+            self.show_progress(campaign, false).await?;
+        }
+        Ok(out)
+    }
+
+    /// Runs `work` while renewing this worker's lease on `ids` every third of a lease, so the
+    /// lease can stay short (a dead process's rows come back soon) however long a paced window
+    /// or a slow channel makes the work. The renewal uses wall time: it guards against real
+    /// processes dying, whatever the engine's clock says.
+    async fn with_heartbeat<T>(
+        &self,
+        ids: &[i64],
+        work: impl std::future::Future<Output = T>,
+    ) -> T {
+        let every = (self.lease() / 3)
+            .to_std()
+            .unwrap_or(StdDuration::from_secs(1))
+            .max(StdDuration::from_millis(100));
+        let heartbeat = async {
+            loop {
+                tokio::time::sleep(every).await;
+                let until = self.clock.now() + self.lease();
+                if let Err(error) = self.store.renew(ids, &self.worker_id, until).await {
+                    tracing::warn!(%error, "could not renew the lease");
+                }
+            }
+        };
+        tokio::select! {
+            biased;
+            out = work => out,
+            never = heartbeat => never,
+        }
+    }
+
+    /// Applies the rules to a claimed window, records the skips and holds, and sends the rest.
+    async fn work_window(
+        &self,
+        campaign: &Campaign,
+        pacer: &Arc<Pacer>,
+        claimed: Vec<Claimed>,
+        now: DateTime<Utc>,
+    ) -> Result<DispatchOutcome> {
+        let mut out = DispatchOutcome::default();
         let template = match &campaign.template {
             Some(t) => self.store.template(&t.name, &t.lang).await?,
             None => None,
@@ -206,6 +270,7 @@ impl Engine {
             return Ok(out);
         }
         let mut ready = Vec::new();
+        let mut not_sent = Vec::new();
         for r in claimed {
             match self.prepare(campaign, template.as_ref(), &r, now).await? {
                 Ok(p) => ready.push(p),
@@ -214,18 +279,15 @@ impl Engine {
                         Outcome::Skipped { .. } => out.skipped += 1,
                         _ => out.held += 1,
                     }
-                    self.store.record(r.recipient_id, &outcome, now).await?;
+                    not_sent.push((r.recipient_id, outcome));
                 }
             }
         }
-        if ready.is_empty() {
-            self.finish_if_done(campaign).await?;
-            return Ok(out);
-        }
-        out.add(self.send_window(campaign, &pacer, ready).await?);
-        self.guard_quality(campaign).await?;
-        if !self.finish_if_done(campaign).await? {
-            self.show_progress(campaign, false).await?;
+        self.store
+            .record_many(&not_sent, &self.worker_id, now)
+            .await?;
+        if !ready.is_empty() {
+            out.add(self.send_window(campaign, pacer, ready).await?);
         }
         Ok(out)
     }
@@ -310,6 +372,10 @@ impl Engine {
         Ok(None)
     }
 
+    /// Sends a window and records the outcomes. Sending and recording overlap: outcomes flow to
+    /// a recorder that writes whatever has arrived in one statement, so at high rates a write
+    /// covers many messages while the next sends are already on the wire, and at low rates each
+    /// outcome is written as soon as it is known.
     async fn send_window(
         &self,
         campaign: &Campaign,
@@ -318,37 +384,61 @@ impl Engine {
     ) -> Result<DispatchOutcome> {
         let paced = pacer.is_paced();
         // Unpaced: mark the whole window as possibly-sent at once, then send it concurrently.
-        // Paced: each message waits for its slot, then is marked and sent on its own, so a pause
-        // or a crash strands nothing that was merely waiting.
+        // Paced: each message waits for its slot, then is marked and sent on its own, so a pause,
+        // a shutdown or a crash strands nothing that was merely waiting.
         let ready = if paced {
             ready
         } else {
             let ids: Vec<i64> = ready.iter().map(|p| p.recipient_id).collect();
             let ours = self.store.mark_sending(&ids, &self.worker_id).await?;
+            let ours: std::collections::HashSet<i64> = ours.into_iter().collect();
             ready
                 .into_iter()
                 .filter(|p| ours.contains(&p.recipient_id))
                 .collect()
         };
         let concurrency = if !paced {
-            64
+            UNPACED_CONCURRENCY
         } else if pacer.pace().rate > 50.0 {
             8
         } else {
             1
         };
-        let results: Vec<Result<DispatchOutcome>> = stream::iter(ready)
-            .map(|p| self.send_one(campaign, pacer, p, paced))
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        let mut out = DispatchOutcome::default();
-        for r in results {
-            out.add(r?);
-        }
-        Ok(out)
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Option<Done>>>(RECORD_BATCH * 4);
+        let produce = async move {
+            let mut sends = stream::iter(ready)
+                .map(|p| self.send_one(campaign, pacer, p, paced))
+                .buffer_unordered(concurrency);
+            while let Some(done) = sends.next().await {
+                if tx.send(done).await.is_err() {
+                    break; // the recorder failed; what is left stays in flight for recovery
+                }
+            }
+        };
+        let record = async {
+            let mut out = DispatchOutcome::default();
+            let mut arrived = Vec::with_capacity(RECORD_BATCH);
+            let mut batch = Vec::with_capacity(RECORD_BATCH);
+            while rx.recv_many(&mut arrived, RECORD_BATCH).await > 0 {
+                for done in arrived.drain(..) {
+                    if let Some(done) = done? {
+                        out.add(done.counts);
+                        batch.push((done.recipient_id, done.outcome));
+                    }
+                }
+                self.store
+                    .record_many(&batch, &self.worker_id, self.clock.now())
+                    .await?;
+                batch.clear();
+            }
+            Ok::<_, super::EngineError>(out)
+        };
+        let ((), out) = tokio::join!(produce, record);
+        out
     }
 
+    /// Sends one message (after its pacing slot, when paced) and says how it ended; `None` when
+    /// it was not sent and already put back (pause, cancel, opt-out, shutdown).
     #[tracing::instrument(skip_all, fields(campaign_id = campaign.id, recipient = p.recipient_id))]
     async fn send_one(
         &self,
@@ -356,20 +446,24 @@ impl Engine {
         pacer: &Pacer,
         p: Prepared,
         paced: bool,
-    ) -> Result<DispatchOutcome> {
-        let mut out = DispatchOutcome::default();
+    ) -> Result<Option<Done>> {
+        let stop = self.stop_token();
         if paced {
             let slot = pacer.reserve(self.clock.now());
             let wait = slot - self.clock.now();
             if let Ok(wait) = wait.to_std() {
                 if !wait.is_zero() {
-                    self.clock.sleep(wait).await;
+                    tokio::select! {
+                        _ = self.clock.sleep(wait) => {}
+                        _ = stop.cancelled() => {}
+                    }
                 }
             }
-            // Pause and cancel take effect before the very next message.
-            if !self.still_sending(campaign.id).await? {
+            // Pause, cancel and shutdown take effect before the very next message; a slot far
+            // away (a batch pause) is not waited out on shutdown: the row goes back to the queue.
+            if stop.is_cancelled() || !self.still_sending(campaign.id).await? {
                 self.store.release(&[p.recipient_id]).await?;
-                return Ok(out);
+                return Ok(None);
             }
             if self
                 .store
@@ -378,28 +472,30 @@ impl Engine {
                 .is_empty()
             {
                 // An opt-out or a cancel took this recipient away while it waited.
-                return Ok(out);
+                return Ok(None);
             }
-        } else if !self.still_sending(campaign.id).await? {
+        } else if stop.is_cancelled() || !self.still_sending(campaign.id).await? {
             // Marked as possibly sent with its window, but never handed to the channel: it goes
-            // back to the queue for the resume, its attempt refunded.
+            // back to the queue for the resume or the next process, its attempt refunded.
             let back = Outcome::Retry {
                 at: self.clock.now(),
                 code: None,
                 reason: None,
                 refund_attempt: true,
             };
-            self.store
-                .record(p.recipient_id, &back, self.clock.now())
-                .await?;
-            return Ok(out);
+            return Ok(Some(Done {
+                recipient_id: p.recipient_id,
+                outcome: back,
+                counts: DispatchOutcome::default(),
+            }));
         }
         let result = p.channel.send(&p.msg).await;
         let now = self.clock.now();
+        let mut counts = DispatchOutcome::default();
         let outcome = match result {
             Ok(sent) => {
                 pacer.succeeded();
-                out.sent += 1;
+                counts.sent += 1;
                 Outcome::Sent {
                     provider_id: sent.provider_id,
                     variant: p.rendered.variant,
@@ -411,14 +507,17 @@ impl Engine {
                 tracing::warn!(code = %e.code, reason = %e.reason, "send failed");
                 let outcome = self.on_send_error(campaign, pacer, &p, &e, now).await?;
                 match outcome {
-                    Outcome::Failed { .. } => out.failed += 1,
-                    _ => out.held += 1,
+                    Outcome::Failed { .. } => counts.failed += 1,
+                    _ => counts.held += 1,
                 }
                 outcome
             }
         };
-        self.store.record(p.recipient_id, &outcome, now).await?;
-        Ok(out)
+        Ok(Some(Done {
+            recipient_id: p.recipient_id,
+            outcome,
+            counts,
+        }))
     }
 
     /// SPEC section 3's error taxonomy.
@@ -536,7 +635,7 @@ impl Engine {
     /// A one-time campaign with nothing left to do is completed, and its owner gets the summary.
     /// Returns whether it completed now.
     async fn finish_if_done(&self, campaign: &Campaign) -> Result<bool> {
-        if campaign.kind != CampaignKind::OneTime || self.store.pending(campaign.id).await? > 0 {
+        if campaign.kind != CampaignKind::OneTime || self.store.has_pending(campaign.id).await? {
             return Ok(false);
         }
         let now = self.clock.now();

@@ -50,6 +50,8 @@ pub struct Engine {
     status_cache: Mutex<HashMap<i64, (std::time::Instant, bool)>>,
     /// When each campaign's owner was last shown progress (wall time: it paces chat edits).
     progress_shown: Mutex<HashMap<i64, std::time::Instant>>,
+    /// Fires when the running loop shuts down, so windows in flight stop starting sends.
+    stop: Mutex<CancellationToken>,
 }
 
 impl Engine {
@@ -70,6 +72,7 @@ impl Engine {
             pacers: Mutex::new(HashMap::new()),
             progress_shown: Mutex::new(HashMap::new()),
             status_cache: Mutex::new(HashMap::new()),
+            stop: Mutex::new(CancellationToken::new()),
         }
     }
 
@@ -273,25 +276,59 @@ impl Engine {
         }
     }
 
-    /// Brings back work a crashed process left behind. A lone SQLite process owns every lease.
-    pub async fn recover(&self, everything: bool) -> Result<()> {
+    /// Brings back work a crashed process left behind: with `everything`, every lease (a lone
+    /// SQLite process owns them all); otherwise only leases that ran out, since on PostgreSQL
+    /// other live processes hold theirs. Returns whether anything came back.
+    pub async fn recover(&self, everything: bool) -> Result<bool> {
         let (requeued, unknown) = self.store.recover(self.clock.now(), everything).await?;
         if requeued + unknown > 0 {
             tracing::warn!(requeued, unknown, "recovered interrupted sends");
         }
-        Ok(())
+        Ok(requeued + unknown > 0)
     }
 
-    /// The production loop: schedule and dispatch until `shutdown` fires, then return after the
-    /// in-flight window is finished (a window is short: pacing sizes it to about a second).
+    /// How long a claim is ours without a heartbeat. Windows renew it while they run, so it only
+    /// runs out when its process died; then the periodic recovery of any process brings the
+    /// rows back.
+    pub fn lease(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.config.lease_secs.max(1) as i64)
+    }
+
+    /// The token that tells the dispatcher to stop: the running loop's shutdown, or one that
+    /// never fires when no loop runs (tests, the console).
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stop_token().is_cancelled()
+    }
+
+    /// The production loop: schedule and dispatch until `shutdown` fires. Then nothing more is
+    /// claimed, messages already handed to the channel finish and are recorded, and rows claimed
+    /// but not yet sent go back to the queue (a paced window is not waited out), so the
+    /// process leaves nothing `claimed` or `sending` behind. Every `RECOVER_EVERY_SECS` it also
+    /// brings back the work of processes that died (their leases ran out), so on PostgreSQL the
+    /// survivors finish a dead process's share without a restart.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = shutdown.clone();
         let scheduler = {
             let engine = self.clone();
             let shutdown = shutdown.clone();
             tokio::spawn(async move {
+                let recover_every = Duration::from_secs(engine.config.recover_every_secs.max(1));
+                let mut last_recovery = tokio::time::Instant::now();
                 while !shutdown.is_cancelled() {
                     if let Err(e) = engine.schedule_step().await {
                         tracing::error!(error = %e, "scheduler step failed");
+                    }
+                    if last_recovery.elapsed() >= recover_every {
+                        last_recovery = tokio::time::Instant::now();
+                        match engine.recover(false).await {
+                            Ok(true) => engine.wake(),
+                            Ok(false) => {}
+                            Err(e) => tracing::error!(error = %e, "lease recovery failed"),
+                        }
                     }
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
@@ -312,11 +349,15 @@ impl Engine {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "dispatch step failed");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
                 }
             }
         }
         let _ = scheduler.await;
+        tracing::info!("dispatcher stopped");
     }
 }
 

@@ -1,0 +1,854 @@
+//! `herald bench`: measures herald against a fake Graph API on loopback and prints one table.
+//!
+//! For each backend (SQLite, and PostgreSQL when reachable) it seeds contacts in bulk, then:
+//! (a) sends a campaign with pacing off and, in the same run, measures the raw wire limit (a plain
+//! reqwest loop at the dispatcher's concurrency against the same fake server); (b) posts signed
+//! status webhooks to herald's HTTP server and times each; (c) sends a campaign to every seeded
+//! contact (1,000,000 by default) and reads the sender's peak RSS; (d) times resolving that
+//! audience into recipient rows; and on PostgreSQL (e) runs two dispatcher processes on one
+//! campaign and counts duplicates at the fake server.
+//!
+//! Sending and the wire loop run in child processes (`herald bench-worker`), so a peak RSS is the
+//! sender's alone and the fake server's work is not counted against it; both sides share the
+//! machine's cores, as herald and its network stack would.
+
+pub mod fake_graph;
+pub mod seed;
+
+use std::fmt::Write as _;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use chrono::Utc;
+use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{Connection, Row};
+
+use crate::channels::whatsapp::{self, WhatsAppClient, WhatsAppConfig};
+use crate::channels::{Audience, Channel, Outbound, OutboundBody};
+use crate::clock::SystemClock;
+use crate::config::{Config, Tier};
+use crate::engine::dispatcher::UNPACED_CONCURRENCY;
+use crate::engine::Engine;
+use crate::store::CampaignStatus;
+use fake_graph::{FakeGraph, PHONE_NUMBER_ID};
+
+const TOKEN: &str = "bench-token";
+const APP_SECRET: &str = "bench-app-secret";
+const WEBHOOK_PATH: &str = "/webhooks/whatsapp";
+
+/// The targets of issue 5, as the table prints them.
+const TARGET_DISPATCH: f64 = 10_000.0;
+const TARGET_WIRE_SHARE: f64 = 0.5;
+const TARGET_WEBHOOKS: f64 = 10_000.0;
+const TARGET_WEBHOOK_P99_MS: f64 = 50.0;
+const TARGET_RSS_MB: f64 = 150.0;
+const TARGET_RESOLVE_SECS: f64 = 10.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backends {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Recipients of the throughput campaign (a) and of the two-process run (e).
+    #[arg(long, default_value_t = 100_000)]
+    pub recipients: u64,
+    /// Contacts seeded: the audience resolved in (d) and the campaign whose peak RSS is read in (c).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub contacts: u64,
+    /// Signed status webhooks posted in (b).
+    #[arg(long, default_value_t = 50_000)]
+    pub webhooks: u64,
+    /// Webhook POSTs in flight at once in (b).
+    #[arg(long, default_value_t = 64)]
+    pub webhook_concurrency: usize,
+    /// Which backends to measure.
+    #[arg(long, value_enum, default_value_t = Backends::Both)]
+    pub backend: Backends,
+    /// PostgreSQL server for the PostgreSQL runs; a throw-away database is created on it and
+    /// dropped afterwards.
+    #[arg(
+        long,
+        env = "HERALD_BENCH_PG_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub pg_url: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkerMode {
+    /// Send one campaign with herald's dispatcher until it completes.
+    Dispatch,
+    /// POST `count` messages with a plain reqwest loop (the wire limit).
+    Wire,
+}
+
+/// A child process of the bench (not for direct use).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    #[arg(long, value_enum)]
+    pub mode: WorkerMode,
+    /// Base URL of the fake Graph API.
+    #[arg(long)]
+    pub graph: String,
+    #[arg(long, default_value = "")]
+    pub db: String,
+    #[arg(long, default_value_t = 0)]
+    pub campaign: i64,
+    #[arg(long, default_value_t = 0)]
+    pub count: u64,
+}
+
+/// What a worker process reports on its stdout (one JSON line).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub sent: u64,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub peak_rss_kb: u64,
+}
+
+impl WorkerReport {
+    fn secs(&self) -> f64 {
+        (self.end_ms - self.start_ms).max(1) as f64 / 1000.0
+    }
+
+    fn rate(&self) -> f64 {
+        self.sent as f64 / self.secs()
+    }
+}
+
+/// Entry point of `herald bench-worker`.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let report = match args.mode {
+        WorkerMode::Dispatch => dispatch_worker(&args).await?,
+        WorkerMode::Wire => wire_worker(&args).await?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`), in KiB; 0 where unknown.
+pub fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn whatsapp_client(graph: &str) -> anyhow::Result<Arc<WhatsAppClient>> {
+    let mut wa = WhatsAppConfig::new(graph, PHONE_NUMBER_ID, TOKEN);
+    // Pacing off: no ceiling but the wire's own.
+    wa.max_per_second = 1e9;
+    Ok(Arc::new(WhatsAppClient::new(wa)?))
+}
+
+fn bench_config(db: &str) -> Config {
+    Config {
+        database_url: db.to_string(),
+        tier: Tier::Unlimited,
+        whatsapp_app_secret: Some(APP_SECRET.into()),
+        whatsapp_token: Some(TOKEN.into()),
+        whatsapp_phone_number_id: Some(PHONE_NUMBER_ID.into()),
+        ..Config::default()
+    }
+}
+
+async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
+    let client: Arc<dyn Channel> = whatsapp_client(&args.graph)?;
+    let engine =
+        crate::app::build_engine(bench_config(&args.db), Arc::new(SystemClock), vec![client])
+            .await?;
+    let start = Utc::now();
+    let mut sent = 0;
+    loop {
+        let step = engine.dispatch_step().await?;
+        sent += step.sent;
+        if step.is_idle() {
+            let status = engine
+                .store
+                .campaign(args.campaign)
+                .await?
+                .map(|c| c.status);
+            if status != Some(CampaignStatus::Sending) {
+                break;
+            }
+            // Another process holds the last windows.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let end = Utc::now();
+    engine.store.close().await;
+    Ok(WorkerReport {
+        sent,
+        start_ms: start.timestamp_millis(),
+        end_ms: end.timestamp_millis(),
+        peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+/// The same messages herald would send, posted by a bare reqwest loop.
+async fn wire_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let url = format!("{}/{PHONE_NUMBER_ID}/messages", args.graph);
+    let start = Utc::now();
+    let sent = stream::iter(0..args.count)
+        .map(|i| {
+            let msg = Outbound {
+                to: seed::address(i),
+                audience: Audience::Customer,
+                body: OutboundBody::Text(format!("Hello Contact {i}, this is the bench")),
+                callback: Some(format!("r{i}:c0")),
+            };
+            let to = (seed::FIRST_NUMBER + i).to_string();
+            let body = whatsapp::client::request_body(&to, &msg);
+            let request = http.post(&url).bearer_auth(TOKEN).json(&body);
+            async move {
+                match request.send().await {
+                    Ok(r) => {
+                        let ok = r.status().is_success();
+                        ok && r.text().await.is_ok()
+                    }
+                    Err(_) => false,
+                }
+            }
+        })
+        .buffer_unordered(UNPACED_CONCURRENCY)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await as u64;
+    let end = Utc::now();
+    Ok(WorkerReport {
+        sent,
+        start_ms: start.timestamp_millis(),
+        end_ms: end.timestamp_millis(),
+        peak_rss_kb: peak_rss_kb(),
+    })
+}
+
+/// Starts a worker process; its report is read when it ends.
+fn spawn_worker(args: &[String]) -> anyhow::Result<tokio::process::Child> {
+    let exe = std::env::current_exe().context("cannot find the herald binary")?;
+    tokio::process::Command::new(exe)
+        .arg("bench-worker")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot start a bench worker")
+}
+
+async fn finish_worker(child: tokio::process::Child) -> anyhow::Result<WorkerReport> {
+    let out = child.wait_with_output().await?;
+    if !out.status.success() {
+        bail!("bench worker failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("bench worker printed no report")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+async fn run_worker(args: &[String]) -> anyhow::Result<WorkerReport> {
+    finish_worker(spawn_worker(args)?).await
+}
+
+fn dispatch_args(db: &str, graph: &str, campaign: i64) -> Vec<String> {
+    vec![
+        "--mode".into(),
+        "dispatch".into(),
+        "--db".into(),
+        db.into(),
+        "--graph".into(),
+        graph.into(),
+        "--campaign".into(),
+        campaign.to_string(),
+    ]
+}
+
+/// A database to measure on, dropped afterwards.
+struct BenchDb {
+    url: String,
+    pg_admin: Option<(String, String)>,
+    dir: Option<std::path::PathBuf>,
+}
+
+impl BenchDb {
+    fn sqlite() -> anyhow::Result<BenchDb> {
+        let dir = std::env::temp_dir().join(format!("herald-bench-{:08x}", rand::random::<u32>()));
+        std::fs::create_dir_all(&dir)?;
+        let url = format!("sqlite://{}", dir.join("bench.db").display());
+        Ok(BenchDb {
+            url,
+            pg_admin: None,
+            dir: Some(dir),
+        })
+    }
+
+    async fn postgres(admin_url: &str) -> anyhow::Result<BenchDb> {
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(5),
+            sqlx::PgConnection::connect(admin_url),
+        )
+        .await
+        .context("timed out")??;
+        let name = format!("herald_bench_{:08x}", rand::random::<u32>());
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let base = admin_url
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or_else(|| admin_url.to_string());
+        Ok(BenchDb {
+            url: format!("{base}/{name}"),
+            pg_admin: Some((admin_url.to_string(), name)),
+            dir: None,
+        })
+    }
+
+    async fn drop_db(&self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((admin, name)) = &self.pg_admin {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Ingest {
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    via: &'static str,
+}
+
+/// One backend's figures; `None` where not measured.
+#[derive(Debug, Default)]
+struct Figures {
+    skipped: Option<String>,
+    dispatch: Option<WorkerReport>,
+    wire: Option<WorkerReport>,
+    dispatch_duplicates: u64,
+    ingest: Option<Ingest>,
+    big_send: Option<WorkerReport>,
+    big_duplicates: u64,
+    resolve_secs: Option<f64>,
+    pair: Option<(f64, u64, u64)>,
+    notes: Vec<String>,
+}
+
+/// Entry point of `herald bench`.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut sqlite = Figures::default();
+    let mut postgres = Figures::default();
+    if args.backend != Backends::Postgres {
+        eprintln!("== SQLite");
+        let db = BenchDb::sqlite()?;
+        let figures = measure(&args, &db, false).await;
+        db.drop_db().await;
+        sqlite = figures?;
+    } else {
+        sqlite.skipped = Some("not selected".into());
+    }
+    if args.backend != Backends::Sqlite {
+        match BenchDb::postgres(&args.pg_url).await {
+            Ok(db) => {
+                eprintln!("== PostgreSQL");
+                let figures = measure(&args, &db, true).await;
+                db.drop_db().await;
+                postgres = figures?;
+            }
+            Err(e) => {
+                let why = format!("PostgreSQL unreachable at {}: {e:#}", redact(&args.pg_url));
+                eprintln!("== {why}: skipped");
+                postgres.skipped = Some(why);
+            }
+        }
+    } else {
+        postgres.skipped = Some("not selected".into());
+    }
+    print!("{}", table(&args, &sqlite, &postgres, started.elapsed()));
+    Ok(())
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_string(),
+        },
+        _ => url.to_string(),
+    }
+}
+
+async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Result<Figures> {
+    let mut f = Figures::default();
+    let contacts = args.contacts.max(args.recipients);
+    let graph = FakeGraph::start(seed::FIRST_NUMBER, contacts as usize).await?;
+    let client: Arc<dyn Channel> = whatsapp_client(&graph.url)?;
+    let engine =
+        crate::app::build_engine(bench_config(&db.url), Arc::new(SystemClock), vec![client])
+            .await?;
+
+    let t = Instant::now();
+    seed::contacts(
+        &engine.store,
+        contacts,
+        &[("a", args.recipients), ("all", args.contacts)],
+        Utc::now(),
+    )
+    .await?;
+    eprintln!(
+        "   seeded {contacts} contacts in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // (a) dispatch throughput with pacing off, then the wire limit against the same server.
+    let a = new_campaign(&engine, "Bench (a)", "a").await?;
+    start(&engine, a).await?;
+    let report = run_worker(&dispatch_args(&db.url, &graph.url, a)).await?;
+    f.dispatch_duplicates = graph.duplicates();
+    eprintln!(
+        "   (a) {} sent in {:.1} s: {:.0} msg/s",
+        report.sent,
+        report.secs(),
+        report.rate()
+    );
+    f.dispatch = Some(report);
+    let wire_graph = FakeGraph::start(seed::FIRST_NUMBER, args.recipients as usize).await?;
+    let wire = run_worker(&[
+        "--mode".into(),
+        "wire".into(),
+        "--graph".into(),
+        wire_graph.url.clone(),
+        "--count".into(),
+        args.recipients.to_string(),
+    ])
+    .await?;
+    drop(wire_graph);
+    eprintln!("   wire limit {:.0} msg/s", wire.rate());
+    f.wire = Some(wire);
+
+    // (b) signed status webhooks for the messages (a) sent.
+    match ingest(&engine, a, args.webhooks, args.webhook_concurrency).await {
+        Ok(ingest) => {
+            eprintln!(
+                "   (b) {:.0} webhooks/s, p50 {:.1} ms, p99 {:.1} ms ({})",
+                ingest.rate, ingest.p50_ms, ingest.p99_ms, ingest.via
+            );
+            f.ingest = Some(ingest);
+        }
+        Err(e) => f.notes.push(format!("(b) failed: {e:#}")),
+    }
+
+    // (d) resolve the whole audience into recipient rows (what starting a campaign does), then
+    // (c) send that campaign and read the sender's peak RSS.
+    let big_graph = FakeGraph::start(seed::FIRST_NUMBER, contacts as usize).await?;
+    let c = new_campaign(&engine, "Bench (c, d)", "all").await?;
+    let t = Instant::now();
+    let n = start(&engine, c).await?;
+    let resolve = t.elapsed().as_secs_f64();
+    eprintln!("   (d) resolved {n} recipients in {resolve:.1} s");
+    f.resolve_secs = Some(resolve);
+    let big = run_worker(&dispatch_args(&db.url, &big_graph.url, c)).await?;
+    f.big_duplicates = big_graph.duplicates();
+    eprintln!(
+        "   (c) {} sent in {:.1} s ({:.0} msg/s), peak RSS {:.1} MB",
+        big.sent,
+        big.secs(),
+        big.rate(),
+        big.peak_rss_kb as f64 / 1024.0
+    );
+    f.big_send = Some(big);
+    drop(big_graph);
+
+    // (e) two processes on one PostgreSQL campaign.
+    if postgres {
+        let pair_graph = FakeGraph::start(seed::FIRST_NUMBER, contacts as usize).await?;
+        let e = new_campaign(&engine, "Bench (e)", "a").await?;
+        start(&engine, e).await?;
+        let args_e = dispatch_args(&db.url, &pair_graph.url, e);
+        let (one, two) = (spawn_worker(&args_e)?, spawn_worker(&args_e)?);
+        let (one, two) = tokio::try_join!(finish_worker(one), finish_worker(two))?;
+        let sent = one.sent + two.sent;
+        let secs =
+            (one.end_ms.max(two.end_ms) - one.start_ms.min(two.start_ms)).max(1) as f64 / 1000.0;
+        let duplicates = pair_graph.duplicates();
+        let accepted = pair_graph.accepted();
+        eprintln!(
+            "   (e) two processes: {} + {} sent, {:.0} msg/s combined, {duplicates} duplicates, {accepted} accepted",
+            one.sent,
+            two.sent,
+            sent as f64 / secs
+        );
+        f.pair = Some((sent as f64 / secs, duplicates, accepted));
+    }
+    engine.store.close().await;
+    Ok(f)
+}
+
+async fn new_campaign(engine: &Engine, title: &str, audience: &str) -> anyhow::Result<i64> {
+    let store = &engine.store;
+    let id = store.create_campaign(title, None, Utc::now()).await?;
+    store.set_audience(id, audience).await?;
+    store
+        .set_text(id, "Hello {{name}}, this is the bench")
+        .await?;
+    store
+        .set_pace(
+            id,
+            &crate::store::Pace {
+                rate: 0.0,
+                ..crate::store::Pace::default()
+            },
+        )
+        .await?;
+    Ok(id)
+}
+
+async fn start(engine: &Engine, id: i64) -> anyhow::Result<u64> {
+    let campaign = engine
+        .store
+        .campaign(id)
+        .await?
+        .context("campaign vanished")?;
+    engine
+        .start_campaign(&campaign)
+        .await?
+        .context("campaign did not start")
+}
+
+/// A status notification as Meta posts it.
+fn status_body(wamid: &str, status: &str, recipient: &str, callback: &str, at: i64) -> String {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+            "statuses": [{
+                "id": wamid, "status": status, "timestamp": at.to_string(),
+                "recipient_id": recipient, "biz_opaque_callback_data": callback,
+                "conversation": {"id": "c1", "origin": {"type": "marketing"}},
+                "pricing": {"billable": true, "pricing_model": "CBP", "category": "marketing"}
+            }]
+        }}]}]
+    })
+    .to_string()
+}
+
+/// (b): `n` signed status webhooks for campaign `campaign`'s sent messages (delivered, then
+/// read; replays past that), posted `concurrency` at a time to herald's HTTP server.
+async fn ingest(
+    engine: &Arc<Engine>,
+    campaign: i64,
+    n: u64,
+    concurrency: usize,
+) -> anyhow::Result<Ingest> {
+    let rows = sqlx::query(
+        "SELECT r.id, r.provider_id, c.address FROM recipients r \
+         JOIN contacts c ON c.id = r.contact_id WHERE r.campaign_id = $1 \
+         AND r.provider_id IS NOT NULL ORDER BY r.id LIMIT $2",
+    )
+    .bind(campaign)
+    .bind(n as i64)
+    .fetch_all(engine.store.pool())
+    .await?;
+    if rows.is_empty() {
+        bail!("no sent messages to post statuses for");
+    }
+    let at = Utc::now().timestamp();
+    let mut bodies = Vec::with_capacity(n as usize);
+    for k in 0..n as usize {
+        let row = &rows[k % rows.len()];
+        let id: i64 = row.try_get("id")?;
+        let wamid: String = row.try_get("provider_id")?;
+        let address: String = row.try_get("address")?;
+        let status = if k / rows.len() == 0 {
+            "delivered"
+        } else {
+            "read"
+        };
+        let body = status_body(
+            &wamid,
+            status,
+            address.trim_start_matches("wa:"),
+            &format!("r{id}:c{campaign}"),
+            at,
+        );
+        let signature = whatsapp::sign(APP_SECRET.as_bytes(), body.as_bytes());
+        bodies.push((body, signature));
+    }
+
+    // herald's own router when it has the webhook route; otherwise the same pipeline
+    // (signature, parse, engine) behind a bench route, and the table says so.
+    let (url, server, via) = {
+        let (url, server) = serve(crate::http::router(engine.clone())).await?;
+        let probe = reqwest::Client::new()
+            .post(format!("{url}{WEBHOOK_PATH}"))
+            .header("x-hub-signature-256", &bodies[0].1)
+            .header("content-type", "application/json")
+            .body(bodies[0].0.clone())
+            .send()
+            .await?;
+        if probe.status() == StatusCode::NOT_FOUND
+            || probe.status() == StatusCode::METHOD_NOT_ALLOWED
+        {
+            server.abort();
+            let (url, server) = serve(fallback_router(engine.clone())).await?;
+            (url, server, "bench route: signature + parse + engine")
+        } else if probe.status().is_success() {
+            (url, server, "herald HTTP server")
+        } else {
+            server.abort();
+            bail!("the webhook refused a signed status: {}", probe.status());
+        }
+    };
+    let http = reqwest::Client::new();
+    let target = format!("{url}{WEBHOOK_PATH}");
+    let started = Instant::now();
+    let mut latencies: Vec<f64> = stream::iter(bodies)
+        .map(|(body, signature)| {
+            let request = http
+                .post(&target)
+                .header("x-hub-signature-256", signature)
+                .header("content-type", "application/json")
+                .body(body);
+            async move {
+                let t = Instant::now();
+                let ok = matches!(request.send().await, Ok(r) if r.status().is_success());
+                ok.then(|| t.elapsed().as_secs_f64() * 1000.0)
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .filter_map(std::future::ready)
+        .collect()
+        .await;
+    let elapsed = started.elapsed().as_secs_f64();
+    server.abort();
+    if latencies.is_empty() {
+        bail!("no webhook was accepted");
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Ok(Ingest {
+        rate: latencies.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        via,
+    })
+}
+
+async fn serve(router: Router) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    Ok((url, server))
+}
+
+/// The webhook pipeline for builds whose HTTP server has no webhook route yet.
+fn fallback_router(engine: Arc<Engine>) -> Router {
+    async fn notification(
+        State(engine): State<Arc<Engine>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> StatusCode {
+        let signature = headers
+            .get("x-hub-signature-256")
+            .and_then(|v| v.to_str().ok());
+        if !whatsapp::verify_signature(APP_SECRET.as_bytes(), &body, signature) {
+            return StatusCode::UNAUTHORIZED;
+        }
+        let Ok(events) = whatsapp::parse_webhook(&body) else {
+            return StatusCode::BAD_REQUEST;
+        };
+        for event in events {
+            if let Err(error) = engine.handle_event(event).await {
+                tracing::error!(%error, "bench webhook: event not processed");
+                return StatusCode::INTERNAL_SERVER_ERROR;
+            }
+        }
+        StatusCode::OK
+    }
+    Router::new()
+        .route(WEBHOOK_PATH, post(notification))
+        .with_state(engine)
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "MISS"
+    }
+}
+
+fn thousands(x: f64) -> String {
+    let n = x.round() as i64;
+    let s = n.abs().to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+fn cell(f: &Figures, what: impl Fn(&Figures) -> Option<String>) -> String {
+    match &f.skipped {
+        Some(_) => "skipped".into(),
+        None => what(f).unwrap_or_else(|| "not measured".into()),
+    }
+}
+
+fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration) -> String {
+    let mut t = String::new();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(
+        t,
+        "\nherald bench: {} recipients (a, e), {} contacts (c, d), {} webhooks (b); {cores} cores; {:.0} s\n",
+        thousands(args.recipients as f64),
+        thousands(args.contacts as f64),
+        thousands(args.webhooks as f64),
+        took.as_secs_f64()
+    );
+    let _ = writeln!(t, "| measure | target | SQLite | PostgreSQL |");
+    let _ = writeln!(t, "|---|---|---|---|");
+    let a = |f: &Figures| {
+        let (d, w) = (f.dispatch.as_ref()?, f.wire.as_ref()?);
+        let share = d.rate() / w.rate();
+        let ok =
+            d.rate() >= TARGET_DISPATCH && share >= TARGET_WIRE_SHARE && f.dispatch_duplicates == 0;
+        Some(format!(
+            "{} msg/s = {share:.2} x wire ({} msg/s) {}",
+            thousands(d.rate()),
+            thousands(w.rate()),
+            verdict(ok)
+        ))
+    };
+    let _ = writeln!(
+        t,
+        "| (a) dispatch, pacing off, vs raw wire limit ({UNPACED_CONCURRENCY} in flight) | >= 10,000 msg/s and >= 0.5 x wire | {} | {} |",
+        cell(sqlite, a),
+        cell(postgres, a)
+    );
+    let b = |f: &Figures| {
+        let i = f.ingest.as_ref()?;
+        let ok = i.rate >= TARGET_WEBHOOKS && i.p99_ms < TARGET_WEBHOOK_P99_MS;
+        Some(format!(
+            "{}/s, p50 {:.1} ms, p99 {:.1} ms {}",
+            thousands(i.rate),
+            i.p50_ms,
+            i.p99_ms,
+            verdict(ok)
+        ))
+    };
+    let _ = writeln!(
+        t,
+        "| (b) signed status webhooks ({} in flight) | >= 10,000/s, p99 < 50 ms | {} | {} |",
+        args.webhook_concurrency,
+        cell(sqlite, b),
+        cell(postgres, b)
+    );
+    let c = |f: &Figures| {
+        let r = f.big_send.as_ref()?;
+        let mb = r.peak_rss_kb as f64 / 1024.0;
+        Some(format!(
+            "{mb:.0} MB ({} sent at {} msg/s) {}",
+            thousands(r.sent as f64),
+            thousands(r.rate()),
+            verdict(mb < TARGET_RSS_MB && r.peak_rss_kb > 0 && f.big_duplicates == 0)
+        ))
+    };
+    let _ = writeln!(
+        t,
+        "| (c) peak RSS sending a {}-recipient campaign | < 150 MB | {} | {} |",
+        thousands(args.contacts as f64),
+        cell(sqlite, c),
+        cell(postgres, c)
+    );
+    let d = |f: &Figures| {
+        let s = f.resolve_secs?;
+        Some(format!("{s:.1} s {}", verdict(s < TARGET_RESOLVE_SECS)))
+    };
+    let _ = writeln!(
+        t,
+        "| (d) resolve a {}-contact audience | < 10 s | {} | {} |",
+        thousands(args.contacts as f64),
+        cell(sqlite, d),
+        cell(postgres, d)
+    );
+    let e = |f: &Figures| {
+        let (rate, dups, _) = f.pair?;
+        let one = f.dispatch.as_ref()?.rate();
+        Some(format!(
+            "{} msg/s combined vs {} one process, {dups} duplicates {}",
+            thousands(rate),
+            thousands(one),
+            verdict(dups == 0 && rate >= one)
+        ))
+    };
+    let _ = writeln!(
+        t,
+        "| (e) two processes, one database | 0 duplicates, combined >= one process | n/a (PostgreSQL only) | {} |",
+        cell(postgres, e)
+    );
+    for (name, f) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+        if let Some(why) = &f.skipped {
+            let _ = writeln!(t, "\n{name} skipped: {why}");
+        }
+        for note in &f.notes {
+            let _ = writeln!(t, "\n{name}: {note}");
+        }
+        if f.dispatch_duplicates + f.big_duplicates > 0 {
+            let _ = writeln!(
+                t,
+                "\n{name}: {} duplicate message(s) seen by the fake Graph API",
+                f.dispatch_duplicates + f.big_duplicates
+            );
+        }
+    }
+    if let Some(i) = sqlite.ingest.as_ref().or(postgres.ingest.as_ref()) {
+        let _ = writeln!(t, "\n(b) was served by: {}", i.via);
+    }
+    t
+}
