@@ -1,0 +1,347 @@
+//! Several processes on one database: each is an engine of its own (its own pool and worker
+//! id) on the suite's backend. On PostgreSQL this is the scale-out setup of SPEC section 5; on
+//! SQLite the same guarantees hold because claims are atomic updates, even though only one
+//! `herald run` is meant to own a SQLite file.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Duration as ChronoDuration;
+use herald::channels::{ChannelEvent, DeliveryStatus, StatusUpdate};
+use herald::clock::{Clock, ManualClock, SharedClock, SystemClock};
+use herald::engine::Engine;
+use herald::store::CampaignStatus;
+
+use crate::support::console_app::t0;
+use crate::support::db::{is_postgres, TestDb};
+use crate::support::fake_graph::FakeGraph;
+use crate::support::herald_process::{
+    accepted_per_recipient, admin, config, statuses, whatsapp_engine,
+};
+
+/// Seeds `n` contacts and starts campaign 1 to all of them, unpaced.
+async fn campaign_to(engine: &Engine, n: u64) {
+    herald::bench::seed::contacts(&engine.store, n, &[("all", n)], engine.clock.now())
+        .await
+        .unwrap();
+    admin(
+        engine,
+        &[
+            "/campaign new Everyone",
+            "/campaign audience 1 all",
+            "/campaign text 1 Hello {{name}}",
+            "/campaign pace 1 rate=0",
+            "/campaign send 1",
+        ],
+    )
+    .await;
+}
+
+/// Dispatches until campaign 1 is no longer sending; returns what this engine sent.
+async fn drain(engine: &Engine) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut sent = 0;
+    loop {
+        assert!(Instant::now() < deadline, "campaign did not finish in time");
+        let step = engine.dispatch_step().await.expect("dispatch");
+        sent += step.sent;
+        if step.is_idle() {
+            let status = engine.store.campaign(1).await.unwrap().map(|c| c.status);
+            if status != Some(CampaignStatus::Sending) {
+                return sent;
+            }
+            // The other engine holds the last window.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_engines_share_a_campaign_and_send_each_recipient_once() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    // A little latency keeps both engines' windows in flight at the same time.
+    fake.set_latency(Duration::from_millis(2));
+    let clock: SharedClock = Arc::new(SystemClock);
+    let one = whatsapp_engine(config(&db.url), &fake, clock.clone()).await;
+    let two = whatsapp_engine(config(&db.url), &fake, clock).await;
+    assert_ne!(one.worker_id(), two.worker_id());
+    const N: u64 = 1500;
+    campaign_to(&one, N).await;
+
+    let (a, b) = tokio::join!(drain(&one), drain(&two));
+
+    assert_eq!(a + b, N, "every recipient sent by one of them");
+    assert!(a > 0 && b > 0, "both engines took part: {a} + {b}");
+    let counts = accepted_per_recipient(&fake);
+    assert_eq!(counts.len() as u64, N, "every recipient reached");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "nobody got the campaign twice"
+    );
+    let by_status = statuses(&one.store, 1).await;
+    assert_eq!(
+        by_status.get("sent").copied(),
+        Some(N as i64),
+        "{by_status:?}"
+    );
+    let campaign = one.store.campaign(1).await.unwrap().unwrap();
+    assert_eq!(campaign.status, CampaignStatus::Completed);
+}
+
+#[tokio::test]
+async fn a_due_campaign_starts_once_however_many_schedulers_run() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let clock = ManualClock::new(t0());
+    let one = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    let two = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    herald::bench::seed::contacts(&one.store, 20, &[("all", 20)], clock.now())
+        .await
+        .unwrap();
+    for id in 1..=5 {
+        admin(
+            &one,
+            &[
+                &format!("/campaign new Scheduled {id}"),
+                &format!("/campaign audience {id} all"),
+                &format!("/campaign text {id} Hello {{{{name}}}}"),
+                &format!("/campaign schedule {id} 2026-11-22 10:05"),
+            ],
+        )
+        .await;
+    }
+    admin(
+        &one,
+        &[
+            "/campaign new Daily",
+            "/campaign audience 6 all",
+            "/campaign text 6 Good morning",
+            "/campaign repeat 6 every 1d at 10:30",
+        ],
+    )
+    .await;
+    clock.advance(ChronoDuration::minutes(10));
+
+    let (a, b) = tokio::join!(one.schedule_step(), two.schedule_step());
+    assert_eq!(
+        a.unwrap() + b.unwrap(),
+        5,
+        "each one-time campaign started once"
+    );
+    let (a, b) = tokio::join!(one.schedule_step(), two.schedule_step());
+    assert_eq!(a.unwrap() + b.unwrap(), 0, "nothing starts twice");
+
+    // The recurring campaign's occurrence: one run is spawned, and started once (by whichever
+    // process gets to it).
+    clock.advance(ChronoDuration::minutes(30));
+    let (a, b) = tokio::join!(one.schedule_step(), two.schedule_step());
+    assert!(a.unwrap() + b.unwrap() >= 1);
+    let (a, b) = tokio::join!(one.schedule_step(), two.schedule_step());
+    assert_eq!(a.unwrap() + b.unwrap(), 0, "nothing starts twice");
+
+    for id in 1..=5 {
+        let c = one.store.campaign(id).await.unwrap().unwrap();
+        assert_eq!(c.status, CampaignStatus::Sending, "campaign {id}");
+        assert_eq!(statuses(&one.store, id).await.get("queued"), Some(&20));
+    }
+    let runs = one.store.runs(6).await.unwrap();
+    assert_eq!(runs.len(), 1, "one run of the recurring campaign");
+    assert_eq!(
+        statuses(&one.store, runs[0].id).await.get("queued"),
+        Some(&20)
+    );
+}
+
+/// A worker that claimed four recipients, marked two of them as being sent, and died.
+async fn dead_worker(engine: &Engine, lease: ChronoDuration) -> Vec<i64> {
+    let claimed = engine
+        .store
+        .claim(1, "dead-worker", engine.clock.now(), lease, 4)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
+    assert_eq!(ids.len(), 4);
+    let sending = engine
+        .store
+        .mark_sending(&ids[..2], "dead-worker")
+        .await
+        .unwrap();
+    assert_eq!(sending, ids[..2]);
+    ids
+}
+
+async fn address_of(engine: &Engine, recipient: i64) -> String {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT c.address FROM recipients r JOIN contacts c ON c.id = r.contact_id WHERE r.id = $1",
+    )
+    .bind(recipient)
+    .fetch_one(engine.store.pool())
+    .await
+    .unwrap()
+    .get::<String, _>("address")
+    .trim_start_matches("wa:")
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_dead_workers_claims_come_back_and_its_sends_are_reconciled_not_repeated() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let clock = ManualClock::new(t0());
+    let survivor = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    campaign_to(&survivor, 10).await;
+    let ids = dead_worker(&survivor, ChronoDuration::seconds(30)).await;
+    let (sending, claimed) = (&ids[..2], &ids[2..]);
+
+    // While the lease runs, the survivor leaves the dead worker's rows alone.
+    survivor.settle().await.unwrap();
+    assert_eq!(fake.accepted().len(), 6);
+    assert_eq!(statuses(&survivor.store, 1).await.get("claimed"), Some(&2));
+
+    // The lease runs out; the periodic recovery brings the rows back.
+    clock.advance(ChronoDuration::seconds(31));
+    assert!(
+        survivor.recover(false).await.unwrap(),
+        "something recovered"
+    );
+    survivor.settle().await.unwrap();
+
+    let counts = accepted_per_recipient(&fake);
+    for id in claimed {
+        assert_eq!(
+            counts.get(&address_of(&survivor, *id).await),
+            Some(&1),
+            "requeued and sent once"
+        );
+    }
+    for id in sending {
+        assert_eq!(
+            counts.get(&address_of(&survivor, *id).await),
+            None,
+            "may have left: never re-sent"
+        );
+    }
+    let report = survivor.store.report(1).await.unwrap();
+    assert_eq!((report.sent, report.unknown, report.queued), (8, 2, 0));
+    let campaign = survivor.store.campaign(1).await.unwrap().unwrap();
+    assert_eq!(campaign.status, CampaignStatus::Completed);
+
+    // Meta's status webhooks carry the callback herald attached: they settle what became of the
+    // two interrupted sends, and a replay changes nothing.
+    for (id, status) in [
+        (sending[0], DeliveryStatus::Delivered),
+        (sending[1], DeliveryStatus::Sent),
+    ] {
+        let update = StatusUpdate {
+            provider_id: format!("wamid.lost{id}"),
+            callback: Some(format!("r{id}:c1")),
+            status,
+            at: clock.now(),
+            recipient: None,
+        };
+        survivor
+            .handle_event(ChannelEvent::Status(update.clone()))
+            .await
+            .unwrap();
+        survivor
+            .handle_event(ChannelEvent::Status(update))
+            .await
+            .unwrap();
+    }
+    let report = survivor.store.report(1).await.unwrap();
+    assert_eq!((report.sent, report.delivered, report.unknown), (10, 1, 0));
+    // A callback naming another campaign does not touch this one's rows.
+    let stray = StatusUpdate {
+        provider_id: "wamid.other".into(),
+        callback: Some(format!("r{}:c99", claimed[0])),
+        status: DeliveryStatus::Read,
+        at: clock.now(),
+        recipient: None,
+    };
+    survivor
+        .handle_event(ChannelEvent::Status(stray))
+        .await
+        .unwrap();
+    assert_eq!(survivor.store.report(1).await.unwrap().read, 0);
+}
+
+#[tokio::test]
+async fn a_starting_process_leaves_live_leases_alone_on_postgres() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let clock = ManualClock::new(t0());
+    let first = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    campaign_to(&first, 10).await;
+    dead_worker(&first, ChronoDuration::minutes(5)).await;
+
+    let _second = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    let by_status = statuses(&first.store, 1).await;
+    if is_postgres() {
+        // Another process may be alive and sending them: only an expired lease comes back.
+        assert_eq!(by_status.get("claimed"), Some(&2), "{by_status:?}");
+        assert_eq!(by_status.get("sending"), Some(&2), "{by_status:?}");
+    } else {
+        // A SQLite file has one `herald run`: at its start every lease is a dead run's.
+        println!("SQLite: a start recovers every lease (one process per file)");
+        assert_eq!(by_status.get("claimed"), None, "{by_status:?}");
+        assert_eq!(by_status.get("unknown"), Some(&2), "{by_status:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_run_loop_brings_back_a_dead_processes_rows_while_it_runs() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let mut cfg = config(&db.url);
+    cfg.lease_secs = 1;
+    cfg.recover_every_secs = 1;
+    let engine = whatsapp_engine(cfg, &fake, Arc::new(SystemClock)).await;
+    herald::bench::seed::contacts(&engine.store, 4, &[("all", 4)], engine.clock.now())
+        .await
+        .unwrap();
+    admin(
+        &engine,
+        &[
+            "/campaign new Everyone",
+            "/campaign audience 1 all",
+            "/campaign text 1 Hello {{name}}",
+            "/campaign pace 1 rate=0",
+            "/campaign send 1",
+        ],
+    )
+    .await;
+    // The dead process holds every recipient; nothing is left for the live one to claim.
+    dead_worker(&engine, ChronoDuration::seconds(1)).await;
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(engine.clone().run(shutdown.clone()));
+    let store = engine.store.clone();
+    let done = crate::support::herald_process::eventually(Duration::from_secs(20), || {
+        let store = store.clone();
+        async move {
+            store
+                .campaign(1)
+                .await
+                .unwrap()
+                .is_some_and(|c| c.status == CampaignStatus::Completed)
+        }
+    })
+    .await;
+    shutdown.cancel();
+    running.await.unwrap();
+    assert!(
+        done,
+        "the campaign completed: {:?}",
+        statuses(&store, 1).await
+    );
+    let by_status = statuses(&store, 1).await;
+    assert_eq!(by_status.get("sent"), Some(&2), "{by_status:?}");
+    assert_eq!(by_status.get("unknown"), Some(&2), "{by_status:?}");
+    assert_eq!(
+        fake.accepted().len(),
+        2,
+        "only the never-sent rows went out"
+    );
+}
