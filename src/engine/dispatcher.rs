@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use futures::stream::{self, StreamExt};
+use futures::stream::StreamExt;
 
 use super::pacing::Pacer;
 use super::rules::{self, Decision, MessageKind};
@@ -17,9 +17,12 @@ use crate::domain::content::{self, ContactFields, MissingVars};
 use crate::store::recipients::Outcome;
 use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Contact, Template};
 
-/// Rows claimed at once when pacing is off: large enough that the per-window queries are
-/// spread over many messages, small enough that a crash leaves little `unknown`.
-pub const UNPACED_WINDOW: i64 = 500;
+/// Rows claimed at once when pacing is off: large enough that the per-window queries and the
+/// drain at the end of a window are spread over many messages. Only [`MARK_AHEAD`] of them are
+/// marked `sending` ahead of their send, so a crash leaves few `unknown` whatever this is.
+pub const UNPACED_WINDOW: i64 = 2000;
+/// Messages marked `sending` by one statement, just ahead of their send.
+const MARK_AHEAD: usize = 128;
 /// Messages in flight at once when pacing is off (the channel's own ceiling still holds).
 pub const UNPACED_CONCURRENCY: usize = 64;
 /// Most outcomes written by one statement.
@@ -372,10 +375,12 @@ impl Engine {
         Ok(None)
     }
 
-    /// Sends a window and records the outcomes. Sending and recording overlap: outcomes flow to
-    /// a recorder that writes whatever has arrived in one statement, so at high rates a write
-    /// covers many messages while the next sends are already on the wire, and at low rates each
-    /// outcome is written as soon as it is known.
+    /// Sends a window and records the outcomes, as three stages running at once: a marker that
+    /// marks the next few messages `sending` (one statement per [`MARK_AHEAD`] messages, just
+    /// ahead of their send), the sends themselves, and a recorder that writes whatever outcomes
+    /// have arrived in one statement. At high rates each statement covers many messages while
+    /// the next sends are already on the wire; at low rates each outcome is written as soon as
+    /// it is known; and a crash leaves at most the marked-ahead rows `unknown`, not the window.
     async fn send_window(
         &self,
         campaign: &Campaign,
@@ -383,20 +388,6 @@ impl Engine {
         ready: Vec<Prepared>,
     ) -> Result<DispatchOutcome> {
         let paced = pacer.is_paced();
-        // Unpaced: mark the whole window as possibly-sent at once, then send it concurrently.
-        // Paced: each message waits for its slot, then is marked and sent on its own, so a pause,
-        // a shutdown or a crash strands nothing that was merely waiting.
-        let ready = if paced {
-            ready
-        } else {
-            let ids: Vec<i64> = ready.iter().map(|p| p.recipient_id).collect();
-            let ours = self.store.mark_sending(&ids, &self.worker_id).await?;
-            let ours: std::collections::HashSet<i64> = ours.into_iter().collect();
-            ready
-                .into_iter()
-                .filter(|p| ours.contains(&p.recipient_id))
-                .collect()
-        };
         let concurrency = if !paced {
             UNPACED_CONCURRENCY
         } else if pacer.pace().rate > 50.0 {
@@ -404,13 +395,48 @@ impl Engine {
         } else {
             1
         };
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Option<Done>>>(RECORD_BATCH * 4);
-        let produce = async move {
-            let mut sends = stream::iter(ready)
+        let (to_send, mut marked) = tokio::sync::mpsc::channel::<Prepared>(MARK_AHEAD);
+        let (to_record, mut outcomes) =
+            tokio::sync::mpsc::channel::<Result<Option<Done>>>(RECORD_BATCH * 4);
+        let stop = self.stop_token();
+        let mark = async move {
+            // Paced messages are marked one by one in `send_one`, after their slot.
+            if paced {
+                for p in ready {
+                    if to_send.send(p).await.is_err() {
+                        break;
+                    }
+                }
+                return Ok(());
+            }
+            let mut rest = ready.into_iter().peekable();
+            while rest.peek().is_some() {
+                if stop.is_cancelled() || !self.still_sending(campaign.id).await? {
+                    // Shutdown or pause: what was claimed but not marked goes back as it was.
+                    let ids: Vec<i64> = rest.map(|p| p.recipient_id).collect();
+                    self.store.release(&ids).await?;
+                    break;
+                }
+                let chunk: Vec<Prepared> = rest.by_ref().take(MARK_AHEAD).collect();
+                let ids: Vec<i64> = chunk.iter().map(|p| p.recipient_id).collect();
+                let ours = self.store.mark_sending(&ids, &self.worker_id).await?;
+                for p in chunk {
+                    // Not ours any more: an opt-out or a cancel took it.
+                    if ours.binary_search(&p.recipient_id).is_ok() && to_send.send(p).await.is_err()
+                    {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok::<_, super::EngineError>(())
+        };
+        let send = async move {
+            let marked = futures::stream::poll_fn(|cx| marked.poll_recv(cx));
+            let mut sends = marked
                 .map(|p| self.send_one(campaign, pacer, p, paced))
                 .buffer_unordered(concurrency);
             while let Some(done) = sends.next().await {
-                if tx.send(done).await.is_err() {
+                if to_record.send(done).await.is_err() {
                     break; // the recorder failed; what is left stays in flight for recovery
                 }
             }
@@ -419,7 +445,7 @@ impl Engine {
             let mut out = DispatchOutcome::default();
             let mut arrived = Vec::with_capacity(RECORD_BATCH);
             let mut batch = Vec::with_capacity(RECORD_BATCH);
-            while rx.recv_many(&mut arrived, RECORD_BATCH).await > 0 {
+            while outcomes.recv_many(&mut arrived, RECORD_BATCH).await > 0 {
                 for done in arrived.drain(..) {
                     if let Some(done) = done? {
                         out.add(done.counts);
@@ -433,8 +459,9 @@ impl Engine {
             }
             Ok::<_, super::EngineError>(out)
         };
-        let ((), out) = tokio::join!(produce, record);
-        out
+        let (marked, (), recorded) = tokio::join!(mark, send, record);
+        marked?;
+        recorded
     }
 
     /// Sends one message (after its pacing slot, when paced) and says how it ended; `None` when

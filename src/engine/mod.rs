@@ -158,14 +158,15 @@ impl Engine {
 
     /// Whether a campaign is still `sending` (read at most every [`STATUS_TTL`]).
     pub async fn still_sending(&self, campaign_id: i64) -> Result<bool> {
-        if let Some((at, sending)) = self
-            .status_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&campaign_id)
         {
-            if at.elapsed() < STATUS_TTL {
-                return Ok(*sending);
+            let mut cache = self.status_cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, sending)) = cache.get_mut(&campaign_id) {
+                if at.elapsed() < STATUS_TTL {
+                    return Ok(*sending);
+                }
+                // One caller reads the fresh status; the sends running alongside it keep the
+                // value just read meanwhile, instead of all querying at once.
+                *at = std::time::Instant::now();
             }
         }
         let sending = self

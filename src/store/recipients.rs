@@ -11,7 +11,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::contacts::contact_from_row;
-use super::{opt_time, placeholders, Backend, Claimed, RecipientRow, Report, Result, Store};
+use super::{
+    json_list, opt_time, Backend, Claimed, RecipientRow, Report, Result, Store, StoreError,
+};
 use crate::channels::DeliveryStatus;
 use crate::clock::to_ms;
 
@@ -53,7 +55,8 @@ impl Store {
     /// earliest due first. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE
     /// SKIP LOCKED`), so any number of processes share a campaign without waiting on each other;
     /// SQLite has a single writer. The outer `status = 'queued'` re-check keeps a row another
-    /// worker claimed in between from being claimed twice.
+    /// worker claimed in between from being claimed twice. Two statements whatever the window:
+    /// the claim, then the contacts with their labels and attributes folded in as JSON.
     pub async fn claim(
         &self,
         campaign_id: i64,
@@ -80,7 +83,7 @@ impl Store {
             .bind(campaign_id)
             .bind(to_ms(now))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.relaxed)
             .await?;
         let ids: Vec<i64> = rows
             .iter()
@@ -89,26 +92,39 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let (labels, attrs) = match self.backend {
+            Backend::Postgres => (
+                "(SELECT COALESCE(json_agg(l.label ORDER BY l.label), '[]')::text \
+                 FROM contact_labels l WHERE l.contact_id = c.id)",
+                "(SELECT COALESCE(json_object_agg(a.key, a.value), '{}')::text \
+                 FROM contact_attrs a WHERE a.contact_id = c.id)",
+            ),
+            Backend::Sqlite => (
+                "(SELECT json_group_array(label) FROM (SELECT l.label FROM contact_labels l \
+                 WHERE l.contact_id = c.id ORDER BY l.label))",
+                "(SELECT json_group_object(a.key, a.value) FROM contact_attrs a \
+                 WHERE a.contact_id = c.id)",
+            ),
+        };
         let sql = format!(
             "SELECT r.id AS recipient_id, r.campaign_id, r.attempts, c.id, c.address, c.name, \
              c.lang, c.tz, c.consent, c.consent_at, c.last_inbound_at, c.marketing_stopped, \
-             c.unreachable FROM recipients r JOIN contacts c ON c.id = r.contact_id \
+             c.unreachable, {labels} AS labels, {attrs} AS attrs \
+             FROM recipients r JOIN contacts c ON c.id = r.contact_id \
              WHERE r.id IN ({}) ORDER BY r.id",
-            placeholders(1, ids.len())
+            self.json_ids(1)
         );
-        let mut q = sqlx::query(&sql);
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        let mut contacts = rows
-            .iter()
-            .map(contact_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        self.load_details(&mut contacts).await?;
+        let rows = sqlx::query(&sql)
+            .bind(json_list(&ids))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
-            .zip(contacts)
-            .map(|(r, contact)| {
+            .map(|r| {
+                let mut contact = contact_from_row(r)?;
+                let labels: Option<String> = r.try_get("labels")?;
+                let attrs: Option<String> = r.try_get("attrs")?;
+                contact.labels = parse_json(labels.as_deref(), "labels")?;
+                contact.attrs = parse_json(attrs.as_deref(), "attributes")?;
                 Ok(Claimed {
                     recipient_id: r.try_get("recipient_id")?,
                     campaign_id: r.try_get("campaign_id")?,
@@ -121,7 +137,8 @@ impl Store {
 
     /// Marks claimed rows as possibly sent, right before the channel is called. Returns the ids
     /// still ours: a row an opt-out or a cancel took away in the meantime is not returned and
-    /// must not be sent.
+    /// must not be sent. This is the one dispatcher write that must be durable before the
+    /// message leaves, so it is committed with a full flush (and flushes every write before it).
     pub async fn mark_sending(&self, ids: &[i64], worker: &str) -> Result<Vec<i64>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -129,16 +146,19 @@ impl Store {
         let sql = format!(
             "UPDATE recipients SET status = 'sending', attempts = attempts + 1 \
              WHERE status = 'claimed' AND claimed_by = $1 AND id IN ({}) RETURNING id",
-            placeholders(2, ids.len())
+            self.json_ids(2)
         );
-        let mut q = sqlx::query(&sql).bind(worker);
-        for id in ids {
-            q = q.bind(*id);
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| Ok(r.try_get::<i64, _>("id")?))
-            .collect()
+        let rows = sqlx::query(&sql)
+            .bind(worker)
+            .bind(json_list(ids))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut ours: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get::<i64, _>("id"))
+            .collect::<Result<_, _>>()?;
+        ours.sort_unstable();
+        Ok(ours)
     }
 
     /// Extends `worker`'s lease on rows it still holds (a heartbeat while a window is in flight),
@@ -150,13 +170,15 @@ impl Store {
         let sql = format!(
             "UPDATE recipients SET lease_until = $1 WHERE claimed_by = $2 \
              AND status IN ('claimed', 'sending') AND id IN ({})",
-            placeholders(3, ids.len())
+            self.json_ids(3)
         );
-        let mut q = sqlx::query(&sql).bind(to_ms(until)).bind(worker);
-        for id in ids {
-            q = q.bind(*id);
-        }
-        Ok(q.execute(&self.pool).await?.rows_affected())
+        Ok(sqlx::query(&sql)
+            .bind(to_ms(until))
+            .bind(worker)
+            .bind(json_list(ids))
+            .execute(&self.relaxed)
+            .await?
+            .rows_affected())
     }
 
     /// Records how an attempt by `worker` ended. Only a row `worker` still holds is touched, so a
@@ -236,7 +258,7 @@ impl Store {
                     .bind(recipient_id)
             }
         };
-        q.execute(&self.pool).await?;
+        q.execute(&self.relaxed).await?;
         Ok(())
     }
 
@@ -262,58 +284,67 @@ impl Store {
         }
         let ours = "r.claimed_by = $1 AND r.status IN ('claimed', 'sending', 'unknown')";
         for chunk in sent.chunks(CHUNK) {
-            // A VALUES list joined in, so each row gets its own wamid and variant.
-            let rows = (0..chunk.len())
-                .map(|i| {
-                    let p = 3 + i * 5;
-                    format!("(${p}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4)
+            // The rows travel as one JSON parameter, so each gets its own wamid and variant while
+            // the statement text never changes.
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .filter_map(|(id, outcome)| match outcome {
+                    Outcome::Sent {
+                        provider_id,
+                        variant,
+                        category,
+                        outside_window,
+                    } => Some(serde_json::json!([
+                        id,
+                        provider_id,
+                        variant,
+                        category,
+                        i64::from(*outside_window)
+                    ])),
+                    _ => None,
                 })
-                .collect::<Vec<_>>()
-                .join(", ");
+                .collect();
+            let v = self.json_rows(
+                3,
+                &[
+                    ("id", "bigint"),
+                    ("provider_id", "text"),
+                    ("variant", "bigint"),
+                    ("category", "text"),
+                    ("outside_window", "bigint"),
+                ],
+            );
             let sql = format!(
-                "WITH v (id, provider_id, variant, category, outside_window) AS (VALUES {rows}) \
-                 UPDATE recipients AS r SET status = 'sent', provider_id = v.provider_id, \
+                "UPDATE recipients AS r SET status = 'sent', provider_id = v.provider_id, \
                  variant = v.variant, cost_category = v.category, \
                  outside_window = v.outside_window, sent_at = $2, lease_until = NULL, \
-                 reason = NULL, error_code = NULL FROM v WHERE r.id = v.id AND {ours}"
+                 reason = NULL, error_code = NULL FROM {v} WHERE r.id = v.id AND {ours}"
             );
-            let mut q = sqlx::query(&sql).bind(worker).bind(to_ms(now));
-            for (id, outcome) in chunk {
-                let Outcome::Sent {
-                    provider_id,
-                    variant,
-                    category,
-                    outside_window,
-                } = outcome
-                else {
-                    continue;
-                };
-                q = q
-                    .bind(*id)
-                    .bind(provider_id.as_deref())
-                    .bind(*variant)
-                    .bind(category.as_str())
-                    .bind(i64::from(*outside_window));
-            }
-            q.execute(&self.pool).await?;
+            sqlx::query(&sql)
+                .bind(worker)
+                .bind(to_ms(now))
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&self.relaxed)
+                .await?;
         }
         for chunk in skipped.chunks(CHUNK) {
-            let rows = (0..chunk.len())
-                .map(|i| format!("(${}, ${})", 2 + i * 2, 3 + i * 2))
-                .collect::<Vec<_>>()
-                .join(", ");
+            let rows: Vec<serde_json::Value> = chunk
+                .iter()
+                .filter_map(|(id, outcome)| match outcome {
+                    Outcome::Skipped { reason } => Some(serde_json::json!([id, reason])),
+                    _ => None,
+                })
+                .collect();
+            let v = self.json_rows(2, &[("id", "bigint"), ("reason", "text")]);
             let sql = format!(
-                "WITH v (id, reason) AS (VALUES {rows}) \
-                 UPDATE recipients AS r SET status = 'skipped', reason = v.reason, \
-                 lease_until = NULL FROM v WHERE r.id = v.id AND {ours}"
+                "UPDATE recipients AS r SET status = 'skipped', reason = v.reason, \
+                 lease_until = NULL FROM {v} WHERE r.id = v.id AND {ours}"
             );
-            let mut q = sqlx::query(&sql).bind(worker);
-            for (id, outcome) in chunk {
-                if let Outcome::Skipped { reason } = outcome {
-                    q = q.bind(*id).bind(reason.as_str());
-                }
-            }
-            q.execute(&self.pool).await?;
+            sqlx::query(&sql)
+                .bind(worker)
+                .bind(serde_json::Value::Array(rows).to_string())
+                .execute(&self.relaxed)
+                .await?;
         }
         Ok(())
     }
@@ -327,13 +358,12 @@ impl Store {
         let sql = format!(
             "UPDATE recipients SET status = 'queued', lease_until = NULL, claimed_by = NULL \
              WHERE status = 'claimed' AND id IN ({})",
-            placeholders(1, ids.len())
+            self.json_ids(1)
         );
-        let mut q = sqlx::query(&sql);
-        for id in ids {
-            q = q.bind(*id);
-        }
-        q.execute(&self.pool).await?;
+        sqlx::query(&sql)
+            .bind(json_list(ids))
+            .execute(&self.relaxed)
+            .await?;
         Ok(())
     }
 
@@ -351,7 +381,7 @@ impl Store {
              WHERE status IN ('claimed', 'sending') AND status = 'claimed' AND lease_until <= $1",
         )
         .bind(cutoff)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?
         .rows_affected();
         let unknown = sqlx::query(
@@ -360,7 +390,7 @@ impl Store {
              WHERE status IN ('claimed', 'sending') AND status = 'sending' AND lease_until <= $1",
         )
         .bind(cutoff)
-        .execute(&self.pool)
+        .execute(&self.relaxed)
         .await?
         .rows_affected();
         Ok((requeued, unknown))
@@ -716,6 +746,18 @@ impl Store {
         rows.iter()
             .map(|r| Ok(crate::clock::from_ms(r.try_get("sent_at")?)))
             .collect()
+    }
+}
+
+/// A JSON column folded into a row (`[]` / `{}` when the database gave none).
+fn parse_json<T: serde::de::DeserializeOwned + Default>(
+    raw: Option<&str>,
+    what: &str,
+) -> Result<T> {
+    match raw {
+        None => Ok(T::default()),
+        Some(raw) => serde_json::from_str(raw)
+            .map_err(|e| StoreError::Invalid(format!("contact {what} are not valid JSON: {e}"))),
     }
 }
 

@@ -66,7 +66,8 @@ async fn two_engines_share_a_campaign_and_send_each_recipient_once() {
     let one = whatsapp_engine(config(&db.url), &fake, clock.clone()).await;
     let two = whatsapp_engine(config(&db.url), &fake, clock).await;
     assert_ne!(one.worker_id(), two.worker_id());
-    const N: u64 = 1500;
+    // More than two windows, so both engines get some.
+    const N: u64 = 5000;
     campaign_to(&one, N).await;
 
     let (a, b) = tokio::join!(drain(&one), drain(&two));
