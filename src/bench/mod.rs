@@ -93,6 +93,9 @@ pub enum WorkerMode {
     Dispatch,
     /// POST `count` messages with a plain reqwest loop (the wire limit).
     Wire,
+    /// Send one campaign through a channel that answers at once without any network: what the
+    /// engine and the database cost on their own (a diagnostic, not in the table).
+    DispatchNoWire,
 }
 
 /// A child process of the bench (not for direct use).
@@ -133,7 +136,7 @@ impl WorkerReport {
 /// Entry point of `herald bench-worker`.
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let report = match args.mode {
-        WorkerMode::Dispatch => dispatch_worker(&args).await?,
+        WorkerMode::Dispatch | WorkerMode::DispatchNoWire => dispatch_worker(&args).await?,
         WorkerMode::Wire => wire_worker(&args).await?,
     };
     println!("{}", serde_json::to_string(&report)?);
@@ -171,8 +174,31 @@ fn bench_config(db: &str) -> Config {
     }
 }
 
+/// WhatsApp that accepts everything at once, for [`WorkerMode::DispatchNoWire`].
+struct NoWire(std::sync::atomic::AtomicU64);
+
+#[async_trait::async_trait]
+impl Channel for NoWire {
+    fn kind(&self) -> crate::channels::ChannelKind {
+        crate::channels::ChannelKind::WhatsApp
+    }
+
+    async fn send(
+        &self,
+        _: &Outbound,
+    ) -> Result<crate::channels::Sent, crate::channels::SendError> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(crate::channels::Sent {
+            provider_id: Some(format!("wamid.nowire{n:010}")),
+        })
+    }
+}
+
 async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
-    let client: Arc<dyn Channel> = whatsapp_client(&args.graph)?;
+    let client: Arc<dyn Channel> = match args.mode {
+        WorkerMode::DispatchNoWire => Arc::new(NoWire(Default::default())),
+        _ => whatsapp_client(&args.graph)?,
+    };
     let engine =
         crate::app::build_engine(bench_config(&args.db), Arc::new(SystemClock), vec![client])
             .await?;
@@ -258,8 +284,13 @@ fn spawn_worker(args: &[String]) -> anyhow::Result<tokio::process::Child> {
         .context("cannot start a bench worker")
 }
 
+/// The longest a worker may take: a hung measurement fails instead of hanging the bench.
+const WORKER_LIMIT: Duration = Duration::from_secs(30 * 60);
+
 async fn finish_worker(child: tokio::process::Child) -> anyhow::Result<WorkerReport> {
-    let out = child.wait_with_output().await?;
+    let out = tokio::time::timeout(WORKER_LIMIT, child.wait_with_output())
+        .await
+        .context("bench worker did not finish in 30 minutes")??;
     if !out.status.success() {
         bail!("bench worker failed ({})", out.status);
     }

@@ -27,6 +27,8 @@ const MARK_AHEAD: usize = 128;
 pub const UNPACED_CONCURRENCY: usize = 64;
 /// Most outcomes written by one statement.
 const RECORD_BATCH: usize = 256;
+/// How long the recorder of an unpaced window waits to fill a statement.
+const RECORD_LINGER: StdDuration = StdDuration::from_millis(5);
 /// Retry a 131049 (per-user marketing limit) this much later, at most this many times.
 const DEFER_FOR: Duration = Duration::hours(6);
 const MAX_DEFERS: i64 = 4;
@@ -199,7 +201,7 @@ impl Engine {
                 campaign.id,
                 &self.worker_id,
                 now,
-                self.lease(),
+                self.unique_lease(now),
                 Self::window_size(&pacer),
             )
             .await?;
@@ -218,6 +220,19 @@ impl Engine {
             self.show_progress(campaign, false).await?;
         }
         Ok(out)
+    }
+
+    /// The lease for a claim made at `now`, its end a millisecond past the previous claim's if
+    /// need be: the store finds a claim's rows by worker and lease end, so two claims of this
+    /// engine must never end at the same instant.
+    fn unique_lease(&self, now: DateTime<Utc>) -> Duration {
+        let mut last = self
+            .last_lease_end
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let end = (now + self.lease()).max(*last + Duration::milliseconds(1));
+        *last = end;
+        end - now
     }
 
     /// Runs `work` while renewing this worker's lease on `ids` every third of a lease, so the
@@ -395,48 +410,50 @@ impl Engine {
         } else {
             1
         };
-        let (to_send, mut marked) = tokio::sync::mpsc::channel::<Prepared>(MARK_AHEAD);
+        // Every channel between the stages is unbounded and every stage awaits only its own
+        // work: a future holding the database connection (SQLite has one) must never sit
+        // unpolled behind a full channel while the stage it waits for needs that connection.
+        // How far the marker runs ahead is bounded instead by `ahead`: permits for rows marked
+        // but not yet taken by a sender, acquired before marking.
+        let ahead = Arc::new(tokio::sync::Semaphore::new(MARK_AHEAD * 3));
+        let (to_send, mut marked) = tokio::sync::mpsc::unbounded_channel::<Vec<Prepared>>();
         let (to_record, mut outcomes) =
-            tokio::sync::mpsc::channel::<Result<Option<Done>>>(RECORD_BATCH * 4);
-        let stop = self.stop_token();
-        let mark = async move {
-            // Paced messages are marked one by one in `send_one`, after their slot.
-            if paced {
-                for p in ready {
-                    if to_send.send(p).await.is_err() {
+            tokio::sync::mpsc::unbounded_channel::<Result<Option<Done>>>();
+        let mark = {
+            let ahead = ahead.clone();
+            async move {
+                // Paced messages are marked one by one in `send_one`, after their slot.
+                if paced {
+                    let _ = to_send.send(ready);
+                    return Ok(());
+                }
+                let mut chunks = Vec::new();
+                let mut rest = ready.into_iter().peekable();
+                while rest.peek().is_some() {
+                    chunks.push(rest.by_ref().take(MARK_AHEAD).collect::<Vec<_>>());
+                }
+                // Two marking statements in flight: each waits for a durable commit, and
+                // overlapping them keeps the senders fed.
+                let mut marking = futures::stream::iter(chunks)
+                    .map(|chunk| self.mark_chunk(campaign.id, chunk, &ahead))
+                    .buffered(2);
+                while let Some(chunk) = marking.next().await {
+                    if to_send.send(chunk?).is_err() {
                         break;
                     }
                 }
-                return Ok(());
+                Ok::<_, super::EngineError>(())
             }
-            let mut rest = ready.into_iter().peekable();
-            while rest.peek().is_some() {
-                if stop.is_cancelled() || !self.still_sending(campaign.id).await? {
-                    // Shutdown or pause: what was claimed but not marked goes back as it was.
-                    let ids: Vec<i64> = rest.map(|p| p.recipient_id).collect();
-                    self.store.release(&ids).await?;
-                    break;
-                }
-                let chunk: Vec<Prepared> = rest.by_ref().take(MARK_AHEAD).collect();
-                let ids: Vec<i64> = chunk.iter().map(|p| p.recipient_id).collect();
-                let ours = self.store.mark_sending(&ids, &self.worker_id).await?;
-                for p in chunk {
-                    // Not ours any more: an opt-out or a cancel took it.
-                    if ours.binary_search(&p.recipient_id).is_ok() && to_send.send(p).await.is_err()
-                    {
-                        return Ok(());
-                    }
-                }
-            }
-            Ok::<_, super::EngineError>(())
         };
         let send = async move {
-            let marked = futures::stream::poll_fn(|cx| marked.poll_recv(cx));
+            let marked = futures::stream::poll_fn(|cx| marked.poll_recv(cx))
+                .flat_map(futures::stream::iter)
+                .inspect(|_| ahead.add_permits(1));
             let mut sends = marked
                 .map(|p| self.send_one(campaign, pacer, p, paced))
                 .buffer_unordered(concurrency);
             while let Some(done) = sends.next().await {
-                if to_record.send(done).await.is_err() {
+                if to_record.send(done).is_err() {
                     break; // the recorder failed; what is left stays in flight for recovery
                 }
             }
@@ -446,6 +463,20 @@ impl Engine {
             let mut arrived = Vec::with_capacity(RECORD_BATCH);
             let mut batch = Vec::with_capacity(RECORD_BATCH);
             while outcomes.recv_many(&mut arrived, RECORD_BATCH).await > 0 {
+                if !paced {
+                    // At full speed, wait a moment for more outcomes: one statement for many
+                    // messages costs far less than many small ones.
+                    let until = tokio::time::Instant::now() + RECORD_LINGER;
+                    while arrived.len() < RECORD_BATCH {
+                        let more = RECORD_BATCH - arrived.len();
+                        match tokio::time::timeout_at(until, outcomes.recv_many(&mut arrived, more))
+                            .await
+                        {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                }
                 for done in arrived.drain(..) {
                     if let Some(done) = done? {
                         out.add(done.counts);
@@ -462,6 +493,36 @@ impl Engine {
         let (marked, (), recorded) = tokio::join!(mark, send, record);
         marked?;
         recorded
+    }
+
+    /// Marks a chunk of an unpaced window `sending`, just before it goes to the senders, and
+    /// returns the messages still ours (an opt-out or a cancel may have taken some). On shutdown
+    /// or pause the chunk is released instead, back to the queue as it was. Waits first for
+    /// room `ahead` of the senders, holding nothing else meanwhile.
+    async fn mark_chunk(
+        &self,
+        campaign_id: i64,
+        chunk: Vec<Prepared>,
+        ahead: &tokio::sync::Semaphore,
+    ) -> Result<Vec<Prepared>> {
+        let room = ahead
+            .acquire_many(chunk.len() as u32)
+            .await
+            .expect("the semaphore is never closed");
+        let ids: Vec<i64> = chunk.iter().map(|p| p.recipient_id).collect();
+        if self.is_stopping() || !self.still_sending(campaign_id).await? {
+            self.store.release(&ids).await?;
+            return Ok(Vec::new());
+        }
+        let ours = self.store.mark_sending(&ids, &self.worker_id).await?;
+        let kept: Vec<Prepared> = chunk
+            .into_iter()
+            .filter(|p| ours.binary_search(&p.recipient_id).is_ok())
+            .collect();
+        // The senders give back one permit per message they take.
+        room.forget();
+        ahead.add_permits(ids.len() - kept.len());
+        Ok(kept)
     }
 
     /// Sends one message (after its pacing slot, when paced) and says how it ended; `None` when

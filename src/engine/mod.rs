@@ -52,6 +52,8 @@ pub struct Engine {
     progress_shown: Mutex<HashMap<i64, std::time::Instant>>,
     /// Fires when the running loop shuts down, so windows in flight stop starting sends.
     stop: Mutex<CancellationToken>,
+    /// When the last claim's lease ends (see `dispatcher::unique_lease`).
+    last_lease_end: Mutex<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Engine {
@@ -73,6 +75,7 @@ impl Engine {
             progress_shown: Mutex::new(HashMap::new()),
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
+            last_lease_end: Mutex::new(chrono::DateTime::<chrono::Utc>::MIN_UTC),
         }
     }
 

@@ -56,7 +56,10 @@ impl Store {
     /// SKIP LOCKED`), so any number of processes share a campaign without waiting on each other;
     /// SQLite has a single writer. The outer `status = 'queued'` re-check keeps a row another
     /// worker claimed in between from being claimed twice. Two statements whatever the window:
-    /// the claim, then the contacts with their labels and attributes folded in as JSON.
+    /// the claim, then the rows it leased (found by worker and lease end through the in-flight
+    /// index, rather than shipping every id back and forth) with their contacts, labels and
+    /// attributes folded in as JSON. A caller claiming twice for one campaign within the same
+    /// millisecond must vary `lease`, or the second answer includes the first claim's rows.
     pub async fn claim(
         &self,
         campaign_id: i64,
@@ -75,21 +78,19 @@ impl Store {
         };
         let sql = format!(
             "UPDATE recipients SET status = 'claimed', lease_until = $1, claimed_by = $2 \
-             WHERE status = 'queued' AND {pick} RETURNING id"
+             WHERE status = 'queued' AND {pick}"
         );
-        let rows = sqlx::query(&sql)
-            .bind(to_ms(now + lease))
+        let until = to_ms(now + lease);
+        let claimed = sqlx::query(&sql)
+            .bind(until)
             .bind(worker)
             .bind(campaign_id)
             .bind(to_ms(now))
             .bind(limit)
-            .fetch_all(&self.relaxed)
-            .await?;
-        let ids: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get("id"))
-            .collect::<Result<_, _>>()?;
-        if ids.is_empty() {
+            .execute(&self.relaxed)
+            .await?
+            .rows_affected();
+        if claimed == 0 {
             return Ok(Vec::new());
         }
         let (labels, attrs) = match self.backend {
@@ -111,11 +112,14 @@ impl Store {
              c.lang, c.tz, c.consent, c.consent_at, c.last_inbound_at, c.marketing_stopped, \
              c.unreachable, {labels} AS labels, {attrs} AS attrs \
              FROM recipients r JOIN contacts c ON c.id = r.contact_id \
-             WHERE r.id IN ({}) ORDER BY r.id",
-            self.json_ids(1)
+             WHERE r.status IN ('claimed', 'sending') AND r.lease_until = $1 \
+             AND r.status = 'claimed' AND r.claimed_by = $2 AND r.campaign_id = $3 \
+             ORDER BY r.id"
         );
         let rows = sqlx::query(&sql)
-            .bind(json_list(&ids))
+            .bind(until)
+            .bind(worker)
+            .bind(campaign_id)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
@@ -143,20 +147,37 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let list = json_list(ids);
         let sql = format!(
             "UPDATE recipients SET status = 'sending', attempts = attempts + 1 \
-             WHERE status = 'claimed' AND claimed_by = $1 AND id IN ({}) RETURNING id",
+             WHERE status = 'claimed' AND claimed_by = $1 AND id IN ({})",
             self.json_ids(2)
         );
-        let rows = sqlx::query(&sql)
+        let marked = sqlx::query(&sql)
             .bind(worker)
-            .bind(json_list(ids))
-            .fetch_all(&self.pool)
-            .await?;
-        let mut ours: Vec<i64> = rows
-            .iter()
-            .map(|r| r.try_get::<i64, _>("id"))
-            .collect::<Result<_, _>>()?;
+            .bind(&list)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let mut ours: Vec<i64> = if marked == ids.len() as u64 {
+            ids.to_vec()
+        } else {
+            // Some were taken away (the rare case): ask which are ours. Rows this worker marked
+            // stay `sending` until it records them, so the answer cannot change meanwhile.
+            let sql = format!(
+                "SELECT id FROM recipients WHERE status = 'sending' AND claimed_by = $1 \
+                 AND id IN ({})",
+                self.json_ids(2)
+            );
+            sqlx::query(&sql)
+                .bind(worker)
+                .bind(&list)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<i64, _>("id"))
+                .collect::<Result<_, _>>()?
+        };
         ours.sort_unstable();
         Ok(ours)
     }

@@ -318,8 +318,13 @@ impl Pacer {
     }
 
     async fn wait(&self) {
-        let slot = self.reserve(Instant::now());
-        tokio::time::sleep_until(slot).await;
+        let now = Instant::now();
+        let slot = self.reserve(now);
+        // A slot already open needs no timer: a timer waits for the driver's next tick (about a
+        // millisecond), which at full speed would space messages far wider than the ceiling.
+        if slot > now {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 }
 
