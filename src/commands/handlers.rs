@@ -536,6 +536,9 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             if let Some(parent) = c.parent_id {
                 let _ = writeln!(s, "run: #{} of campaign {parent}", c.run_no);
             }
+            for (event, action) in store.actions(id).await? {
+                let _ = writeln!(s, "on {event}: {action}");
+            }
             if let Some(at) = c.scheduled_at {
                 let _ = writeln!(s, "scheduled: {}", engine.local_time(at));
             }
@@ -596,6 +599,28 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             let shown = if is_regex { format!("/{text}/") } else { text };
             Ok(format!(
                 "trigger {trigger} added: {shown} sends campaign {id} (once per contact)"
+            ))
+        }
+        Command::On {
+            campaign_id,
+            event,
+            action,
+        } => {
+            let c = campaign(engine, campaign_id).await?;
+            if c.status.is_final() && c.kind != CampaignKind::Recurring {
+                // Statuses and replies still arrive after a campaign completes, so a rule on a
+                // completed campaign still has work to do; only cancelled ones are refused.
+                if c.status == CampaignStatus::Cancelled {
+                    return said(format!("campaign {campaign_id} is cancelled"));
+                }
+            }
+            let rule = store
+                .add_action(campaign_id, &event.key(), &action.key(), now)
+                .await?;
+            Ok(format!(
+                "rule {rule} added: on {} of campaign {campaign_id}, {}",
+                event.key(),
+                action.key()
             ))
         }
         Command::TriggerList => {

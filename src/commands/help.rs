@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 /// In the order `/help` lists them. Paths are as shown to a reader of the repository.
-const SOURCES: [(&str, &str); 7] = [
+const SOURCES: [(&str, &str); 8] = [
     ("commands/help.md", include_str!("../../commands/help.md")),
     (
         "commands/contact.md",
@@ -27,6 +27,7 @@ const SOURCES: [(&str, &str); 7] = [
         "commands/trigger.md",
         include_str!("../../commands/trigger.md"),
     ),
+    ("commands/on.md", include_str!("../../commands/on.md")),
 ];
 
 /// Telegram and WhatsApp both cut text messages at 4096 characters.
@@ -491,7 +492,10 @@ mod tests {
         let names: Vec<&str> = list.iter().map(|(c, _)| c.as_str()).collect();
         assert_eq!(
             names,
-            ["help", "contact", "label", "optin", "optout", "template", "campaign", "trigger"]
+            [
+                "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger",
+                "on"
+            ]
         );
         for (command, description) in &list {
             // Bot API: command 1-32 of [a-z0-9_], description 1-256 characters.

@@ -6,7 +6,10 @@ use std::str::FromStr;
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
-use super::{help, Command, ReportFormat, TemplateCategory, TriggerPattern, TriggerTarget};
+use super::{
+    help, Command, PostAction, RecipientEvent, ReportFormat, TemplateCategory, TriggerPattern,
+    TriggerTarget,
+};
 use crate::domain::schedule::Repeat;
 
 const CAMPAIGN_STATUSES: [&str; 7] = [
@@ -100,7 +103,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "template" => template(args.with_usage("template")),
         "campaign" => campaign(args.with_usage("campaign")),
         "trigger" => trigger(args.with_usage("trigger")),
-        "drip" | "on" => Err(ParseError::new(
+        "on" => on(args.with_usage("on")),
+        "drip" => Err(ParseError::new(
             format!("/{word} is not available yet"),
             None,
         )),
@@ -886,6 +890,33 @@ fn campaign_repeat(args: &mut Args) -> Result<Command, ParseError> {
     Ok(Command::CampaignRepeat { id, repeat })
 }
 
+fn on(args: &mut Args) -> Result<Command, ParseError> {
+    let campaign_id = args.id("campaign id")?;
+    let event_word = args.require("event")?;
+    let event = RecipientEvent::from_key(&event_word).ok_or_else(|| {
+        args.err(format!(
+            "event must be delivered, read, replied, clicked:<button> or failed, got {}",
+            shorten(&event_word)
+        ))
+    })?;
+    let action_word = args.rest.trim();
+    args.rest = "";
+    if action_word.is_empty() {
+        return Err(args.err("missing action"));
+    }
+    let action = PostAction::from_key(action_word).ok_or_else(|| {
+        args.err(format!(
+            "action must be label+=<label>, label-=<label>, attr.KEY=<value> or optout, got {}",
+            shorten(action_word)
+        ))
+    })?;
+    Ok(Command::On {
+        campaign_id,
+        event,
+        action,
+    })
+}
+
 fn trigger(args: &mut Args) -> Result<Command, ParseError> {
     let sub = args.keyword("subcommand")?;
     match sub.as_str() {
@@ -1596,19 +1627,11 @@ mod tests {
 
     #[test]
     fn unknown_and_unavailable_commands_point_to_help() {
-        for line in [
-            "/launch",
-            "/",
-            "/ help",
-            "hello",
-            "/drip new Welcome",
-            "/on 3 read optout",
-        ] {
+        for line in ["/launch", "/", "/ help", "hello", "/drip new Welcome"] {
             let text = refused(line);
             assert!(text.ends_with("Try /help."), "{line:?} gave {text:?}");
         }
         assert!(refused("/drip new Welcome").contains("not available yet"));
-        assert!(refused("/on 3 read optout").contains("not available yet"));
         assert_eq!(
             refused("/launch"),
             "unknown command \"/launch\". Try /help."

@@ -418,6 +418,10 @@ impl Engine {
             }
         };
         self.store.record(p.recipient_id, &outcome, now).await?;
+        if matches!(outcome, Outcome::Failed { .. }) {
+            self.on_recipient_event(campaign.id, p.contact_id, "failed")
+                .await?;
+        }
         Ok(out)
     }
 

@@ -82,9 +82,34 @@ impl Engine {
             self.reply_to_customer(&contact, OPT_IN_CONFIRMATION).await;
             return Ok(());
         }
-        self.store
+        if let Some(replied) = self
+            .store
             .mark_replied(contact.id, msg.at, REPLY_ATTRIBUTION)
-            .await?;
+            .await?
+        {
+            if replied.first {
+                self.on_recipient_event(replied.campaign_id, contact.id, "replied")
+                    .await?;
+            }
+            // A button press counts under both its payload and its visible title.
+            let mut clicked: Vec<String> = Vec::new();
+            for b in [
+                msg.button.as_deref(),
+                msg.button.as_ref().and(msg.text.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let key = format!("clicked:{}", b.trim().to_lowercase());
+                if !clicked.contains(&key) {
+                    clicked.push(key);
+                }
+            }
+            for key in clicked {
+                self.on_recipient_event(replied.campaign_id, contact.id, &key)
+                    .await?;
+            }
+        }
         let trigger_text = if text.is_empty() { button } else { text };
         if !trigger_text.is_empty() {
             self.fire_triggers(&contact, trigger_text).await?;
@@ -158,8 +183,14 @@ impl Engine {
             .store
             .apply_status(&s.provider_id, s.callback.as_deref(), &s.status, s.at)
             .await?;
-        if applied.is_none() {
-            tracing::debug!("status changed nothing (replay, older, or not ours)");
+        match applied {
+            None => tracing::debug!("status changed nothing (replay, older, or not ours)"),
+            Some(change) => {
+                for event in change.events {
+                    self.on_recipient_event(change.campaign_id, change.contact_id, event)
+                        .await?;
+                }
+            }
         }
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! it commands, and its two workers — the scheduler and the dispatcher — each expose one `step`
 //! that does a unit of work, driven by a loop in production and called directly by tests.
 
+pub mod actions;
 pub mod dispatcher;
 pub mod inbound;
 pub mod pacing;

@@ -22,6 +22,23 @@ const STATUS_RANK_SQL: &str = "CASE status WHEN 'sending' THEN 1 WHEN 'unknown' 
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
 const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
 
+/// A delivery status that changed a recipient, and the events it means for `/on` rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub campaign_id: i64,
+    pub recipient_id: i64,
+    pub contact_id: i64,
+    pub events: Vec<&'static str>,
+}
+
+/// An inbound message counted against the campaign the contact last received.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replied {
+    pub campaign_id: i64,
+    /// Whether it is the contact's first reply to that campaign.
+    pub first: bool,
+}
+
 /// How a send attempt ended, as the dispatcher records it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -313,35 +330,39 @@ impl Store {
     /// (sent < delivered < read), a failure overrides anything short of read, and a replay
     /// changes nothing. Matches by the channel's message id, or by the callback data herald
     /// attached (`r<recipient id>`), which also reconciles a send whose answer was lost.
-    /// Returns the (campaign, recipient) it applied to, if any changed.
+    /// Returns what changed, if anything did.
     pub async fn apply_status(
         &self,
         provider_id: &str,
         callback: Option<&str>,
         status: &DeliveryStatus,
         at: DateTime<Utc>,
-    ) -> Result<Option<(i64, i64)>> {
+    ) -> Result<Option<StatusChange>> {
         let by_callback = callback
             .and_then(|c| c.strip_prefix('r'))
             .and_then(|c| c.split(':').next())
             .and_then(|c| c.parse::<i64>().ok());
         let row = match by_callback {
             Some(id) => {
-                sqlx::query("SELECT id, campaign_id FROM recipients WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?
+                sqlx::query(
+                    "SELECT id, campaign_id, contact_id, status FROM recipients WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
             }
-            None => {
-                sqlx::query("SELECT id, campaign_id FROM recipients WHERE provider_id = $1")
-                    .bind(provider_id)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
+            None => sqlx::query(
+                "SELECT id, campaign_id, contact_id, status FROM recipients WHERE provider_id = $1",
+            )
+            .bind(provider_id)
+            .fetch_optional(&self.pool)
+            .await?,
         };
         let Some(row) = row else { return Ok(None) };
         let id: i64 = row.try_get("id")?;
         let campaign_id: i64 = row.try_get("campaign_id")?;
+        let contact_id: i64 = row.try_get("contact_id")?;
+        let before: String = row.try_get("status")?;
         let t = to_ms(at);
         let (rank, column) = match status {
             DeliveryStatus::Sent => (2, "sent_at"),
@@ -387,7 +408,24 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok((changed > 0).then_some((campaign_id, id)))
+        if changed == 0 {
+            return Ok(None);
+        }
+        // The events this change means: reaching `read` straight from `sent` was a delivery too.
+        let was_delivered = matches!(before.as_str(), "delivered" | "read");
+        let events = match status {
+            DeliveryStatus::Sent => vec![],
+            DeliveryStatus::Delivered => vec!["delivered"],
+            DeliveryStatus::Read if was_delivered => vec!["read"],
+            DeliveryStatus::Read => vec!["delivered", "read"],
+            DeliveryStatus::Failed { .. } => vec!["failed"],
+        };
+        Ok(Some(StatusChange {
+            campaign_id,
+            recipient_id: id,
+            contact_id,
+            events,
+        }))
     }
 
     /// Counts an inbound message as a reply to the campaign the contact last received (sent in
@@ -397,7 +435,7 @@ impl Store {
         contact_id: i64,
         at: DateTime<Utc>,
         within: chrono::Duration,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<Replied>> {
         let row = sqlx::query(
             "SELECT id, campaign_id, replied_at FROM recipients WHERE contact_id = $1 \
              AND sent_at IS NOT NULL AND sent_at <= $2 AND sent_at >= $3 \
@@ -409,15 +447,70 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let campaign_id = row.try_get("campaign_id")?;
         if row.try_get::<Option<i64>, _>("replied_at")?.is_some() {
-            return Ok(None);
+            return Ok(Some(Replied {
+                campaign_id,
+                first: false,
+            }));
         }
-        sqlx::query("UPDATE recipients SET replied_at = $1 WHERE id = $2 AND replied_at IS NULL")
-            .bind(to_ms(at))
-            .bind(row.try_get::<i64, _>("id")?)
-            .execute(&self.pool)
-            .await?;
-        Ok(Some(row.try_get("campaign_id")?))
+        let first = sqlx::query(
+            "UPDATE recipients SET replied_at = $1 WHERE id = $2 AND replied_at IS NULL",
+        )
+        .bind(to_ms(at))
+        .bind(row.try_get::<i64, _>("id")?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        Ok(Some(Replied { campaign_id, first }))
+    }
+
+    /// Adds a post-campaign trigger.
+    pub async fn add_action(
+        &self,
+        campaign_id: i64,
+        event: &str,
+        action: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO campaign_actions (campaign_id, event, action, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(campaign_id)
+        .bind(event)
+        .bind(action)
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The actions for `event` on a campaign, including those set on the recurring campaign it
+    /// is a run of.
+    pub async fn actions_for(&self, campaign_id: i64, event: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT action FROM campaign_actions WHERE event = $2 AND campaign_id IN \
+             (SELECT id FROM campaigns WHERE id = $1 UNION \
+              SELECT parent_id FROM campaigns WHERE id = $1 AND parent_id IS NOT NULL) ORDER BY id",
+        )
+        .bind(campaign_id)
+        .bind(event)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every rule of a campaign as `(event, action)`.
+    pub async fn actions(&self, campaign_id: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT event, action FROM campaign_actions WHERE campaign_id = $1 ORDER BY id",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("event")?, r.try_get("action")?)))
+            .collect()
     }
 
     /// Distinct contacts reached outside their window since `since` (the rolling tier budget),

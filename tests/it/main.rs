@@ -7,6 +7,7 @@ mod admin_commands;
 mod commands_doc;
 mod console_flow;
 mod pause_resume;
+mod post_actions;
 mod quality_guard;
 mod recurring;
 mod scheduling;
