@@ -132,6 +132,26 @@ pub enum Command {
         pattern: TriggerPattern,
         target: TriggerTarget,
     },
+    DripNew {
+        title: String,
+    },
+    /// Appends a step: sent `delay_ms` after the previous step (after enrolment for the first).
+    DripStep {
+        id: i64,
+        delay_ms: i64,
+        content: StepContent,
+    },
+    DripEnroll {
+        id: i64,
+        audience: AudienceSpec,
+    },
+    DripStopOnReply {
+        id: i64,
+        on: bool,
+    },
+    DripShow {
+        id: i64,
+    },
     /// `/on <campaign> <event> <action>`: what to do to a recipient's contact when it happens.
     On {
         campaign_id: i64,
@@ -281,4 +301,15 @@ impl PostAction {
             value: value.to_string(),
         })
     }
+}
+
+/// What one drip step sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepContent {
+    Text(String),
+    Template {
+        name: String,
+        lang: String,
+        params: Vec<String>,
+    },
 }

@@ -418,6 +418,9 @@ impl Engine {
             }
         };
         self.store.record(p.recipient_id, &outcome, now).await?;
+        if matches!(outcome, Outcome::Sent { .. }) {
+            self.advance_drip(campaign, p.contact_id).await?;
+        }
         if matches!(outcome, Outcome::Failed { .. }) {
             self.on_recipient_event(campaign.id, p.contact_id, "failed")
                 .await?;

@@ -82,6 +82,10 @@ impl Engine {
             self.reply_to_customer(&contact, OPT_IN_CONFIRMATION).await;
             return Ok(());
         }
+        let stopped = self.store.stop_drips_on_reply(contact.id).await?;
+        if stopped > 0 {
+            tracing::info!(contact = %contact.address, stopped, "reply ended drip sequence(s)");
+        }
         if let Some(replied) = self
             .store
             .mark_replied(contact.id, msg.at, REPLY_ATTRIBUTION)
@@ -155,7 +159,28 @@ impl Engine {
             let Some(campaign) = self.store.campaign(trigger.campaign_id).await? else {
                 continue;
             };
-            if campaign.kind != CampaignKind::Triggered || campaign.status.is_final() {
+            if campaign.status.is_final() {
+                continue;
+            }
+            if campaign.kind == CampaignKind::Drip {
+                match self.enroll(&campaign, contact.id).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            trigger = trigger.id,
+                            drip = campaign.id,
+                            "enrolled by trigger"
+                        );
+                        fired = true;
+                    }
+                    Ok(false) => {}
+                    Err(super::EngineError::Rejected(why)) => {
+                        tracing::warn!(trigger = trigger.id, %why, "trigger could not enroll")
+                    }
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            if campaign.kind != CampaignKind::Triggered {
                 continue;
             }
             if self

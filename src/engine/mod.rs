@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod dispatcher;
+pub mod drip;
 pub mod inbound;
 pub mod pacing;
 pub mod rules;

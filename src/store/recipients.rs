@@ -300,17 +300,43 @@ impl Store {
         contact_id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        self.enqueue_at(campaign_id, contact_id, now, now).await
+    }
+
+    /// Queues one contact on a campaign, due at `due` (a drip step's delay).
+    pub async fn enqueue_at(
+        &self,
+        campaign_id: i64,
+        contact_id: i64,
+        now: DateTime<Utc>,
+        due: DateTime<Utc>,
+    ) -> Result<bool> {
         Ok(sqlx::query(
-            "INSERT INTO recipients (campaign_id, contact_id, queued_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id, contact_id) DO NOTHING",
         )
         .bind(campaign_id)
         .bind(contact_id)
         .bind(to_ms(now))
+        .bind(to_ms(due))
         .execute(&self.pool)
         .await?
         .rows_affected()
             > 0)
+    }
+
+    /// A contact wrote in: their pending steps of drips that stop on reply are dropped.
+    pub async fn stop_drips_on_reply(&self, contact_id: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE recipients SET status = 'skipped', reason = 'replied', lease_until = NULL \
+             WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND campaign_id IN \
+             (SELECT s.id FROM campaigns s JOIN campaigns d ON d.id = s.parent_id \
+              WHERE s.kind = 'drip_step' AND d.stop_on_reply = 1)",
+        )
+        .bind(contact_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Cancelling drops everything not yet handed to a channel.

@@ -52,11 +52,16 @@ command_kinds!(
     TriggerList,
     TriggerRemove,
     On,
+    DripNew,
+    DripStep,
+    DripEnroll,
+    DripStopOnReply,
+    DripShow,
 );
 
 /// What admins type first; `/help` must mention each.
-const TOP_LEVEL_COMMANDS: [&str; 9] = [
-    "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger", "on",
+const TOP_LEVEL_COMMANDS: [&str; 10] = [
+    "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger", "drip", "on",
 ];
 
 fn parsed_examples() -> Vec<(String, String, Command)> {

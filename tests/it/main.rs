@@ -6,6 +6,7 @@ mod support;
 mod admin_commands;
 mod commands_doc;
 mod console_flow;
+mod drips;
 mod pause_resume;
 mod post_actions;
 mod quality_guard;
