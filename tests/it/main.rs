@@ -7,6 +7,7 @@ mod admin_commands;
 mod commands_doc;
 mod console_flow;
 mod pause_resume;
+mod report_export;
 mod scheduling;
 mod send_rules;
 mod triggers;
