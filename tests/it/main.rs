@@ -12,6 +12,7 @@ mod pause_resume;
 mod post_actions;
 mod quality_guard;
 mod recurring;
+mod report_export;
 mod scheduling;
 mod send_rules;
 mod triggers;
