@@ -33,12 +33,24 @@ impl Engine {
 
     #[tracing::instrument(skip_all, fields(from = %msg.from))]
     pub async fn handle_inbound(&self, msg: Inbound) -> Result<()> {
-        if let Some(id) = &msg.provider_id {
-            if !self.store.first_sighting(id, msg.at).await? {
-                tracing::debug!(provider_id = %id, "redelivered message ignored");
-                return Ok(());
+        let Some(id) = msg.provider_id.clone() else {
+            return self.process_inbound(msg).await;
+        };
+        if !self.store.first_sighting(&id, msg.at).await? {
+            tracing::debug!(provider_id = %id, "redelivered message ignored");
+            return Ok(());
+        }
+        let result = self.process_inbound(msg).await;
+        if result.is_err() {
+            // The channel redelivers what failed (a webhook answered 500): let that copy through.
+            if let Err(e) = self.store.forget_sighting(&id).await {
+                tracing::error!(provider_id = %id, error = %e, "could not forget a failed message");
             }
         }
+        result
+    }
+
+    async fn process_inbound(&self, msg: Inbound) -> Result<()> {
         let text = msg.text.as_deref().unwrap_or("").trim();
         if text.starts_with('/') && self.is_admin(&msg.from) {
             let reply = crate::commands::handlers::run(self, &msg.from, text).await;

@@ -44,6 +44,8 @@ pub struct Engine {
     pacers: Mutex<HashMap<i64, Arc<pacing::Pacer>>>,
     /// When each campaign's owner was last shown progress (wall time: it paces chat edits).
     progress_shown: Mutex<HashMap<i64, std::time::Instant>>,
+    /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Engine {
@@ -63,6 +65,7 @@ impl Engine {
             wake: Notify::new(),
             pacers: Mutex::new(HashMap::new()),
             progress_shown: Mutex::new(HashMap::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
@@ -254,9 +257,11 @@ impl Engine {
                     if let Err(e) = engine.schedule_step().await {
                         tracing::error!(error = %e, "scheduler step failed");
                     }
+                    // Polling is paced in wall time, not on the injected clock: a test clock's
+                    // sleep moves its time forward, and polling on it made time run away.
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = engine.clock.sleep(Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
             })

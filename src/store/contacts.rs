@@ -286,6 +286,16 @@ impl Store {
             > 0)
     }
 
+    /// Forgets an inbound message id whose processing failed, so that the channel's redelivery
+    /// is processed instead of being dropped as already seen.
+    pub async fn forget_sighting(&self, provider_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM inbound_seen WHERE provider_id = $1")
+            .bind(provider_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_marketing_stopped(&self, contact_id: i64, stopped: bool) -> Result<()> {
         sqlx::query("UPDATE contacts SET marketing_stopped = $1 WHERE id = $2")
             .bind(i64::from(stopped))
