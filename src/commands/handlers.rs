@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 
 use super::{parse, Command, ReportFormat, TriggerPattern, TriggerTarget};
-use crate::domain::audience::parse_audience;
+use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
 use crate::domain::csv_import::parse_contacts_csv;
 use crate::engine::dispatcher::{render_for, RenderError};
@@ -168,8 +168,20 @@ async fn apply(engine: &Engine, admin: &str, command: Command) -> Reply {
         }
         Command::CampaignAudience { id, audience } => {
             let campaign = editable(engine, id).await?;
-            let expr =
+            let mut expr =
                 parse_audience(&audience).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
+            // Contacts are stored under the engine's canonical address (`+15550001` is
+            // `wa:15550001` when WhatsApp runs), so typed addresses must be written the same way.
+            if let AudienceExpr::Addresses(list) = &mut expr {
+                let mut canonical: Vec<String> = Vec::with_capacity(list.len());
+                for address in list.iter() {
+                    let address = engine.normalize_address(address)?;
+                    if !canonical.contains(&address) {
+                        canonical.push(address);
+                    }
+                }
+                *list = canonical;
+            }
             let canonical = expr.to_string();
             store.set_audience(campaign.id, &canonical).await?;
             let (sql, binds) = expr.to_sql(1);
