@@ -6,3 +6,5 @@ mod support;
 mod commands_doc;
 mod console_flow;
 mod whatsapp_client;
+mod whatsapp_errors;
+mod whatsapp_run;
