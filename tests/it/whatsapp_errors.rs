@@ -5,7 +5,7 @@
 use chrono::Duration;
 use reqwest::StatusCode;
 
-use crate::support::fake_graph::FakeGraph;
+use crate::support::fake_graph::{webhooks, FakeGraph};
 use crate::support::run_app::{count, RunApp};
 
 const ANN: &str = "15550001";
@@ -311,7 +311,7 @@ async fn account_wide_errors_pause_the_campaign_and_tell_the_admin_why() {
             .on_recipient(ANN, 400, meta(code, message, details));
         let admin_before = app.admin_texts().len();
         let status = app
-            .post_webhook(&crate::support::fake_graph::webhooks::text(
+            .post_webhook(&webhooks::text(
                 crate::support::run_app::ADMIN,
                 "Admin",
                 "/campaign send 1",
@@ -356,4 +356,84 @@ async fn account_wide_errors_pause_the_campaign_and_tell_the_admin_why() {
         assert_eq!(app.report(1).await["status"], "completed");
         app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn failures_reported_in_status_webhooks_follow_the_same_taxonomy() {
+    let app = RunApp::start().await;
+    campaign(&app, 3).await;
+    // Cy's message is held back by a rate limit, so the campaign is still sending when Meta
+    // reports on the other two.
+    app.fake.on_recipient(
+        CY,
+        429,
+        meta(
+            130429,
+            "Rate limit hit",
+            "Cloud API message throughput has been reached.",
+        ),
+    );
+    app.setup(&["/campaign send 1"]).await;
+    app.wait_for_campaign_sends(2).await;
+    app.wait_for_idle(1).await;
+    let (ann, bob) = (app.campaign_send_to(ANN), app.campaign_send_to(BOB));
+    let webhooks_at = app.now_secs();
+    let stopped = webhooks::failed(
+        ann.wamid.as_deref().unwrap(),
+        ANN,
+        131050,
+        "Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on WhatsApp from your business",
+        ann.callback(),
+        webhooks_at,
+    );
+    let spam = webhooks::failed(
+        bob.wamid.as_deref().unwrap(),
+        BOB,
+        131048,
+        "Spam rate limit hit",
+        bob.callback(),
+        webhooks_at,
+    );
+    for body in [&stopped, &spam, &stopped, &spam] {
+        assert_eq!(app.post_webhook(body).await, StatusCode::OK);
+    }
+
+    // Ann stopped marketing: recorded on her contact.
+    let contact = app
+        .engine
+        .store
+        .find_contact("wa:15550001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(contact.marketing_stopped);
+    // The spam limit paused the campaign, and the admin was told once, with the reason.
+    let notices: Vec<String> = app
+        .admin_texts()
+        .into_iter()
+        .filter(|t| t.starts_with("campaign 1 paused"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(
+        notices[0].contains("131048 Spam rate limit hit"),
+        "{}",
+        notices[0]
+    );
+    let report = app.report(1).await;
+    assert_eq!(report["status"], "paused");
+    assert_eq!(report["failed"], "2");
+    assert!(report["failed.131050"].contains("stop receiving marketing"));
+    assert!(report["failed.131048"].contains("Spam rate limit hit"));
+
+    // Later, the admin resumes: Cy gets the message, once, and nobody else again.
+    app.fake.clear_recipient(CY);
+    app.admin("/campaign resume 1").await;
+    app.advance(Duration::seconds(2));
+    app.wait_for_campaign_sends(3).await;
+    app.wait_for_idle(1).await;
+    assert_eq!(app.fake.accepted_for(CY), 1);
+    assert_eq!(app.fake.count_for(ANN), 1);
+    assert_eq!(app.fake.count_for(BOB), 1);
+    assert_eq!(app.report(1).await["status"], "completed");
+    app.stop().await;
 }

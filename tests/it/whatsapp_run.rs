@@ -274,7 +274,7 @@ async fn the_handshake_echoes_the_challenge_only_for_the_right_verify_token() {
         url("subscribe", "wrong-token", "1158201444"),
         url("unsubscribe", VERIFY_TOKEN, "1158201444"),
         url("subscribe", "", "1158201444"),
-        format!("/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444"),
+        "/webhooks/whatsapp?hub.mode=subscribe&hub.challenge=1158201444".to_string(),
         format!("/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}"),
         "/webhooks/whatsapp".to_string(),
     ] {
@@ -883,5 +883,71 @@ async fn a_refused_access_token_pauses_the_campaign() {
     // One refused request was enough to stop.
     assert_eq!(app.customer_requests().len(), 1);
     assert_eq!(app.engine.store.report(1).await.unwrap().queued, 3);
+    app.stop().await;
+}
+
+/// Makes every update of a contact fail inside the database, until [`heal_contacts`].
+async fn break_contact_updates(app: &RunApp) {
+    let pool = app.engine.store.pool();
+    let statements: &[&str] = if crate::support::db::is_postgres() {
+        &[
+            "CREATE FUNCTION herald_test_fail() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER herald_test_fail BEFORE UPDATE ON contacts \
+             FOR EACH ROW EXECUTE FUNCTION herald_test_fail()",
+        ]
+    } else {
+        &["CREATE TRIGGER herald_test_fail BEFORE UPDATE ON contacts \
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END"]
+    };
+    for sql in statements {
+        sqlx::query(sql)
+            .execute(pool)
+            .await
+            .expect("install the failure");
+    }
+}
+
+async fn heal_contacts(app: &RunApp) {
+    let sql = if crate::support::db::is_postgres() {
+        "DROP TRIGGER herald_test_fail ON contacts"
+    } else {
+        "DROP TRIGGER herald_test_fail"
+    };
+    sqlx::query(sql)
+        .execute(app.engine.store.pool())
+        .await
+        .expect("remove the failure");
+}
+
+#[tokio::test]
+async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processed_once() {
+    let app = RunApp::start().await;
+    app.setup(&["/contact add +15550001 name=Ann labels=vip optin"])
+        .await;
+    let stop = webhooks::text(ANN, "Ann", "STOP", &app.wamid(), app.now_secs());
+
+    // The database fails mid-way: herald does not answer 200, so Meta will redeliver.
+    break_contact_updates(&app).await;
+    assert_eq!(
+        app.post_webhook(&stop).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    heal_contacts(&app).await;
+
+    // The redelivery is processed (not dropped as already seen), and a second one changes nothing.
+    assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
+    assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
+    let ann = app
+        .engine
+        .store
+        .find_contact("wa:15550001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.consent, Consent::OptedOut);
+    let history = app.engine.store.consent_history(ann.id).await.unwrap();
+    assert_eq!(history.iter().filter(|e| e.kind == "opt_out").count(), 1);
+    assert_eq!(app.fake.accepted_for(ANN), 1, "one confirmation");
     app.stop().await;
 }

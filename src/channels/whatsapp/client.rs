@@ -228,6 +228,10 @@ impl Channel for WhatsAppClient {
     fn progress_interval(&self) -> Option<Duration> {
         self.progress_interval
     }
+
+    fn classify_failure(&self, code: &str) -> Option<ErrorClass> {
+        errors::class_of_code(code)
+    }
 }
 
 fn invalid_address(address: &str) -> SendError {
