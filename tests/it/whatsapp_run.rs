@@ -951,3 +951,102 @@ async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processe
     assert_eq!(app.fake.accepted_for(ANN), 1, "one confirmation");
     app.stop().await;
 }
+
+/// A press on an interactive reply button, as Meta sends it.
+fn button_reply(
+    from: &str,
+    id: &str,
+    title: &str,
+    replying_to: &str,
+    wamid: &str,
+    at: i64,
+) -> String {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550783881", "phone_number_id": "1122334455667"},
+            "contacts": [{"profile": {"name": "Customer"}, "wa_id": from}],
+            "messages": [{
+                "context": {"from": "15550783881", "id": replying_to},
+                "from": from, "id": wamid, "timestamp": at.to_string(), "type": "interactive",
+                "interactive": {"type": "button_reply", "button_reply": {"id": id, "title": title}}
+            }]
+        }}]}]
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn interactive_reply_buttons_go_out_and_a_stop_press_opts_out() {
+    use herald::channels::whatsapp::{ReplyButton, WhatsAppClient, WhatsAppConfig};
+    let app = RunApp::start().await;
+    app.setup(&["/contact add +15550001 name=Ann labels=vip optin"])
+        .await;
+    app.customer_says(ANN, "Any news?").await;
+
+    // Inside the window the business may answer with buttons.
+    let client = WhatsAppClient::new(WhatsAppConfig::new(
+        format!("{}/v21.0", app.fake.url),
+        crate::support::run_app::PHONE_NUMBER_ID,
+        TOKEN,
+    ))
+    .unwrap();
+    let buttons = [
+        ReplyButton::new("MORE", "Tell me more"),
+        ReplyButton::new("STOP", "Stop messages"),
+    ];
+    let sent = client
+        .send_buttons(
+            "wa:15550001",
+            "Spring sale on Friday: want the details?",
+            &buttons,
+            None,
+        )
+        .await
+        .unwrap();
+    let request = app.fake.requests().last().cloned().unwrap();
+    assert_eq!(request.to(), Some(ANN));
+    assert_eq!(request.body["type"], "interactive");
+    assert_eq!(
+        request.body["interactive"]["action"]["buttons"],
+        json!([
+            {"type": "reply", "reply": {"id": "MORE", "title": "Tell me more"}},
+            {"type": "reply", "reply": {"id": "STOP", "title": "Stop messages"}}
+        ])
+    );
+    // Four buttons are refused before anything is sent.
+    let four: Vec<ReplyButton> = (1..=4)
+        .map(|i| ReplyButton::new(format!("B{i}"), format!("Option {i}")))
+        .collect();
+    let before = app.fake.requests().len();
+    let refused = client
+        .send_buttons("wa:15550001", "Pick one", &four, None)
+        .await;
+    assert_eq!(refused.unwrap_err().code, "invalid_buttons");
+    assert_eq!(app.fake.requests().len(), before);
+
+    // Ann presses "Stop messages": the button's id is an opt-out word.
+    let wamid = sent.provider_id.unwrap();
+    let press = button_reply(
+        ANN,
+        "STOP",
+        "Stop messages",
+        &wamid,
+        &app.wamid(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&press).await, StatusCode::OK);
+    let ann = app
+        .engine
+        .store
+        .find_contact("wa:15550001")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ann.consent, Consent::OptedOut);
+    let last = app.fake.accepted().last().cloned().unwrap();
+    assert_eq!(last.to(), Some(ANN));
+    assert!(last.text().unwrap().contains("unsubscribed"));
+    app.stop().await;
+}
