@@ -6,3 +6,4 @@ pub mod audience;
 pub mod consent;
 pub mod content;
 pub mod csv_import;
+pub mod schedule;

@@ -367,8 +367,7 @@ impl Engine {
                 }
             }
             // Pause and cancel take effect before the very next message.
-            let status = self.store.campaign(campaign.id).await?.map(|c| c.status);
-            if status != Some(CampaignStatus::Sending) {
+            if !self.still_sending(campaign.id).await? {
                 self.store.release(&[p.recipient_id]).await?;
                 return Ok(out);
             }
@@ -381,6 +380,19 @@ impl Engine {
                 // An opt-out or a cancel took this recipient away while it waited.
                 return Ok(out);
             }
+        } else if !self.still_sending(campaign.id).await? {
+            // Marked as possibly sent with its window, but never handed to the channel: it goes
+            // back to the queue for the resume, its attempt refunded.
+            let back = Outcome::Retry {
+                at: self.clock.now(),
+                code: None,
+                reason: None,
+                refund_attempt: true,
+            };
+            self.store
+                .record(p.recipient_id, &back, self.clock.now())
+                .await?;
+            return Ok(out);
         }
         let result = p.channel.send(&p.msg).await;
         let now = self.clock.now();
@@ -410,6 +422,13 @@ impl Engine {
             }
         };
         self.store.record(p.recipient_id, &outcome, now).await?;
+        if matches!(outcome, Outcome::Sent { .. }) {
+            self.advance_drip(campaign, p.contact_id).await?;
+        }
+        if matches!(outcome, Outcome::Failed { .. }) {
+            self.on_recipient_event(campaign.id, p.contact_id, "failed")
+                .await?;
+        }
         Ok(out)
     }
 
@@ -484,6 +503,7 @@ impl Engine {
             )
             .await?
         {
+            self.status_changed(campaign.id);
             tracing::warn!(campaign_id = campaign.id, why, "campaign paused");
             self.tell_owner(
                 campaign.owner.as_deref(),

@@ -45,9 +45,9 @@ impl Engine {
         }
         let result = self.process_inbound(msg).await;
         if result.is_err() {
-            // The channel redelivers what failed (a webhook answered 500): let that copy through.
+            // Not processed after all: let the channel's redelivery try again.
             if let Err(e) = self.store.forget_sighting(&id).await {
-                tracing::error!(provider_id = %id, error = %e, "could not forget a failed message");
+                tracing::error!(error = %e, provider_id = %id, "could not forget a failed message");
             }
         }
         result
@@ -97,9 +97,38 @@ impl Engine {
             self.reply_to_customer(&contact, OPT_IN_CONFIRMATION).await;
             return Ok(());
         }
-        self.store
+        let stopped = self.store.stop_drips_on_reply(contact.id).await?;
+        if stopped > 0 {
+            tracing::info!(contact = %contact.address, stopped, "reply ended drip sequence(s)");
+        }
+        if let Some(replied) = self
+            .store
             .mark_replied(contact.id, msg.at, REPLY_ATTRIBUTION)
-            .await?;
+            .await?
+        {
+            if replied.first {
+                self.on_recipient_event(replied.campaign_id, contact.id, "replied")
+                    .await?;
+            }
+            // A button press counts under both its payload and its visible title.
+            let mut clicked: Vec<String> = Vec::new();
+            for b in [
+                msg.button.as_deref(),
+                msg.button.as_ref().and(msg.text.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let key = format!("clicked:{}", b.trim().to_lowercase());
+                if !clicked.contains(&key) {
+                    clicked.push(key);
+                }
+            }
+            for key in clicked {
+                self.on_recipient_event(replied.campaign_id, contact.id, &key)
+                    .await?;
+            }
+        }
         let trigger_text = if text.is_empty() { button } else { text };
         if !trigger_text.is_empty() {
             self.fire_triggers(&contact, trigger_text).await?;
@@ -145,7 +174,28 @@ impl Engine {
             let Some(campaign) = self.store.campaign(trigger.campaign_id).await? else {
                 continue;
             };
-            if campaign.kind != CampaignKind::Triggered || campaign.status.is_final() {
+            if campaign.status.is_final() {
+                continue;
+            }
+            if campaign.kind == CampaignKind::Drip {
+                match self.enroll(&campaign, contact.id).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            trigger = trigger.id,
+                            drip = campaign.id,
+                            "enrolled by trigger"
+                        );
+                        fired = true;
+                    }
+                    Ok(false) => {}
+                    Err(super::EngineError::Rejected(why)) => {
+                        tracing::warn!(trigger = trigger.id, %why, "trigger could not enroll")
+                    }
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            if campaign.kind != CampaignKind::Triggered {
                 continue;
             }
             if self
@@ -173,12 +223,16 @@ impl Engine {
             .store
             .apply_status(&s.provider_id, s.callback.as_deref(), &s.status, s.at)
             .await?;
-        let Some((campaign_id, recipient_id)) = applied else {
+        let Some(change) = applied else {
             tracing::debug!("status changed nothing (replay, older, or not ours)");
             return Ok(());
         };
         if let DeliveryStatus::Failed { code, title } = &s.status {
-            self.on_failed_status(campaign_id, recipient_id, code, title)
+            self.on_failed_status(change.campaign_id, change.contact_id, code, title)
+                .await?;
+        }
+        for event in change.events {
+            self.on_recipient_event(change.campaign_id, change.contact_id, event)
                 .await?;
         }
         Ok(())
@@ -192,11 +246,11 @@ impl Engine {
     async fn on_failed_status(
         &self,
         campaign_id: i64,
-        recipient_id: i64,
+        contact_id: i64,
         code: &str,
         title: &str,
     ) -> Result<()> {
-        let Some(contact) = self.store.recipient_contact(recipient_id).await? else {
+        let Some(contact) = self.store.contact_by_id(contact_id).await? else {
             return Ok(());
         };
         let Some(channel) = self.channels.for_address(&contact.address) else {

@@ -2,7 +2,9 @@
 //! it commands, and its two workers — the scheduler and the dispatcher — each expose one `step`
 //! that does a unit of work, driven by a loop in production and called directly by tests.
 
+pub mod actions;
 pub mod dispatcher;
+pub mod drip;
 pub mod inbound;
 pub mod pacing;
 pub mod rules;
@@ -31,6 +33,9 @@ pub enum EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// How stale a cached campaign status may be; bounds how long a pause takes to land.
+const STATUS_TTL: Duration = Duration::from_millis(200);
+
 pub struct Engine {
     pub store: Store,
     pub config: Arc<Config>,
@@ -42,6 +47,9 @@ pub struct Engine {
     wake: Notify,
     /// Per-campaign pacing state; lives in memory because it only spaces this process's sends.
     pacers: Mutex<HashMap<i64, Arc<pacing::Pacer>>>,
+    /// Recently read campaign statuses, so checking "still sending?" before every message costs
+    /// a query at most every [`STATUS_TTL`] (a pause, even from another process, lands within it).
+    status_cache: Mutex<HashMap<i64, (std::time::Instant, bool)>>,
     /// When each campaign's owner was last shown progress (wall time: it paces chat edits).
     progress_shown: Mutex<HashMap<i64, std::time::Instant>>,
     /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
@@ -65,6 +73,7 @@ impl Engine {
             wake: Notify::new(),
             pacers: Mutex::new(HashMap::new()),
             progress_shown: Mutex::new(HashMap::new()),
+            status_cache: Mutex::new(HashMap::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
@@ -147,6 +156,38 @@ impl Engine {
             "tier: {needed} send(s) outside the window exceed today's budget ({left} of {limit} left); \
              the rest goes out as the 24 h window rolls, about {days} more day(s)"
         ))
+    }
+
+    /// Whether a campaign is still `sending` (read at most every [`STATUS_TTL`]).
+    pub async fn still_sending(&self, campaign_id: i64) -> Result<bool> {
+        if let Some((at, sending)) = self
+            .status_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&campaign_id)
+        {
+            if at.elapsed() < STATUS_TTL {
+                return Ok(*sending);
+            }
+        }
+        let sending = self
+            .store
+            .campaign(campaign_id)
+            .await?
+            .is_some_and(|c| c.status == crate::store::CampaignStatus::Sending);
+        self.status_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(campaign_id, (std::time::Instant::now(), sending));
+        Ok(sending)
+    }
+
+    /// Forgets a cached status (this process just changed it).
+    pub fn status_changed(&self, campaign_id: i64) {
+        self.status_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&campaign_id);
     }
 
     /// Tells the dispatcher there may be new work.

@@ -4,7 +4,8 @@
 
 use super::{Engine, EngineError, Result};
 use crate::domain::audience::parse_audience;
-use crate::store::Campaign;
+use crate::domain::schedule::Repeat;
+use crate::store::{Campaign, CampaignKind, CampaignStatus};
 
 impl Engine {
     /// Starts every due scheduled campaign; returns how many started.
@@ -15,6 +16,10 @@ impl Engine {
             let Some(campaign) = self.store.campaign(id).await? else {
                 continue;
             };
+            if campaign.kind == CampaignKind::Recurring {
+                started += self.spawn_run(&campaign).await?;
+                continue;
+            }
             match self.start_campaign(&campaign).await {
                 Ok(Some(n)) => {
                     started += 1;
@@ -30,8 +35,8 @@ impl Engine {
                     self.store
                         .transition(
                             id,
-                            &[crate::store::CampaignStatus::Scheduled],
-                            crate::store::CampaignStatus::Failed,
+                            &[CampaignStatus::Scheduled],
+                            CampaignStatus::Failed,
                             Some(&why),
                             now,
                         )
@@ -46,6 +51,56 @@ impl Engine {
             }
         }
         Ok(started)
+    }
+
+    /// A recurring campaign's occurrence has come: spawn its run and start it. A series that
+    /// missed occurrences while herald was down sends one run now, not one per missed slot.
+    async fn spawn_run(&self, parent: &Campaign) -> Result<usize> {
+        let now = self.clock.now();
+        let (Some(due), Some(rule)) = (parent.scheduled_at, parent.repeat_rule.as_deref()) else {
+            return Ok(0);
+        };
+        let rule: Repeat = match rule.parse() {
+            Ok(r) => r,
+            Err(e) => {
+                let why = format!("bad repeat rule {rule:?}: {e}");
+                self.store
+                    .transition(
+                        parent.id,
+                        &[CampaignStatus::Scheduled],
+                        CampaignStatus::Failed,
+                        Some(&why),
+                        now,
+                    )
+                    .await?;
+                return Ok(0);
+            }
+        };
+        let tz = self.config.admin_tz;
+        let mut next = rule.next_after(due, tz);
+        while let Some(n) = next.filter(|n| *n <= now) {
+            next = rule.next_after(n, tz);
+        }
+        let Some(run_id) = self.store.spawn_run(parent.id, due, next, now).await? else {
+            return Ok(0); // another process spawned it
+        };
+        let Some(run) = self.store.campaign(run_id).await? else {
+            return Ok(0);
+        };
+        let n = self.start_campaign(&run).await?.unwrap_or(0);
+        let after = match next {
+            Some(t) => format!("; next run {}", self.local_time(t)),
+            None => "; that was the last run".to_string(),
+        };
+        self.tell_owner(
+            parent.owner.as_deref(),
+            format!(
+                "campaign {} run #{} started as campaign {run_id}: {n} recipients{after}",
+                parent.id, run.run_no
+            ),
+        )
+        .await;
+        Ok(1)
     }
 
     /// Resolves the audience and moves the campaign to `sending`. `Ok(None)` if it was not in a

@@ -12,7 +12,8 @@ use crate::clock::{from_ms, to_ms};
 
 const CAMPAIGN_COLUMNS: &str = "id, title, kind, status, owner, audience, text, variants, \
     template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, batch_size, \
-    batch_pause_ms, scheduled_at, status_reason, created_at, started_at, finished_at";
+    batch_pause_ms, scheduled_at, status_reason, created_at, started_at, finished_at, repeat_rule, \
+    parent_id, run_no, step_delay_ms, stop_on_reply";
 
 fn json_list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
     let raw: String = row.try_get(col)?;
@@ -56,6 +57,11 @@ fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
         created_at: from_ms(row.try_get("created_at")?),
         started_at: opt_time(row, "started_at")?,
         finished_at: opt_time(row, "finished_at")?,
+        repeat_rule: row.try_get("repeat_rule")?,
+        parent_id: row.try_get("parent_id")?,
+        run_no: row.try_get("run_no")?,
+        step_delay_ms: row.try_get("step_delay_ms")?,
+        stop_on_reply: row.try_get::<i64, _>("stop_on_reply")? != 0,
     })
 }
 
@@ -314,6 +320,144 @@ impl Store {
         let n = q.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
         Ok(Some(n))
+    }
+
+    /// Makes a campaign recurring, its first run due at `first`.
+    pub async fn set_repeat(&self, id: i64, rule: &str, first: DateTime<Utc>) -> Result<bool> {
+        Ok(sqlx::query(
+            "UPDATE campaigns SET kind = 'recurring', repeat_rule = $1, status = 'scheduled', \
+             scheduled_at = $2 WHERE id = $3 AND status IN ('draft', 'scheduled')",
+        )
+        .bind(rule)
+        .bind(to_ms(first))
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0)
+    }
+
+    /// Spawns the run of a recurring campaign that was due at `due`: moves the parent on to
+    /// `next` (or completes it when there is none) and creates the run, due now, in one
+    /// transaction. Only the process whose update still sees `due` wins, so a run is spawned
+    /// once however many processes schedule. Returns the run's id.
+    pub async fn spawn_run(
+        &self,
+        parent: i64,
+        due: DateTime<Utc>,
+        next: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let moved = sqlx::query(
+            "UPDATE campaigns SET scheduled_at = COALESCE($1, scheduled_at), \
+             status = CASE WHEN $2 = 1 THEN status ELSE 'completed' END, \
+             finished_at = CASE WHEN $2 = 1 THEN finished_at ELSE $3 END, \
+             started_at = COALESCE(started_at, $3) \
+             WHERE id = $4 AND status = 'scheduled' AND scheduled_at = $5",
+        )
+        .bind(next.map(to_ms))
+        .bind(i64::from(next.is_some()))
+        .bind(to_ms(now))
+        .bind(parent)
+        .bind(to_ms(due))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if !moved {
+            return Ok(None);
+        }
+        let run_no: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(run_no), 0) + 1 FROM campaigns WHERE parent_id = $1",
+        )
+        .bind(parent)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO campaigns (title, kind, status, owner, audience, text, variants, \
+             template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, \
+             batch_size, batch_pause_ms, scheduled_at, created_at, parent_id, run_no) \
+             SELECT title || $1, 'one_time', 'scheduled', owner, audience, text, variants, \
+             template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, \
+             batch_size, batch_pause_ms, $2, $2, id, $3 FROM campaigns WHERE id = $4 RETURNING id",
+        )
+        .bind(format!(" #{run_no}"))
+        .bind(to_ms(now))
+        .bind(run_no)
+        .bind(parent)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Appends a step to a drip; the step is live at once (contacts are queued on it when they
+    /// reach it). Returns the step's campaign id.
+    pub async fn add_drip_step(
+        &self,
+        drip: &Campaign,
+        step_no: i64,
+        delay_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO campaigns (title, kind, status, owner, parent_id, run_no, step_delay_ms, \
+             created_at, started_at) VALUES ($1, 'drip_step', 'sending', $2, $3, $4, $5, $6, $6) \
+             RETURNING id",
+        )
+        .bind(format!("{} step {step_no}", drip.title))
+        .bind(drip.owner.as_deref())
+        .bind(drip.id)
+        .bind(step_no)
+        .bind(delay_ms)
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_stop_on_reply(&self, drip_id: i64, on: bool) -> Result<()> {
+        sqlx::query("UPDATE campaigns SET stop_on_reply = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(drip_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Enrolls every contact an audience condition (parameters from `$4`) selects on a drip's
+    /// first step, due at `due`. A contact already enrolled stays as they are. Returns how many
+    /// were enrolled now.
+    pub async fn enroll_audience(
+        &self,
+        step_id: i64,
+        audience_sql: &str,
+        binds: &[String],
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let sql = format!(
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
+             SELECT $1, c.id, $2, $3 FROM contacts c WHERE {audience_sql} \
+             ON CONFLICT (campaign_id, contact_id) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(step_id)
+            .bind(to_ms(now))
+            .bind(to_ms(due));
+        for b in binds {
+            q = q.bind(b.as_str());
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Runs of a recurring campaign, oldest first.
+    pub async fn runs(&self, parent: i64) -> Result<Vec<Campaign>> {
+        let sql = format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE parent_id = $1 ORDER BY run_no"
+        );
+        let rows = sqlx::query(&sql).bind(parent).fetch_all(&self.pool).await?;
+        rows.iter().map(campaign_from_row).collect()
     }
 
     /// Campaigns whose scheduled time has come.

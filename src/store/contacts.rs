@@ -286,20 +286,7 @@ impl Store {
             > 0)
     }
 
-    /// The contact a recipient row is for.
-    pub async fn recipient_contact(&self, recipient_id: i64) -> Result<Option<Contact>> {
-        let row = sqlx::query("SELECT contact_id FROM recipients WHERE id = $1")
-            .bind(recipient_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(row) => self.contact_by_id(row.try_get("contact_id")?).await,
-            None => Ok(None),
-        }
-    }
-
-    /// Forgets an inbound message id whose processing failed, so that the channel's redelivery
-    /// is processed instead of being dropped as already seen.
+    /// Undoes [`Store::first_sighting`] for a message whose processing failed.
     pub async fn forget_sighting(&self, provider_id: &str) -> Result<()> {
         sqlx::query("DELETE FROM inbound_seen WHERE provider_id = $1")
             .bind(provider_id)

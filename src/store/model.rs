@@ -121,6 +121,12 @@ impl fmt::Display for CampaignStatus {
 pub enum CampaignKind {
     OneTime,
     Triggered,
+    /// Keeps a repeat rule and spawns one run (a one-time child campaign) per occurrence.
+    Recurring,
+    /// A drip sequence: its steps are child campaigns of kind `DripStep`.
+    Drip,
+    /// One step of a drip; contacts are queued on it when they reach it.
+    DripStep,
 }
 
 impl CampaignKind {
@@ -128,12 +134,18 @@ impl CampaignKind {
         match self {
             CampaignKind::OneTime => "one_time",
             CampaignKind::Triggered => "triggered",
+            CampaignKind::Recurring => "recurring",
+            CampaignKind::Drip => "drip",
+            CampaignKind::DripStep => "drip_step",
         }
     }
 
     pub fn from_db(s: &str) -> CampaignKind {
         match s {
             "triggered" => CampaignKind::Triggered,
+            "recurring" => CampaignKind::Recurring,
+            "drip" => CampaignKind::Drip,
+            "drip_step" => CampaignKind::DripStep,
             _ => CampaignKind::OneTime,
         }
     }
@@ -185,6 +197,15 @@ pub struct Campaign {
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// A recurring campaign's rule (`every 1d at 09:00`).
+    pub repeat_rule: Option<String>,
+    /// For a run of a recurring campaign: the recurring campaign, and which run this is.
+    pub parent_id: Option<i64>,
+    pub run_no: i64,
+    /// For a drip step: how long after the contact's previous step it is sent.
+    pub step_delay_ms: i64,
+    /// For a drip: whether a contact writing in ends their sequence.
+    pub stop_on_reply: bool,
 }
 
 impl Campaign {

@@ -30,6 +30,26 @@ fn parse_callback(callback: &str) -> Option<(i64, i64)> {
     Some((number(recipient, 'r')?, number(campaign, 'c')?))
 }
 
+/// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
+const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
+
+/// A delivery status that changed a recipient, and the events it means for `/on` rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub campaign_id: i64,
+    pub recipient_id: i64,
+    pub contact_id: i64,
+    pub events: Vec<&'static str>,
+}
+
+/// An inbound message counted against the campaign the contact last received.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replied {
+    pub campaign_id: i64,
+    /// Whether it is the contact's first reply to that campaign.
+    pub first: bool,
+}
+
 /// How a send attempt ended, as the dispatcher records it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -291,17 +311,43 @@ impl Store {
         contact_id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        self.enqueue_at(campaign_id, contact_id, now, now).await
+    }
+
+    /// Queues one contact on a campaign, due at `due` (a drip step's delay).
+    pub async fn enqueue_at(
+        &self,
+        campaign_id: i64,
+        contact_id: i64,
+        now: DateTime<Utc>,
+        due: DateTime<Utc>,
+    ) -> Result<bool> {
         Ok(sqlx::query(
-            "INSERT INTO recipients (campaign_id, contact_id, queued_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id, contact_id) DO NOTHING",
         )
         .bind(campaign_id)
         .bind(contact_id)
         .bind(to_ms(now))
+        .bind(to_ms(due))
         .execute(&self.pool)
         .await?
         .rows_affected()
             > 0)
+    }
+
+    /// A contact wrote in: their pending steps of drips that stop on reply are dropped.
+    pub async fn stop_drips_on_reply(&self, contact_id: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE recipients SET status = 'skipped', reason = 'replied', lease_until = NULL \
+             WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND campaign_id IN \
+             (SELECT s.id FROM campaigns s JOIN campaigns d ON d.id = s.parent_id \
+              WHERE s.kind = 'drip_step' AND d.stop_on_reply = 1)",
+        )
+        .bind(contact_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Cancelling drops everything not yet handed to a channel.
@@ -321,21 +367,22 @@ impl Store {
     /// (sent < delivered < read), a failure overrides anything short of read, and a replay
     /// changes nothing. Matches by the channel's message id, or by the callback data herald
     /// attached (`r<recipient id>`), which also reconciles a send whose answer was lost.
-    /// Returns the (campaign, recipient) it applied to, if any changed.
+    /// Returns what changed, if anything did.
     pub async fn apply_status(
         &self,
         provider_id: &str,
         callback: Option<&str>,
         status: &DeliveryStatus,
         at: DateTime<Utc>,
-    ) -> Result<Option<(i64, i64)>> {
+    ) -> Result<Option<StatusChange>> {
         // Callback data is trusted only in the exact form the dispatcher writes, and only when
         // recipient and campaign agree; anything else (another app's data on the same number)
         // falls back to the message id.
         let mut row = None;
         if let Some((recipient_id, campaign_id)) = callback.and_then(parse_callback) {
             row = sqlx::query(
-                "SELECT id, campaign_id FROM recipients WHERE id = $1 AND campaign_id = $2",
+                "SELECT id, campaign_id, contact_id, status FROM recipients \
+                 WHERE id = $1 AND campaign_id = $2",
             )
             .bind(recipient_id)
             .bind(campaign_id)
@@ -343,14 +390,18 @@ impl Store {
             .await?;
         }
         if row.is_none() {
-            row = sqlx::query("SELECT id, campaign_id FROM recipients WHERE provider_id = $1")
-                .bind(provider_id)
-                .fetch_optional(&self.pool)
-                .await?;
+            row = sqlx::query(
+                "SELECT id, campaign_id, contact_id, status FROM recipients WHERE provider_id = $1",
+            )
+            .bind(provider_id)
+            .fetch_optional(&self.pool)
+            .await?;
         }
         let Some(row) = row else { return Ok(None) };
         let id: i64 = row.try_get("id")?;
         let campaign_id: i64 = row.try_get("campaign_id")?;
+        let contact_id: i64 = row.try_get("contact_id")?;
+        let before: String = row.try_get("status")?;
         let t = to_ms(at);
         let sql;
         let changed = match status {
@@ -392,7 +443,24 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        Ok((changed > 0).then_some((campaign_id, id)))
+        if changed == 0 {
+            return Ok(None);
+        }
+        // The events this change means: reaching `read` straight from `sent` was a delivery too.
+        let was_delivered = matches!(before.as_str(), "delivered" | "read");
+        let events = match status {
+            DeliveryStatus::Sent => vec![],
+            DeliveryStatus::Delivered => vec!["delivered"],
+            DeliveryStatus::Read if was_delivered => vec!["read"],
+            DeliveryStatus::Read => vec!["delivered", "read"],
+            DeliveryStatus::Failed { .. } => vec!["failed"],
+        };
+        Ok(Some(StatusChange {
+            campaign_id,
+            recipient_id: id,
+            contact_id,
+            events,
+        }))
     }
 
     /// Counts an inbound message as a reply to the campaign the contact last received (sent in
@@ -402,7 +470,7 @@ impl Store {
         contact_id: i64,
         at: DateTime<Utc>,
         within: chrono::Duration,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<Replied>> {
         // Channels stamp messages in whole seconds (WhatsApp's `timestamp`), so a reply in the
         // same second as the send reads as slightly older than it: allow for the truncation.
         let row = sqlx::query(
@@ -416,15 +484,70 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let campaign_id = row.try_get("campaign_id")?;
         if row.try_get::<Option<i64>, _>("replied_at")?.is_some() {
-            return Ok(None);
+            return Ok(Some(Replied {
+                campaign_id,
+                first: false,
+            }));
         }
-        sqlx::query("UPDATE recipients SET replied_at = $1 WHERE id = $2 AND replied_at IS NULL")
-            .bind(to_ms(at))
-            .bind(row.try_get::<i64, _>("id")?)
-            .execute(&self.pool)
-            .await?;
-        Ok(Some(row.try_get("campaign_id")?))
+        let first = sqlx::query(
+            "UPDATE recipients SET replied_at = $1 WHERE id = $2 AND replied_at IS NULL",
+        )
+        .bind(to_ms(at))
+        .bind(row.try_get::<i64, _>("id")?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        Ok(Some(Replied { campaign_id, first }))
+    }
+
+    /// Adds a post-campaign trigger.
+    pub async fn add_action(
+        &self,
+        campaign_id: i64,
+        event: &str,
+        action: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO campaign_actions (campaign_id, event, action, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(campaign_id)
+        .bind(event)
+        .bind(action)
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The actions for `event` on a campaign, including those set on the recurring campaign it
+    /// is a run of.
+    pub async fn actions_for(&self, campaign_id: i64, event: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT action FROM campaign_actions WHERE event = $2 AND campaign_id IN \
+             (SELECT id FROM campaigns WHERE id = $1 UNION \
+              SELECT parent_id FROM campaigns WHERE id = $1 AND parent_id IS NOT NULL) ORDER BY id",
+        )
+        .bind(campaign_id)
+        .bind(event)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every rule of a campaign as `(event, action)`.
+    pub async fn actions(&self, campaign_id: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT event, action FROM campaign_actions WHERE campaign_id = $1 ORDER BY id",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("event")?, r.try_get("action")?)))
+            .collect()
     }
 
     /// Distinct contacts reached outside their window since `since` (the rolling tier budget),
@@ -481,8 +604,9 @@ impl Store {
         ))
     }
 
+    /// Counts of a campaign, or of all runs of a recurring one.
     pub async fn report(&self, campaign_id: i64) -> Result<Report> {
-        let row = sqlx::query(
+        let sql = format!(
             "SELECT COUNT(*) AS targeted, \
              COUNT(*) FILTER (WHERE status IN ('queued', 'claimed', 'sending')) AS queued, \
              COUNT(*) FILTER (WHERE status IN ('sent', 'delivered', 'read')) AS sent, \
@@ -493,11 +617,12 @@ impl Store {
              COUNT(*) FILTER (WHERE status = 'skipped') AS skipped, \
              COUNT(*) FILTER (WHERE status = 'unknown') AS unknown, \
              MIN(sent_at) AS first_sent, MAX(sent_at) AS last_sent \
-             FROM recipients WHERE campaign_id = $1",
-        )
-        .bind(campaign_id)
-        .fetch_one(&self.pool)
-        .await?;
+             FROM recipients WHERE campaign_id IN ({CAMPAIGN_AND_RUNS})"
+        );
+        let row = sqlx::query(&sql)
+            .bind(campaign_id)
+            .fetch_one(&self.pool)
+            .await?;
         let mut report = Report {
             targeted: row.try_get("targeted")?,
             queued: row.try_get("queued")?,
@@ -544,7 +669,8 @@ impl Store {
         key: &str,
     ) -> Result<Vec<(String, i64)>> {
         let sql = format!(
-            "SELECT {key} AS k, COUNT(*) AS n FROM recipients WHERE campaign_id = $1 AND {filter} \
+            "SELECT {key} AS k, COUNT(*) AS n FROM recipients \
+             WHERE campaign_id IN ({CAMPAIGN_AND_RUNS}) AND {filter} \
              GROUP BY 1 ORDER BY 2 DESC, 1"
         );
         let rows = sqlx::query(&sql)

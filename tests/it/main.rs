@@ -3,8 +3,18 @@
 
 mod support;
 
+mod admin_commands;
 mod commands_doc;
+mod console_binary;
 mod console_flow;
+mod drips;
+mod pause_resume;
+mod post_actions;
+mod quality_guard;
+mod recurring;
+mod scheduling;
+mod send_rules;
+mod triggers;
 mod whatsapp_client;
 mod whatsapp_errors;
 mod whatsapp_run;
