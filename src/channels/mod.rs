@@ -201,6 +201,14 @@ pub trait Channel: Send + Sync {
         None
     }
 
+    /// What a failure the channel reported after accepting a message (a `failed` delivery
+    /// status with this error code) means beyond "this message failed": the contact stopped
+    /// marketing, cannot be reached, or the whole campaign must pause. `None` when nothing more.
+    fn classify_failure(&self, code: &str) -> Option<ErrorClass> {
+        let _ = code;
+        None
+    }
+
     /// Shows a campaign's live progress to an admin. Channels that can edit a message keep one
     /// message per `key` and edit it in place; the default sends a new message each time.
     async fn show_progress(&self, admin: &str, key: &str, text: &str) -> Result<(), SendError> {

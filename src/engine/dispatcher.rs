@@ -399,6 +399,7 @@ impl Engine {
         let outcome = match result {
             Ok(sent) => {
                 pacer.succeeded();
+                self.metrics.message_sent(p.channel.kind());
                 out.sent += 1;
                 Outcome::Sent {
                     provider_id: sent.provider_id,
@@ -411,7 +412,10 @@ impl Engine {
                 tracing::warn!(code = %e.code, reason = %e.reason, "send failed");
                 let outcome = self.on_send_error(campaign, pacer, &p, &e, now).await?;
                 match outcome {
-                    Outcome::Failed { .. } => out.failed += 1,
+                    Outcome::Failed { .. } => {
+                        self.metrics.message_failed(p.channel.kind());
+                        out.failed += 1
+                    }
                     _ => out.held += 1,
                 }
                 outcome

@@ -7,7 +7,10 @@ use chrono::Duration;
 use regex::RegexBuilder;
 
 use super::{Engine, Result};
-use crate::channels::{Audience, ChannelEvent, Inbound, Outbound, OutboundBody, StatusUpdate};
+use crate::channels::{
+    Audience, ChannelEvent, DeliveryStatus, ErrorClass, Inbound, Outbound, OutboundBody,
+    StatusUpdate,
+};
 use crate::domain::consent::keyword_matches;
 use crate::store::{CampaignKind, Contact};
 
@@ -220,14 +223,54 @@ impl Engine {
             .store
             .apply_status(&s.provider_id, s.callback.as_deref(), &s.status, s.at)
             .await?;
-        match applied {
-            None => tracing::debug!("status changed nothing (replay, older, or not ours)"),
-            Some(change) => {
-                for event in change.events {
-                    self.on_recipient_event(change.campaign_id, change.contact_id, event)
+        let Some(change) = applied else {
+            tracing::debug!("status changed nothing (replay, older, or not ours)");
+            return Ok(());
+        };
+        if let DeliveryStatus::Failed { code, title } = &s.status {
+            self.on_failed_status(change.campaign_id, change.contact_id, code, title)
+                .await?;
+        }
+        for event in change.events {
+            self.on_recipient_event(change.campaign_id, change.contact_id, event)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A failure reported after the channel accepted the message (most WhatsApp delivery errors
+    /// arrive this way) follows the send-error taxonomy where it says more than "this message
+    /// failed": a stop of marketing or an unreachable contact is recorded on the contact, and an
+    /// account-wide problem pauses the campaign and tells its owner. (A per-user marketing limit
+    /// reported this way stays a failure with its code: the campaign may be over by then.)
+    async fn on_failed_status(
+        &self,
+        campaign_id: i64,
+        contact_id: i64,
+        code: &str,
+        title: &str,
+    ) -> Result<()> {
+        let Some(contact) = self.store.contact_by_id(contact_id).await? else {
+            return Ok(());
+        };
+        let Some(channel) = self.channels.for_address(&contact.address) else {
+            return Ok(());
+        };
+        self.metrics.message_failed(channel.kind());
+        match channel.classify_failure(code) {
+            Some(ErrorClass::MarketingStopped) => {
+                self.store.set_marketing_stopped(contact.id, true).await?;
+            }
+            Some(ErrorClass::Unreachable) => {
+                self.store.set_unreachable(contact.id, Some(title)).await?;
+            }
+            Some(ErrorClass::PauseCampaign) => {
+                if let Some(campaign) = self.store.campaign(campaign_id).await? {
+                    self.pause_campaign(&campaign, &format!("{code} {title}"))
                         .await?;
                 }
             }
+            _ => {}
         }
         Ok(())
     }

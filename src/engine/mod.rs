@@ -52,6 +52,8 @@ pub struct Engine {
     status_cache: Mutex<HashMap<i64, (std::time::Instant, bool)>>,
     /// When each campaign's owner was last shown progress (wall time: it paces chat edits).
     progress_shown: Mutex<HashMap<i64, std::time::Instant>>,
+    /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Engine {
@@ -72,6 +74,7 @@ impl Engine {
             pacers: Mutex::new(HashMap::new()),
             progress_shown: Mutex::new(HashMap::new()),
             status_cache: Mutex::new(HashMap::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
@@ -295,9 +298,11 @@ impl Engine {
                     if let Err(e) = engine.schedule_step().await {
                         tracing::error!(error = %e, "scheduler step failed");
                     }
+                    // Polling is paced in wall time, not on the injected clock: a test clock's
+                    // sleep moves its time forward, and polling on it made time run away.
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = engine.clock.sleep(Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
             })

@@ -19,6 +19,17 @@ use crate::clock::to_ms;
 const STATUS_RANK_SQL: &str = "CASE status WHEN 'sending' THEN 1 WHEN 'unknown' THEN 1 \
     WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 0 END";
 
+/// `r<recipient id>:c<campaign id>`, the callback data the dispatcher attaches to each send.
+fn parse_callback(callback: &str) -> Option<(i64, i64)> {
+    let (recipient, campaign) = callback.trim().split_once(':')?;
+    let number = |s: &str, prefix: char| {
+        s.strip_prefix(prefix)
+            .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+            .and_then(|d| d.parse::<i64>().ok())
+    };
+    Some((number(recipient, 'r')?, number(campaign, 'c')?))
+}
+
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
 const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
 
@@ -364,38 +375,34 @@ impl Store {
         status: &DeliveryStatus,
         at: DateTime<Utc>,
     ) -> Result<Option<StatusChange>> {
-        let by_callback = callback
-            .and_then(|c| c.strip_prefix('r'))
-            .and_then(|c| c.split(':').next())
-            .and_then(|c| c.parse::<i64>().ok());
-        let row = match by_callback {
-            Some(id) => {
-                sqlx::query(
-                    "SELECT id, campaign_id, contact_id, status FROM recipients WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            None => sqlx::query(
+        // Callback data is trusted only in the exact form the dispatcher writes, and only when
+        // recipient and campaign agree; anything else (another app's data on the same number)
+        // falls back to the message id.
+        let mut row = None;
+        if let Some((recipient_id, campaign_id)) = callback.and_then(parse_callback) {
+            row = sqlx::query(
+                "SELECT id, campaign_id, contact_id, status FROM recipients \
+                 WHERE id = $1 AND campaign_id = $2",
+            )
+            .bind(recipient_id)
+            .bind(campaign_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        }
+        if row.is_none() {
+            row = sqlx::query(
                 "SELECT id, campaign_id, contact_id, status FROM recipients WHERE provider_id = $1",
             )
             .bind(provider_id)
             .fetch_optional(&self.pool)
-            .await?,
-        };
+            .await?;
+        }
         let Some(row) = row else { return Ok(None) };
         let id: i64 = row.try_get("id")?;
         let campaign_id: i64 = row.try_get("campaign_id")?;
         let contact_id: i64 = row.try_get("contact_id")?;
         let before: String = row.try_get("status")?;
         let t = to_ms(at);
-        let (rank, column) = match status {
-            DeliveryStatus::Sent => (2, "sent_at"),
-            DeliveryStatus::Delivered => (3, "delivered_at"),
-            DeliveryStatus::Read => (4, "read_at"),
-            DeliveryStatus::Failed { .. } => (0, "failed_at"),
-        };
         let sql;
         let changed = match status {
             DeliveryStatus::Failed { code, title } => sqlx::query(
@@ -409,26 +416,28 @@ impl Store {
             .bind(provider_id)
             .bind(id),
             _ => {
-                let name = match rank {
-                    2 => "sent",
-                    3 => "delivered",
-                    _ => "read",
+                let (rank, name) = match status {
+                    DeliveryStatus::Sent => (2, "sent"),
+                    DeliveryStatus::Delivered => (3, "delivered"),
+                    _ => (4, "read"),
                 };
                 // Reaching a later state implies the earlier ones: fill their times if missing.
+                // Each column is assigned once (PostgreSQL refuses a column set twice).
                 sql = format!(
-                    "UPDATE recipients SET status = $1, {column} = COALESCE({column}, $2), \
+                    "UPDATE recipients SET status = $1, \
                      sent_at = COALESCE(sent_at, $2), \
                      delivered_at = CASE WHEN $3 >= 3 THEN COALESCE(delivered_at, $2) ELSE delivered_at END, \
+                     read_at = CASE WHEN $3 >= 4 THEN COALESCE(read_at, $2) ELSE read_at END, \
                      provider_id = COALESCE(provider_id, $4), reason = NULL \
                      WHERE id = $5 AND status IN ('sending', 'unknown', 'sent', 'delivered', 'read') \
                      AND ({STATUS_RANK_SQL}) < $3"
                 );
                 sqlx::query(&sql)
-                .bind(name)
-                .bind(t)
-                .bind(rank)
-                .bind(provider_id)
-                .bind(id)
+                    .bind(name)
+                    .bind(t)
+                    .bind(rank)
+                    .bind(provider_id)
+                    .bind(id)
             }
         }
         .execute(&self.pool)
@@ -462,13 +471,15 @@ impl Store {
         at: DateTime<Utc>,
         within: chrono::Duration,
     ) -> Result<Option<Replied>> {
+        // Channels stamp messages in whole seconds (WhatsApp's `timestamp`), so a reply in the
+        // same second as the send reads as slightly older than it: allow for the truncation.
         let row = sqlx::query(
             "SELECT id, campaign_id, replied_at FROM recipients WHERE contact_id = $1 \
              AND sent_at IS NOT NULL AND sent_at <= $2 AND sent_at >= $3 \
              ORDER BY sent_at DESC, id DESC LIMIT 1",
         )
         .bind(contact_id)
-        .bind(to_ms(at))
+        .bind(to_ms(at) + 999)
         .bind(to_ms(at - within))
         .fetch_optional(&self.pool)
         .await?;
@@ -711,5 +722,21 @@ impl Store {
         rows.iter()
             .map(|r| Ok(crate::clock::from_ms(r.try_get("sent_at")?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_callback;
+
+    #[test]
+    fn callback_data_is_read_only_in_the_dispatchers_form() {
+        assert_eq!(parse_callback("r12:c3"), Some((12, 3)));
+        assert_eq!(parse_callback("r12"), None);
+        assert_eq!(parse_callback("random_string"), None);
+        assert_eq!(parse_callback("r:c3"), None);
+        assert_eq!(parse_callback("r1x:c3"), None);
+        assert_eq!(parse_callback("r-1:c3"), None);
+        assert_eq!(parse_callback("c3:r12"), None);
     }
 }

@@ -17,3 +17,5 @@ mod scheduling;
 mod send_rules;
 mod triggers;
 mod whatsapp_client;
+mod whatsapp_errors;
+mod whatsapp_run;
