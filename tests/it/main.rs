@@ -16,3 +16,4 @@ mod scheduling;
 mod send_rules;
 mod triggers;
 mod whatsapp_client;
+mod telegram;

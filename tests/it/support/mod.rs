@@ -5,3 +5,4 @@
 pub mod console_app;
 pub mod db;
 pub mod fake_graph;
+pub mod fake_telegram;
