@@ -614,6 +614,7 @@ async fn herald_run_with_only_a_telegram_token_answers_start() {
         .env("TELEGRAM_API_URL", &fake.url)
         .env("HTTP_ADDR", "127.0.0.1:0")
         .env("HERALD_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -624,6 +625,10 @@ async fn herald_run_with_only_a_telegram_token_answers_start() {
     fake.wait_handled(id).await;
     let texts = fake.wait_texts(ANN, 1).await;
     assert!(texts[0].contains("subscribed"), "{texts:?}");
+    // Someone who wants to be an admin writes /help: no answer, but the log names their id.
+    let id = fake.text(BOB, "Bob", "/help", Utc::now());
+    fake.wait_handled(id).await;
+    assert!(fake.texts_to(BOB).is_empty());
 
     let pid = child.id().expect("running").to_string();
     let status = std::process::Command::new("kill")
@@ -641,5 +646,10 @@ async fn herald_run_with_only_a_telegram_token_answers_start() {
         let _ = stderr.read_to_string(&mut log).await;
     }
     assert!(exit.success(), "herald exited with {exit}: {log}");
-    assert!(log.contains("telegram"), "{log}");
+    assert!(log.contains("telegram: connected"), "{log}");
+    let hint = log
+        .lines()
+        .find(|l| l.contains("ADMIN_TELEGRAM"))
+        .unwrap_or_else(|| panic!("no hint for a would-be admin in the log: {log}"));
+    assert!(hint.contains("id=101") && hint.contains("/help"), "{hint}");
 }

@@ -430,11 +430,11 @@ impl TelegramChannel {
             {
                 // How an operator finds their own id: write /help to the bot and read this line.
                 tracing::warn!(
-                    from = %inbound.from,
-                    name = inbound.name.as_deref().unwrap_or(""),
-                    command,
-                    "telegram: command from someone who is not an admin (not answered); to make \
-                     them one, add their id to ADMIN_TELEGRAM"
+                    id = %inbound.from.trim_start_matches("tg:"),
+                    name = %inbound.name.as_deref().unwrap_or(""),
+                    command = %command,
+                    "telegram: not answered, the sender is not an admin (add this id to \
+                     ADMIN_TELEGRAM to make them one)"
                 );
             }
         }

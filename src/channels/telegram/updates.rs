@@ -142,8 +142,9 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap()
     }
 
+    /// From text, as updates arrive (teloxide's `Update` does not deserialize from a `Value`).
     fn update(v: serde_json::Value) -> Update {
-        serde_json::from_value(v).unwrap()
+        serde_json::from_str(&v.to_string()).unwrap()
     }
 
     fn text_update(chat: i64, text: &str) -> Update {
@@ -161,9 +162,9 @@ mod tests {
 
     #[test]
     fn a_private_message_is_inbound_from_the_chat() {
-        let Action::Inbound(i) = action(&text_update(4242, "hi there"), Some("herald_bot"), now())
-        else {
-            panic!("not inbound")
+        let got = action(&text_update(4242, "hi there"), Some("herald_bot"), now());
+        let Action::Inbound(i) = got else {
+            panic!("not inbound: {got:?}")
         };
         assert_eq!(i.from, "tg:4242");
         assert_eq!(i.name.as_deref(), Some("Ann Lee"));
@@ -191,8 +192,9 @@ mod tests {
                 }
             }
         }));
-        let Action::Callback { query_id, inbound } = action(&u, None, now()) else {
-            panic!("not a callback")
+        let got = action(&u, None, now());
+        let Action::Callback { query_id, inbound } = got else {
+            panic!("not a callback: {got:?}")
         };
         assert_eq!(query_id, "cbq-1");
         assert_eq!(inbound.from, "tg:4242");
