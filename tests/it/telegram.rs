@@ -57,8 +57,18 @@ impl TgApp {
     }
 
     async fn start_with(with_console: bool, tweak: impl FnOnce(&mut Config)) -> TgApp {
+        Self::start_scripted(with_console, tweak, |_| {}).await
+    }
+
+    /// Like [`TgApp::start_with`], with the fake told how to answer before herald starts.
+    async fn start_scripted(
+        with_console: bool,
+        tweak: impl FnOnce(&mut Config),
+        script: impl FnOnce(&FakeTelegram),
+    ) -> TgApp {
         let db = TestDb::new().await;
         let fake = FakeTelegram::start().await;
+        script(&fake);
         let mut config = config_for(&db, &fake);
         tweak(&mut config);
         let clock = ManualClock::new(t0());
@@ -230,6 +240,38 @@ async fn admin_runs_a_campaign_from_telegram_and_watches_its_progress() {
         .expect("admin menu");
     assert!(names(admin_menu).contains(&"campaign".to_string()));
     assert!(names(admin_menu).contains(&"help".to_string()));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_admin_who_had_not_started_the_bot_gets_the_menu_when_they_write() {
+    let app = TgApp::start_scripted(
+        false,
+        |_| {},
+        |fake| {
+            fake.fail(
+            ADMIN,
+            400,
+            json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}),
+            Some(1),
+        );
+        },
+    )
+    .await;
+    let admin_menus = |app: &TgApp| -> Vec<bool> {
+        app.fake
+            .calls_of("setMyCommands")
+            .iter()
+            .filter(|c| c.params["scope"]["chat_id"] == json!(ADMIN))
+            .map(|c| c.ok())
+            .collect()
+    };
+    app.fake.wait_for_call("getUpdates").await;
+    assert_eq!(admin_menus(&app), [false]);
+    app.admin("/campaign list").await;
+    assert_eq!(admin_menus(&app), [false, true]);
+    app.admin("/campaign list").await;
+    assert_eq!(admin_menus(&app), [false, true], "set once");
     app.stop().await;
 }
 

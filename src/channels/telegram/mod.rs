@@ -16,7 +16,7 @@ pub mod limits;
 pub mod updates;
 pub mod webhook;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -95,6 +95,9 @@ pub struct TelegramChannel {
     /// The bot's @username (from `getMe`), to tell `/cmd@us` from `/cmd@another_bot`.
     username: OnceLock<String>,
     progress: Mutex<ProgressMessages>,
+    /// Admins whose command menu Telegram accepted; an admin who had not started the bot when
+    /// herald started gets theirs when they first write.
+    menus_set: Mutex<HashSet<i64>>,
 }
 
 /// One message per progress key, edited in place.
@@ -191,6 +194,7 @@ impl TelegramChannel {
             admins,
             username: OnceLock::new(),
             progress: Mutex::new(ProgressMessages::default()),
+            menus_set: Mutex::new(HashSet::new()),
         })))
     }
 
@@ -276,24 +280,30 @@ impl TelegramChannel {
         if let Err(e) = self.bot.set_my_commands(customer).send().await {
             tracing::warn!(error = %e, "telegram: setMyCommands (customers) failed");
         }
-        let admin: Vec<BotCommand> = crate::commands::help::command_list()
+        for id in &self.admins {
+            self.register_admin_menu(*id).await;
+        }
+    }
+
+    /// The admin commands as the menu of one admin's private chat.
+    async fn register_admin_menu(&self, admin: i64) {
+        let commands: Vec<BotCommand> = crate::commands::help::command_list()
             .into_iter()
             .map(|(command, description)| BotCommand::new(command, description))
             .collect();
-        for id in &self.admins {
-            let scope = BotCommandScope::Chat {
-                chat_id: Recipient::Id(ChatId(*id)),
-            };
-            if let Err(e) = self
-                .bot
-                .set_my_commands(admin.clone())
-                .scope(scope)
-                .send()
-                .await
-            {
-                // Typically "chat not found": that admin has not written to the bot yet.
-                tracing::warn!(admin = id, error = %e, "telegram: setMyCommands (admin) failed");
+        let scope = BotCommandScope::Chat {
+            chat_id: Recipient::Id(ChatId(admin)),
+        };
+        match self.bot.set_my_commands(commands).scope(scope).send().await {
+            Ok(_) => {
+                self.menus_set
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(admin);
             }
+            // Typically "chat not found": that admin has not written to the bot yet; it is
+            // tried again when they do.
+            Err(e) => tracing::warn!(admin, error = %e, "telegram: setMyCommands (admin) failed"),
         }
     }
 
@@ -421,6 +431,16 @@ impl TelegramChannel {
                 inbound
             }
         };
+        if let Some(admin) = updates::chat_id(&inbound.from).filter(|id| self.admins.contains(id)) {
+            let missing = !self
+                .menus_set
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&admin);
+            if missing {
+                self.register_admin_menu(admin).await;
+            }
+        }
         if let Some(text) = inbound.text.as_deref() {
             let command = text.split_whitespace().next().unwrap_or("");
             let customer_command = matches!(command, "/start" | "/stop");
@@ -547,7 +567,7 @@ impl Channel for TelegramChannel {
     }
 
     /// The first call for a `key` sends a message and remembers it; later calls edit it.
-    #[tracing::instrument(skip_all, fields(admin, key))]
+    #[tracing::instrument(skip_all, fields(admin = %admin, key = %key))]
     async fn show_progress(&self, admin: &str, key: &str, text: &str) -> Result<(), SendError> {
         let chat = chat_of(admin)?;
         let known = self

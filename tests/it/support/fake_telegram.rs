@@ -551,7 +551,8 @@ fn respond(s: &mut Script, method: &str, p: &Value) -> (u16, Value) {
             json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {description}")}),
         )
     };
-    let chat = int(&p["chat_id"]);
+    // setMyCommands names its chat inside `scope`.
+    let chat = int(&p["chat_id"]).or_else(|| int(&p["scope"]["chat_id"]));
     if let Some(chat) = chat {
         if let Some(f) = s
             .failures
