@@ -3,7 +3,8 @@
 //!
 //! teloxide parses an error from its `description` and drops `error_code`, so the code herald
 //! records is recovered from the description's prefix (`Forbidden:` is 403, `Bad Request:` is
-//! 400, ...), which is how the Bot API writes every error.
+//! 400, ...), which is how the Bot API writes every error. (teloxide also waits 10 s before it
+//! returns a 5xx answer, so a server error is already backed off when the dispatcher sees it.)
 
 use teloxide::errors::{ApiError, RequestError};
 
