@@ -14,6 +14,6 @@ mod quality_guard;
 mod recurring;
 mod scheduling;
 mod send_rules;
+mod telegram;
 mod triggers;
 mod whatsapp_client;
-mod telegram;
