@@ -513,6 +513,11 @@ mod tests {
             created_at: t(0),
             started_at: Some(t(0)),
             finished_at: None,
+            repeat_rule: None,
+            parent_id: None,
+            run_no: 0,
+            step_delay_ms: 0,
+            stop_on_reply: true,
         }
     }
 

@@ -15,6 +15,7 @@ mod recurring;
 mod report_export;
 mod scheduling;
 mod send_rules;
+mod telegram;
 mod triggers;
 mod whatsapp_client;
 mod whatsapp_errors;

@@ -5,4 +5,5 @@
 pub mod console_app;
 pub mod db;
 pub mod fake_graph;
+pub mod fake_telegram;
 pub mod run_app;
