@@ -148,7 +148,7 @@ impl TelegramChannel {
                     return Err(TelegramError::Config {
                         key: "ADMIN_TELEGRAM",
                         message: format!(
-                            "{:?} is not a numeric Telegram user id (see docs/telegram.md to find yours)",
+                            "{:?} is not a numeric Telegram user id (the README says how to find yours)",
                             admin.trim_start_matches("tg:")
                         ),
                     })
