@@ -56,7 +56,12 @@ impl Engine {
     async fn process_inbound(&self, msg: Inbound) -> Result<()> {
         let text = msg.text.as_deref().unwrap_or("").trim();
         if text.starts_with('/') && self.is_admin(&msg.from) {
-            let reply = crate::commands::handlers::run(self, &msg.from, text).await;
+            // Telegram's Start button sends /start: an admin gets a greeting, not an error.
+            let reply = if text.eq_ignore_ascii_case("/start") {
+                "herald is ready, and you are an admin here. Send /help for the commands.".into()
+            } else {
+                crate::commands::handlers::run(self, &msg.from, text).await
+            };
             self.tell(&msg.from, reply).await;
             return Ok(());
         }
