@@ -270,13 +270,7 @@ async fn a_user_who_stopped_marketing_fails_and_is_skipped_by_later_marketing() 
     let report = app.report(1).await;
     assert_eq!(report["failed"], "1");
     assert!(report["failed.131050"].contains("stop receiving marketing"));
-    let ann = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let ann = app.contact("wa:15550001").await;
     assert!(ann.marketing_stopped);
 
     app.setup(&[
@@ -399,13 +393,7 @@ async fn failures_reported_in_status_webhooks_follow_the_same_taxonomy() {
     }
 
     // Ann stopped marketing: recorded on her contact.
-    let contact = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let contact = app.contact("wa:15550001").await;
     assert!(contact.marketing_stopped);
     // The spam limit paused the campaign, and the admin was told once, with the reason.
     let notices: Vec<String> = app

@@ -207,13 +207,7 @@ async fn forged_or_unsigned_webhooks_get_401_and_change_nothing() {
 
     // Nothing happened: no campaign, Ann still opted in, nobody was written to.
     assert!(app.engine.store.campaigns(None).await.unwrap().is_empty());
-    let ann = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let ann = app.contact("wa:15550001").await;
     assert_eq!(ann.consent, Consent::OptedIn);
     assert_eq!(ann.last_inbound_at, None);
     assert_eq!(app.admin_texts().len(), admin_texts);
@@ -223,13 +217,7 @@ async fn forged_or_unsigned_webhooks_get_401_and_change_nothing() {
     assert_eq!(app.post_webhook(&command).await, StatusCode::OK);
     assert_eq!(app.engine.store.campaigns(None).await.unwrap().len(), 1);
     assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
-    let ann = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let ann = app.contact("wa:15550001").await;
     assert_eq!(ann.consent, Consent::OptedOut);
 
     let (_, metrics) = app.get("/metrics").await;
@@ -450,13 +438,7 @@ async fn a_redelivered_webhook_changes_nothing() {
     let stop = webhooks::text(ANN, "Ann", "STOP", "wamid.stop1", app.now_secs());
     assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
     assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
-    let ann = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let ann = app.contact("wa:15550001").await;
     let history = app.engine.store.consent_history(ann.id).await.unwrap();
     let opt_outs = history.iter().filter(|e| e.kind == "opt_out").count();
     assert_eq!(opt_outs, 1, "{history:?}");
@@ -632,13 +614,7 @@ async fn a_stop_quick_reply_button_opts_out_like_typed_stop() {
         app.now_secs(),
     );
     assert_eq!(app.post_webhook(&press).await, StatusCode::OK);
-    let ann = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let ann = app.contact("wa:15550001").await;
     assert_eq!(ann.consent, Consent::OptedOut);
     let confirmation = app.fake.accepted();
     let confirmation = confirmation.last().unwrap();
@@ -938,13 +914,7 @@ async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processe
     // The redelivery is processed (not dropped as already seen), and a second one changes nothing.
     assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
     assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
-    let ann = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let ann = app.contact("wa:15550001").await;
     assert_eq!(ann.consent, Consent::OptedOut);
     let history = app.engine.store.consent_history(ann.id).await.unwrap();
     assert_eq!(history.iter().filter(|e| e.kind == "opt_out").count(), 1);
@@ -1037,13 +1007,7 @@ async fn interactive_reply_buttons_go_out_and_a_stop_press_opts_out() {
         app.now_secs(),
     );
     assert_eq!(app.post_webhook(&press).await, StatusCode::OK);
-    let ann = app
-        .engine
-        .store
-        .find_contact("wa:15550001")
-        .await
-        .unwrap()
-        .unwrap();
+    let ann = app.contact("wa:15550001").await;
     assert_eq!(ann.consent, Consent::OptedOut);
     let last = app.fake.accepted().last().cloned().unwrap();
     assert_eq!(last.to(), Some(ANN));

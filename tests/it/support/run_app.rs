@@ -86,6 +86,16 @@ impl Drop for RunApp {
 }
 
 impl RunApp {
+    /// The stored contact at `address`; panics if there is none.
+    pub async fn contact(&self, address: &str) -> herald::store::Contact {
+        self.engine
+            .store
+            .find_contact(address)
+            .await
+            .expect("store answers")
+            .unwrap_or_else(|| panic!("no contact {address}"))
+    }
+
     /// herald run with the default settings of the tests.
     pub async fn start() -> RunApp {
         Self::start_with(&[], |_| {}).await
