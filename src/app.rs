@@ -62,8 +62,11 @@ impl App {
         if let Some(wa) = whatsapp_from_config(&config)? {
             channels.push(wa);
         }
-        let telegram = crate::channels::telegram::TelegramChannel::from_config(&config)
-            .map_err(AppError::Config)?;
+        let telegram = crate::channels::telegram::TelegramChannel::from_config_with_clock(
+            &config,
+            clock.clone(),
+        )
+        .map_err(|e| AppError::Config(e.to_string()))?;
         if let Some(tg) = &telegram {
             channels.push(tg.clone());
         }
@@ -98,7 +101,10 @@ impl App {
     /// Runs until `shutdown` fires: then stops claiming, lets in-flight sends finish, stops the
     /// HTTP server after its in-flight requests, and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let router = crate::http::router(self.engine.clone());
+        let mut router = crate::http::router(self.engine.clone());
+        if let Some(hook) = self.telegram.as_ref().and_then(|tg| tg.webhook_router()) {
+            router = router.merge(hook);
+        }
         let server_shutdown = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(self.listener, router)

@@ -5,6 +5,7 @@
 //! - [`engine`]: the rules, the dispatcher, the scheduler, inbound handling
 //! - [`store`]: SQLite / PostgreSQL persistence
 //! - [`domain`]: audiences, content rendering, consent words, CSV import
+//! - [`http`], [`metrics`]: the HTTP server of `herald run` (webhooks, `/healthz`, `/metrics`)
 //! - [`app`], [`config`], [`clock`], [`report`]: wiring, settings, injected time, exports
 //! - [`bench`]: `herald bench`, its fake Graph API and bulk seeding
 
@@ -18,5 +19,6 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod http;
+pub mod metrics;
 pub mod report;
 pub mod store;

@@ -201,6 +201,14 @@ pub trait Channel: Send + Sync {
         None
     }
 
+    /// What a failure the channel reported after accepting a message (a `failed` delivery
+    /// status with this error code) means beyond "this message failed": the contact stopped
+    /// marketing, cannot be reached, or the whole campaign must pause. `None` when nothing more.
+    fn classify_failure(&self, code: &str) -> Option<ErrorClass> {
+        let _ = code;
+        None
+    }
+
     /// Shows a campaign's live progress to an admin. Channels that can edit a message keep one
     /// message per `key` and edit it in place; the default sends a new message each time.
     async fn show_progress(&self, admin: &str, key: &str, text: &str) -> Result<(), SendError> {
@@ -215,8 +223,8 @@ pub trait EventSink: Send + Sync {
     async fn on_event(&self, event: ChannelEvent);
 }
 
-/// Picks the channel for an address by its prefix (`tg:`, `wa:`); anything else goes to the
-/// fallback channel (the console when it runs, WhatsApp otherwise).
+/// Picks the channel for an address by its prefix (`tg:`, `wa:`) when that channel is registered;
+/// anything else goes to the fallback channel (the console when it runs, WhatsApp otherwise).
 #[derive(Clone, Default)]
 pub struct ChannelRouter {
     by_kind: HashMap<ChannelKind, Arc<dyn Channel>>,
@@ -243,7 +251,12 @@ impl ChannelRouter {
         } else {
             None
         };
-        // The console stands in for every network in demos, so it takes every address.
+        // A network that is really there takes its own addresses, so one engine can run the
+        // console next to Telegram and a campaign reaches both.
+        if let Some(channel) = wanted.and_then(|kind| self.by_kind.get(&kind)) {
+            return Some(channel.clone());
+        }
+        // Otherwise the console stands in for every network in demos, so it takes the rest.
         if let Some(console) = self.by_kind.get(&ChannelKind::Console) {
             return Some(console.clone());
         }
@@ -255,5 +268,45 @@ impl ChannelRouter {
 
     pub fn kinds(&self) -> Vec<ChannelKind> {
         self.by_kind.keys().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Stub(ChannelKind);
+
+    #[async_trait]
+    impl Channel for Stub {
+        fn kind(&self) -> ChannelKind {
+            self.0
+        }
+        async fn send(&self, _msg: &Outbound) -> Result<Sent, SendError> {
+            Ok(Sent::default())
+        }
+    }
+
+    fn kind_for(router: &ChannelRouter, address: &str) -> Option<ChannelKind> {
+        router.for_address(address).map(|c| c.kind())
+    }
+
+    #[test]
+    fn registered_networks_take_their_addresses_and_the_console_the_rest() {
+        let mut router = ChannelRouter::new();
+        router.add(Arc::new(Stub(ChannelKind::Console)));
+        router.add(Arc::new(Stub(ChannelKind::Telegram)));
+        assert_eq!(kind_for(&router, "tg:42"), Some(ChannelKind::Telegram));
+        assert_eq!(kind_for(&router, "+15550001"), Some(ChannelKind::Console));
+        // No WhatsApp channel: the console stands in for it.
+        assert_eq!(kind_for(&router, "wa:15550001"), Some(ChannelKind::Console));
+    }
+
+    #[test]
+    fn without_a_console_unknown_networks_have_no_channel() {
+        let mut router = ChannelRouter::new();
+        router.add(Arc::new(Stub(ChannelKind::Telegram)));
+        assert_eq!(kind_for(&router, "tg:42"), Some(ChannelKind::Telegram));
+        assert_eq!(kind_for(&router, "wa:15550001"), None);
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
-use super::{parse, Command, ReportFormat, TriggerPattern, TriggerTarget};
+use super::{parse, Command, ReportFormat, StepContent, TriggerPattern, TriggerTarget};
 use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
 use crate::domain::csv_import::parse_contacts_csv;
@@ -183,19 +183,7 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
         }
         Command::CampaignAudience { id, audience } => {
             let campaign = editable(engine, id).await?;
-            let mut expr =
-                parse_audience(&audience).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
-            let mut created = 0;
-            if let AudienceExpr::Addresses(list) = &mut expr {
-                // Explicit addresses are targeted even when new: they show up in the report
-                // (as no_consent until they opt in) instead of silently vanishing.
-                for address in list.iter_mut() {
-                    *address = engine.normalize_address(address)?;
-                    if store.ensure_contact(address, None, now).await?.1 {
-                        created += 1;
-                    }
-                }
-            }
+            let (expr, created) = resolve_audience(engine, &audience, now).await?;
             let canonical = expr.to_string();
             store.set_audience(campaign.id, &canonical).await?;
             let (sql, binds) = expr.to_sql(1);
@@ -236,21 +224,7 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             params,
         } => {
             let campaign = editable(engine, id).await?;
-            let Some(t) = store.template(&name, &lang).await? else {
-                return said(format!(
-                    "no template {name} ({lang}): add it with /template add {name} {lang} <category> <body>"
-                ));
-            };
-            if params.len() as i64 != t.params {
-                return said(format!(
-                    "template {name} takes {} parameter(s), {} given (separate them with |)",
-                    t.params,
-                    params.len()
-                ));
-            }
-            for p in &params {
-                check_variables(p)?;
-            }
+            let t = usable_template(engine, &name, &lang, &params).await?;
             store
                 .set_template(
                     campaign.id,
@@ -378,6 +352,11 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             if campaign.kind == CampaignKind::Recurring {
                 return said(format!(
                     "campaign {id} is recurring and sends on its schedule; see /campaign show {id}"
+                ));
+            }
+            if campaign.kind == CampaignKind::Drip {
+                return said(format!(
+                    "{id} is a drip: contacts get it when enrolled (/drip enroll {id} <audience>)"
                 ));
             }
             match engine.start_campaign(&campaign).await? {
@@ -536,6 +515,9 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             if let Some(parent) = c.parent_id {
                 let _ = writeln!(s, "run: #{} of campaign {parent}", c.run_no);
             }
+            for (event, action) in store.actions(id).await? {
+                let _ = writeln!(s, "on {event}: {action}");
+            }
             if let Some(at) = c.scheduled_at {
                 let _ = writeln!(s, "scheduled: {}", engine.local_time(at));
             }
@@ -561,11 +543,33 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 }
             }
         }
-        Command::TriggerAdd { pattern, target } => {
-            let id = match target {
-                TriggerTarget::Campaign(id) => id,
-                TriggerTarget::Drip(_) => return said("drip sequences are not available yet"),
+        Command::TriggerAdd {
+            pattern,
+            target: TriggerTarget::Drip(id),
+        } => {
+            let d = drip(engine, id).await?;
+            if d.status.is_final() {
+                return said(format!("drip {id} is {}", d.status));
+            }
+            if engine.drip_steps(id).await?.is_empty() {
+                return said(format!(
+                    "drip {id} has no steps yet: /drip step {id} 0m text <message>"
+                ));
+            }
+            let (text, is_regex) = match &pattern {
+                TriggerPattern::Keyword(k) => (k.clone(), false),
+                TriggerPattern::Regex(r) => (r.clone(), true),
             };
+            let trigger = store.add_trigger(&text, is_regex, id, now).await?;
+            let shown = if is_regex { format!("/{text}/") } else { text };
+            Ok(format!(
+                "trigger {trigger} added: {shown} enrolls the contact in drip {id} (once per contact)"
+            ))
+        }
+        Command::TriggerAdd {
+            pattern,
+            target: TriggerTarget::Campaign(id),
+        } => {
             let c = campaign(engine, id).await?;
             if c.status.is_final() {
                 return said(format!("campaign {id} is {}", c.status));
@@ -598,6 +602,129 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 "trigger {trigger} added: {shown} sends campaign {id} (once per contact)"
             ))
         }
+        Command::On {
+            campaign_id,
+            event,
+            action,
+        } => {
+            let c = campaign(engine, campaign_id).await?;
+            if c.status.is_final() && c.kind != CampaignKind::Recurring {
+                // Statuses and replies still arrive after a campaign completes, so a rule on a
+                // completed campaign still has work to do; only cancelled ones are refused.
+                if c.status == CampaignStatus::Cancelled {
+                    return said(format!("campaign {campaign_id} is cancelled"));
+                }
+            }
+            let rule = store
+                .add_action(campaign_id, &event.key(), &action.key(), now)
+                .await?;
+            Ok(format!(
+                "rule {rule} added: on {} of campaign {campaign_id}, {}",
+                event.key(),
+                action.key()
+            ))
+        }
+        Command::DripNew { title } => {
+            let id = store.create_campaign(&title, Some(admin), now).await?;
+            store.set_kind(id, CampaignKind::Drip).await?;
+            Ok(format!(
+                "drip {id} created: add steps with /drip step {id} <delay> text <message>"
+            ))
+        }
+        Command::DripStep {
+            id,
+            delay_ms,
+            content,
+        } => {
+            let d = drip(engine, id).await?;
+            if d.status.is_final() {
+                return said(format!("drip {id} is {}", d.status));
+            }
+            let described = match &content {
+                StepContent::Text(text) => {
+                    check_variables(text)?;
+                    "text".to_string()
+                }
+                StepContent::Template { name, lang, params } => {
+                    let t = usable_template(engine, name, lang, params).await?;
+                    format!("template {} ({}, {})", t.name, t.lang, t.category)
+                }
+            };
+            let step_no = engine.drip_steps(id).await?.len() as i64 + 1;
+            let step = store.add_drip_step(&d, step_no, delay_ms, now).await?;
+            match content {
+                StepContent::Text(text) => store.set_text(step, &text).await?,
+                StepContent::Template { name, lang, params } => {
+                    store
+                        .set_template(step, &TemplateRef { name, lang, params })
+                        .await?
+                }
+            }
+            let after = if step_no == 1 { "enrolment" } else { "the previous step" };
+            Ok(format!(
+                "drip {id} step {step_no}: {described}, {} after {after}",
+                report::human_duration(delay_ms / 1000)
+            ))
+        }
+        Command::DripEnroll { id, audience } => {
+            let d = drip(engine, id).await?;
+            if d.status.is_final() {
+                return said(format!("drip {id} is {}", d.status));
+            }
+            let steps = engine.drip_steps(id).await?;
+            let Some(first) = steps.first() else {
+                return said(format!(
+                    "drip {id} has no steps yet: /drip step {id} 0m text <message>"
+                ));
+            };
+            let (expr, _) = resolve_audience(engine, &audience, now).await?;
+            let (sql, binds) = expr.to_sql(4);
+            let due = now + chrono::Duration::milliseconds(first.step_delay_ms);
+            let enrolled = store
+                .enroll_audience(first.id, &sql, &binds, due, now)
+                .await?;
+            let (count_sql, count_binds) = expr.to_sql(1);
+            let selected = store.count_audience(&count_sql, &count_binds).await?;
+            engine.make_live(&d).await?;
+            Ok(format!(
+                "{enrolled} contact(s) enrolled in drip {id} ({} were already)",
+                selected - enrolled as i64
+            ))
+        }
+        Command::DripStopOnReply { id, on } => {
+            drip(engine, id).await?;
+            store.set_stop_on_reply(id, on).await?;
+            Ok(if on {
+                format!("drip {id}: a contact who writes in gets no further steps")
+            } else {
+                format!("drip {id}: replies no longer stop the sequence")
+            })
+        }
+        Command::DripShow { id } => {
+            let d = drip(engine, id).await?;
+            let mut s = String::new();
+            let _ = writeln!(s, "drip: {id}");
+            let _ = writeln!(s, "title: {}", d.title);
+            let _ = writeln!(s, "status: {}", d.status);
+            let _ = writeln!(s, "stop_on_reply: {}", if d.stop_on_reply { "on" } else { "off" });
+            for step in engine.drip_steps(id).await? {
+                let what = match (&step.text, &step.template) {
+                    (_, Some(t)) => format!("template {} {}", t.name, t.lang),
+                    (Some(text), None) => format!("text {text}"),
+                    (None, None) => "-".into(),
+                };
+                let r = store.report(step.id).await?;
+                let _ = writeln!(
+                    s,
+                    "step {} after {}: {what} ({} sent, {} waiting)",
+                    step.run_no,
+                    report::human_duration(step.step_delay_ms / 1000),
+                    r.sent,
+                    r.queued
+                );
+            }
+            Ok(s.trim_end().to_string())
+        }
         Command::TriggerList => {
             let triggers = store.triggers().await?;
             if triggers.is_empty() {
@@ -624,6 +751,61 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             }
         }
     }
+}
+
+/// Parses an audience; explicit addresses are normalised and created as contacts when new, so
+/// they are targeted (and reported, as no_consent until they opt in) instead of vanishing.
+/// Returns the expression and how many contacts were created.
+async fn resolve_audience(
+    engine: &Engine,
+    spec: &str,
+    now: DateTime<Utc>,
+) -> Result<(AudienceExpr, usize), Refusal> {
+    let mut expr = parse_audience(spec).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
+    let mut created = 0;
+    if let AudienceExpr::Addresses(list) = &mut expr {
+        for address in list.iter_mut() {
+            *address = engine.normalize_address(address)?;
+            if engine.store.ensure_contact(address, None, now).await?.1 {
+                created += 1;
+            }
+        }
+    }
+    Ok((expr, created))
+}
+
+/// A template that exists and takes exactly `params.len()` parameters made of known variables.
+async fn usable_template(
+    engine: &Engine,
+    name: &str,
+    lang: &str,
+    params: &[String],
+) -> Result<crate::store::Template, Refusal> {
+    let Some(t) = engine.store.template(name, lang).await? else {
+        return said(format!(
+            "no template {name} ({lang}): add it with /template add {name} {lang} <category> <body>"
+        ));
+    };
+    if params.len() as i64 != t.params {
+        return said(format!(
+            "template {name} takes {} parameter(s), {} given (separate them with |)",
+            t.params,
+            params.len()
+        ));
+    }
+    for p in params {
+        check_variables(p)?;
+    }
+    Ok(t)
+}
+
+/// A drip, or a one-line refusal.
+async fn drip(engine: &Engine, id: i64) -> Result<crate::store::Campaign, Refusal> {
+    let c = campaign(engine, id).await?;
+    if c.kind != CampaignKind::Drip {
+        return said(format!("{id} is a campaign, not a drip; see /drip new"));
+    }
+    Ok(c)
 }
 
 async fn find(engine: &Engine, address: &str) -> Result<Contact, Refusal> {

@@ -132,6 +132,32 @@ pub enum Command {
         pattern: TriggerPattern,
         target: TriggerTarget,
     },
+    DripNew {
+        title: String,
+    },
+    /// Appends a step: sent `delay_ms` after the previous step (after enrolment for the first).
+    DripStep {
+        id: i64,
+        delay_ms: i64,
+        content: StepContent,
+    },
+    DripEnroll {
+        id: i64,
+        audience: AudienceSpec,
+    },
+    DripStopOnReply {
+        id: i64,
+        on: bool,
+    },
+    DripShow {
+        id: i64,
+    },
+    /// `/on <campaign> <event> <action>`: what to do to a recipient's contact when it happens.
+    On {
+        campaign_id: i64,
+        event: RecipientEvent,
+        action: PostAction,
+    },
     TriggerList,
     TriggerRemove {
         id: i64,
@@ -183,4 +209,107 @@ pub enum TriggerPattern {
 pub enum TriggerTarget {
     Campaign(i64),
     Drip(i64),
+}
+
+/// Something that happens to one recipient of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientEvent {
+    Delivered,
+    Read,
+    Replied,
+    /// A quick-reply or inline button was pressed; the payload or title as sent.
+    Clicked(String),
+    Failed,
+}
+
+impl RecipientEvent {
+    /// The stored form: `delivered`, `read`, `replied`, `clicked:<button>`, `failed`.
+    pub fn key(&self) -> String {
+        match self {
+            RecipientEvent::Delivered => "delivered".into(),
+            RecipientEvent::Read => "read".into(),
+            RecipientEvent::Replied => "replied".into(),
+            RecipientEvent::Clicked(b) => format!("clicked:{}", b.to_lowercase()),
+            RecipientEvent::Failed => "failed".into(),
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<RecipientEvent> {
+        let lower = key.to_lowercase();
+        Some(match lower.as_str() {
+            "delivered" => RecipientEvent::Delivered,
+            "read" => RecipientEvent::Read,
+            "replied" => RecipientEvent::Replied,
+            "failed" => RecipientEvent::Failed,
+            _ => {
+                let button = lower.strip_prefix("clicked:")?.trim();
+                if button.is_empty() {
+                    return None;
+                }
+                RecipientEvent::Clicked(button.to_string())
+            }
+        })
+    }
+}
+
+/// What a post-campaign trigger does to the contact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PostAction {
+    AddLabel(String),
+    RemoveLabel(String),
+    SetAttr {
+        key: String,
+        value: String,
+    },
+    /// Do-not-disturb: opt the contact out.
+    OptOut,
+}
+
+impl PostAction {
+    /// The stored and shown form: `label+=x`, `label-=x`, `attr.KEY=value`, `optout`.
+    pub fn key(&self) -> String {
+        match self {
+            PostAction::AddLabel(l) => format!("label+={l}"),
+            PostAction::RemoveLabel(l) => format!("label-={l}"),
+            PostAction::SetAttr { key, value } => format!("attr.{key}={value}"),
+            PostAction::OptOut => "optout".into(),
+        }
+    }
+
+    pub fn from_key(s: &str) -> Option<PostAction> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("optout") {
+            return Some(PostAction::OptOut);
+        }
+        if let Some(l) = s.strip_prefix("label+=") {
+            return crate::domain::audience::normalize_label(l)
+                .ok()
+                .map(PostAction::AddLabel);
+        }
+        if let Some(l) = s.strip_prefix("label-=") {
+            return crate::domain::audience::normalize_label(l)
+                .ok()
+                .map(PostAction::RemoveLabel);
+        }
+        let (key, value) = s.strip_prefix("attr.")?.split_once('=')?;
+        let key = crate::domain::audience::normalize_attr_key(key)?;
+        if value.is_empty() {
+            return None;
+        }
+        Some(PostAction::SetAttr {
+            key,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// What one drip step sends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepContent {
+    Text(String),
+    Template {
+        name: String,
+        lang: String,
+        params: Vec<String>,
+    },
 }

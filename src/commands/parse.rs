@@ -6,7 +6,10 @@ use std::str::FromStr;
 use chrono::NaiveDateTime;
 use chrono_tz::Tz;
 
-use super::{help, Command, ReportFormat, TemplateCategory, TriggerPattern, TriggerTarget};
+use super::{
+    help, Command, PostAction, RecipientEvent, ReportFormat, StepContent, TemplateCategory,
+    TriggerPattern, TriggerTarget,
+};
 use crate::domain::schedule::Repeat;
 
 const CAMPAIGN_STATUSES: [&str; 7] = [
@@ -100,10 +103,8 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "template" => template(args.with_usage("template")),
         "campaign" => campaign(args.with_usage("campaign")),
         "trigger" => trigger(args.with_usage("trigger")),
-        "drip" | "on" => Err(ParseError::new(
-            format!("/{word} is not available yet"),
-            None,
-        )),
+        "on" => on(args.with_usage("on")),
+        "drip" => drip(args.with_usage("drip")),
         "" => Err(ParseError::new("missing command after /", None)),
         _ => Err(ParseError::new(
             format!("unknown command {}", shorten(&format!("/{word}"))),
@@ -886,6 +887,126 @@ fn campaign_repeat(args: &mut Args) -> Result<Command, ParseError> {
     Ok(Command::CampaignRepeat { id, repeat })
 }
 
+fn drip(args: &mut Args) -> Result<Command, ParseError> {
+    let sub = args.keyword("subcommand")?;
+    match sub.as_str() {
+        "new" => {
+            let args = args.with_usage("drip new");
+            let title = args.text("title")?;
+            if title.contains('\n') {
+                return Err(args.err("the title must be one line"));
+            }
+            Ok(Command::DripNew { title })
+        }
+        "step" => drip_step(args.with_usage("drip step")),
+        "enroll" => {
+            let args = args.with_usage("drip enroll");
+            let id = args.id("drip id")?;
+            let audience = args.rest.split_whitespace().collect::<Vec<_>>().join(" ");
+            args.rest = "";
+            if audience.is_empty() {
+                return Err(args.err("missing label expression or addresses"));
+            }
+            Ok(Command::DripEnroll { id, audience })
+        }
+        "stop-on-reply" => {
+            let args = args.with_usage("drip stop-on-reply");
+            let id = args.id("drip id")?;
+            let word = args.require("on or off")?;
+            let on = match word.to_lowercase().as_str() {
+                "on" => true,
+                "off" => false,
+                _ => return Err(args.err(format!("expected on or off, got {}", shorten(&word)))),
+            };
+            args.end()?;
+            Ok(Command::DripStopOnReply { id, on })
+        }
+        "show" => {
+            let args = args.with_usage("drip show");
+            let id = args.id("drip id")?;
+            args.end()?;
+            Ok(Command::DripShow { id })
+        }
+        other => Err(args.err(format!("unknown subcommand {}", shorten(other)))),
+    }
+}
+
+/// `<delay> text <message>` or `<delay> template <name> <lang> [params]`.
+fn drip_step(args: &mut Args) -> Result<Command, ParseError> {
+    let id = args.id("drip id")?;
+    let delay = args.require("delay (e.g. 0m, 2h, 3d)")?;
+    let delay_ms = parse_step_delay(&delay).ok_or_else(|| {
+        args.err(format!(
+            "delay must be a number with s, m, h, d or w (0m, 2h, 3d), got {}",
+            shorten(&delay)
+        ))
+    })?;
+    let kind = args.keyword("text or template")?;
+    let content = match kind.as_str() {
+        "text" => StepContent::Text(args.text("message")?),
+        "template" => {
+            let name = args.require("template name")?;
+            let lang = args.require("language")?;
+            check_lang(&lang).map_err(|reason| args.err(reason))?;
+            let rest = args.rest.trim();
+            args.rest = "";
+            let params = split_params(rest).map_err(|reason| args.err(reason))?;
+            StepContent::Template { name, lang, params }
+        }
+        other => return Err(args.err(format!("expected text or template, got {}", shorten(other)))),
+    };
+    Ok(Command::DripStep {
+        id,
+        delay_ms,
+        content,
+    })
+}
+
+/// `0m`, `90s`, `2h`, `3d`, `1w` in milliseconds.
+fn parse_step_delay(s: &str) -> Option<i64> {
+    let s = s.trim().to_ascii_lowercase();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = s.split_at(split);
+    let n: i64 = digits.parse().ok()?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => return None,
+    };
+    // A year is plenty for one step; more is a typo.
+    (n <= 366 * 86_400_000 / unit_ms).then_some(n * unit_ms)
+}
+
+fn on(args: &mut Args) -> Result<Command, ParseError> {
+    let campaign_id = args.id("campaign id")?;
+    let event_word = args.require("event")?;
+    let event = RecipientEvent::from_key(&event_word).ok_or_else(|| {
+        args.err(format!(
+            "event must be delivered, read, replied, clicked:<button> or failed, got {}",
+            shorten(&event_word)
+        ))
+    })?;
+    let action_word = args.rest.trim();
+    args.rest = "";
+    if action_word.is_empty() {
+        return Err(args.err("missing action"));
+    }
+    let action = PostAction::from_key(action_word).ok_or_else(|| {
+        args.err(format!(
+            "action must be label+=<label>, label-=<label>, attr.KEY=<value> or optout, got {}",
+            shorten(action_word)
+        ))
+    })?;
+    Ok(Command::On {
+        campaign_id,
+        event,
+        action,
+    })
+}
+
 fn trigger(args: &mut Args) -> Result<Command, ParseError> {
     let sub = args.keyword("subcommand")?;
     match sub.as_str() {
@@ -1596,19 +1717,10 @@ mod tests {
 
     #[test]
     fn unknown_and_unavailable_commands_point_to_help() {
-        for line in [
-            "/launch",
-            "/",
-            "/ help",
-            "hello",
-            "/drip new Welcome",
-            "/on 3 read optout",
-        ] {
+        for line in ["/launch", "/", "/ help", "hello"] {
             let text = refused(line);
             assert!(text.ends_with("Try /help."), "{line:?} gave {text:?}");
         }
-        assert!(refused("/drip new Welcome").contains("not available yet"));
-        assert!(refused("/on 3 read optout").contains("not available yet"));
         assert_eq!(
             refused("/launch"),
             "unknown command \"/launch\". Try /help."

@@ -137,7 +137,10 @@ pub enum RenderError {
 /// How one message of a window ended, on its way to the recorder.
 struct Done {
     recipient_id: i64,
+    contact_id: i64,
     outcome: Outcome,
+    /// When it ended (a send's time is when the channel answered, not when it was recorded).
+    at: DateTime<Utc>,
     counts: DispatchOutcome,
 }
 
@@ -297,13 +300,11 @@ impl Engine {
                         Outcome::Skipped { .. } => out.skipped += 1,
                         _ => out.held += 1,
                     }
-                    not_sent.push((r.recipient_id, outcome));
+                    not_sent.push((r.recipient_id, outcome, now));
                 }
             }
         }
-        self.store
-            .record_many(&not_sent, &self.worker_id, now)
-            .await?;
+        self.store.record_many(&not_sent, &self.worker_id).await?;
         if !ready.is_empty() {
             out.add(self.send_window(campaign, pacer, ready).await?);
         }
@@ -477,15 +478,26 @@ impl Engine {
                         }
                     }
                 }
+                let mut contacts = Vec::with_capacity(arrived.len());
                 for done in arrived.drain(..) {
                     if let Some(done) = done? {
                         out.add(done.counts);
-                        batch.push((done.recipient_id, done.outcome));
+                        contacts.push(done.contact_id);
+                        batch.push((done.recipient_id, done.outcome, done.at));
                     }
                 }
-                self.store
-                    .record_many(&batch, &self.worker_id, self.clock.now())
-                    .await?;
+                self.store.record_many(&batch, &self.worker_id).await?;
+                // What follows a recorded outcome: the contact's next drip step, `/on failed`.
+                for ((_, outcome, _), contact_id) in batch.iter().zip(contacts) {
+                    match outcome {
+                        Outcome::Sent { .. } => self.advance_drip(campaign, contact_id).await?,
+                        Outcome::Failed { .. } => {
+                            self.on_recipient_event(campaign.id, contact_id, "failed")
+                                .await?
+                        }
+                        _ => {}
+                    }
+                }
                 batch.clear();
             }
             Ok::<_, super::EngineError>(out)
@@ -573,7 +585,9 @@ impl Engine {
             };
             return Ok(Some(Done {
                 recipient_id: p.recipient_id,
+                contact_id: p.contact_id,
                 outcome: back,
+                at: self.clock.now(),
                 counts: DispatchOutcome::default(),
             }));
         }
@@ -583,6 +597,7 @@ impl Engine {
         let outcome = match result {
             Ok(sent) => {
                 pacer.succeeded();
+                self.metrics.message_sent(p.channel.kind());
                 counts.sent += 1;
                 Outcome::Sent {
                     provider_id: sent.provider_id,
@@ -595,7 +610,10 @@ impl Engine {
                 tracing::warn!(code = %e.code, reason = %e.reason, "send failed");
                 let outcome = self.on_send_error(campaign, pacer, &p, &e, now).await?;
                 match outcome {
-                    Outcome::Failed { .. } => counts.failed += 1,
+                    Outcome::Failed { .. } => {
+                        self.metrics.message_failed(p.channel.kind());
+                        counts.failed += 1
+                    }
                     _ => counts.held += 1,
                 }
                 outcome
@@ -603,7 +621,9 @@ impl Engine {
         };
         Ok(Some(Done {
             recipient_id: p.recipient_id,
+            contact_id: p.contact_id,
             outcome,
+            at: now,
             counts,
         }))
     }

@@ -7,7 +7,10 @@ use chrono::Duration;
 use regex::RegexBuilder;
 
 use super::{Engine, Result};
-use crate::channels::{Audience, ChannelEvent, Inbound, Outbound, OutboundBody, StatusUpdate};
+use crate::channels::{
+    Audience, ChannelEvent, DeliveryStatus, ErrorClass, Inbound, Outbound, OutboundBody,
+    StatusUpdate,
+};
 use crate::domain::consent::keyword_matches;
 use crate::store::{CampaignKind, Contact};
 
@@ -33,15 +36,32 @@ impl Engine {
 
     #[tracing::instrument(skip_all, fields(from = %msg.from))]
     pub async fn handle_inbound(&self, msg: Inbound) -> Result<()> {
-        if let Some(id) = &msg.provider_id {
-            if !self.store.first_sighting(id, msg.at).await? {
-                tracing::debug!(provider_id = %id, "redelivered message ignored");
-                return Ok(());
+        let Some(id) = msg.provider_id.clone() else {
+            return self.process_inbound(msg).await;
+        };
+        if !self.store.first_sighting(&id, msg.at).await? {
+            tracing::debug!(provider_id = %id, "redelivered message ignored");
+            return Ok(());
+        }
+        let result = self.process_inbound(msg).await;
+        if result.is_err() {
+            // Not processed after all: let the channel's redelivery try again.
+            if let Err(e) = self.store.forget_sighting(&id).await {
+                tracing::error!(error = %e, provider_id = %id, "could not forget a failed message");
             }
         }
+        result
+    }
+
+    async fn process_inbound(&self, msg: Inbound) -> Result<()> {
         let text = msg.text.as_deref().unwrap_or("").trim();
         if text.starts_with('/') && self.is_admin(&msg.from) {
-            let reply = crate::commands::handlers::run(self, &msg.from, text).await;
+            // Telegram's Start button sends /start: an admin gets a greeting, not an error.
+            let reply = if text.eq_ignore_ascii_case("/start") {
+                "herald is ready, and you are an admin here. Send /help for the commands.".into()
+            } else {
+                crate::commands::handlers::run(self, &msg.from, text).await
+            };
             self.tell(&msg.from, reply).await;
             return Ok(());
         }
@@ -82,9 +102,38 @@ impl Engine {
             self.reply_to_customer(&contact, OPT_IN_CONFIRMATION).await;
             return Ok(());
         }
-        self.store
+        let stopped = self.store.stop_drips_on_reply(contact.id).await?;
+        if stopped > 0 {
+            tracing::info!(contact = %contact.address, stopped, "reply ended drip sequence(s)");
+        }
+        if let Some(replied) = self
+            .store
             .mark_replied(contact.id, msg.at, REPLY_ATTRIBUTION)
-            .await?;
+            .await?
+        {
+            if replied.first {
+                self.on_recipient_event(replied.campaign_id, contact.id, "replied")
+                    .await?;
+            }
+            // A button press counts under both its payload and its visible title.
+            let mut clicked: Vec<String> = Vec::new();
+            for b in [
+                msg.button.as_deref(),
+                msg.button.as_ref().and(msg.text.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                let key = format!("clicked:{}", b.trim().to_lowercase());
+                if !clicked.contains(&key) {
+                    clicked.push(key);
+                }
+            }
+            for key in clicked {
+                self.on_recipient_event(replied.campaign_id, contact.id, &key)
+                    .await?;
+            }
+        }
         let trigger_text = if text.is_empty() { button } else { text };
         if !trigger_text.is_empty() {
             self.fire_triggers(&contact, trigger_text).await?;
@@ -130,7 +179,28 @@ impl Engine {
             let Some(campaign) = self.store.campaign(trigger.campaign_id).await? else {
                 continue;
             };
-            if campaign.kind != CampaignKind::Triggered || campaign.status.is_final() {
+            if campaign.status.is_final() {
+                continue;
+            }
+            if campaign.kind == CampaignKind::Drip {
+                match self.enroll(&campaign, contact.id).await {
+                    Ok(true) => {
+                        tracing::info!(
+                            trigger = trigger.id,
+                            drip = campaign.id,
+                            "enrolled by trigger"
+                        );
+                        fired = true;
+                    }
+                    Ok(false) => {}
+                    Err(super::EngineError::Rejected(why)) => {
+                        tracing::warn!(trigger = trigger.id, %why, "trigger could not enroll")
+                    }
+                    Err(e) => return Err(e),
+                }
+                continue;
+            }
+            if campaign.kind != CampaignKind::Triggered {
                 continue;
             }
             if self
@@ -158,8 +228,54 @@ impl Engine {
             .store
             .apply_status(&s.provider_id, s.callback.as_deref(), &s.status, s.at)
             .await?;
-        if applied.is_none() {
+        let Some(change) = applied else {
             tracing::debug!("status changed nothing (replay, older, or not ours)");
+            return Ok(());
+        };
+        if let DeliveryStatus::Failed { code, title } = &s.status {
+            self.on_failed_status(change.campaign_id, change.contact_id, code, title)
+                .await?;
+        }
+        for event in change.events {
+            self.on_recipient_event(change.campaign_id, change.contact_id, event)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A failure reported after the channel accepted the message (most WhatsApp delivery errors
+    /// arrive this way) follows the send-error taxonomy where it says more than "this message
+    /// failed": a stop of marketing or an unreachable contact is recorded on the contact, and an
+    /// account-wide problem pauses the campaign and tells its owner. (A per-user marketing limit
+    /// reported this way stays a failure with its code: the campaign may be over by then.)
+    async fn on_failed_status(
+        &self,
+        campaign_id: i64,
+        contact_id: i64,
+        code: &str,
+        title: &str,
+    ) -> Result<()> {
+        let Some(contact) = self.store.contact_by_id(contact_id).await? else {
+            return Ok(());
+        };
+        let Some(channel) = self.channels.for_address(&contact.address) else {
+            return Ok(());
+        };
+        self.metrics.message_failed(channel.kind());
+        match channel.classify_failure(code) {
+            Some(ErrorClass::MarketingStopped) => {
+                self.store.set_marketing_stopped(contact.id, true).await?;
+            }
+            Some(ErrorClass::Unreachable) => {
+                self.store.set_unreachable(contact.id, Some(title)).await?;
+            }
+            Some(ErrorClass::PauseCampaign) => {
+                if let Some(campaign) = self.store.campaign(campaign_id).await? {
+                    self.pause_campaign(&campaign, &format!("{code} {title}"))
+                        .await?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

@@ -2,7 +2,9 @@
 //! it commands, and its two workers — the scheduler and the dispatcher — each expose one `step`
 //! that does a unit of work, driven by a loop in production and called directly by tests.
 
+pub mod actions;
 pub mod dispatcher;
+pub mod drip;
 pub mod inbound;
 pub mod pacing;
 pub mod rules;
@@ -54,6 +56,8 @@ pub struct Engine {
     stop: Mutex<CancellationToken>,
     /// When the last claim's lease ends (see `dispatcher::unique_lease`).
     last_lease_end: Mutex<chrono::DateTime<chrono::Utc>>,
+    /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Engine {
@@ -76,6 +80,7 @@ impl Engine {
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
             last_lease_end: Mutex::new(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 
@@ -334,9 +339,11 @@ impl Engine {
                             Err(e) => tracing::error!(error = %e, "lease recovery failed"),
                         }
                     }
+                    // Polling is paced in wall time, not on the injected clock: a test clock's
+                    // sleep moves its time forward, and polling on it made time run away.
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
-                        _ = engine.clock.sleep(Duration::from_secs(1)) => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                 }
             })

@@ -13,7 +13,7 @@ use crate::clock::{from_ms, to_ms};
 const CAMPAIGN_COLUMNS: &str = "id, title, kind, status, owner, audience, text, variants, \
     template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, batch_size, \
     batch_pause_ms, scheduled_at, status_reason, created_at, started_at, finished_at, repeat_rule, \
-    parent_id, run_no";
+    parent_id, run_no, step_delay_ms, stop_on_reply";
 
 fn json_list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
     let raw: String = row.try_get(col)?;
@@ -60,6 +60,8 @@ fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
         repeat_rule: row.try_get("repeat_rule")?,
         parent_id: row.try_get("parent_id")?,
         run_no: row.try_get("run_no")?,
+        step_delay_ms: row.try_get("step_delay_ms")?,
+        stop_on_reply: row.try_get::<i64, _>("stop_on_reply")? != 0,
     })
 }
 
@@ -388,6 +390,65 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Some(id))
+    }
+
+    /// Appends a step to a drip; the step is live at once (contacts are queued on it when they
+    /// reach it). Returns the step's campaign id.
+    pub async fn add_drip_step(
+        &self,
+        drip: &Campaign,
+        step_no: i64,
+        delay_ms: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO campaigns (title, kind, status, owner, parent_id, run_no, step_delay_ms, \
+             created_at, started_at) VALUES ($1, 'drip_step', 'sending', $2, $3, $4, $5, $6, $6) \
+             RETURNING id",
+        )
+        .bind(format!("{} step {step_no}", drip.title))
+        .bind(drip.owner.as_deref())
+        .bind(drip.id)
+        .bind(step_no)
+        .bind(delay_ms)
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_stop_on_reply(&self, drip_id: i64, on: bool) -> Result<()> {
+        sqlx::query("UPDATE campaigns SET stop_on_reply = $1 WHERE id = $2")
+            .bind(i64::from(on))
+            .bind(drip_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Enrolls every contact an audience condition (parameters from `$4`) selects on a drip's
+    /// first step, due at `due`. A contact already enrolled stays as they are. Returns how many
+    /// were enrolled now.
+    pub async fn enroll_audience(
+        &self,
+        step_id: i64,
+        audience_sql: &str,
+        binds: &[String],
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let sql = format!(
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
+             SELECT $1, c.id, $2, $3 FROM contacts c WHERE {audience_sql} \
+             ON CONFLICT (campaign_id, contact_id) DO NOTHING"
+        );
+        let mut q = sqlx::query(&sql)
+            .bind(step_id)
+            .bind(to_ms(now))
+            .bind(to_ms(due));
+        for b in binds {
+            q = q.bind(b.as_str());
+        }
+        Ok(q.execute(&self.pool).await?.rows_affected())
     }
 
     /// Runs of a recurring campaign, oldest first.

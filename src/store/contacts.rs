@@ -286,6 +286,15 @@ impl Store {
             > 0)
     }
 
+    /// Undoes [`Store::first_sighting`] for a message whose processing failed.
+    pub async fn forget_sighting(&self, provider_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM inbound_seen WHERE provider_id = $1")
+            .bind(provider_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn set_marketing_stopped(&self, contact_id: i64, stopped: bool) -> Result<()> {
         sqlx::query("UPDATE contacts SET marketing_stopped = $1 WHERE id = $2")
             .bind(i64::from(stopped))

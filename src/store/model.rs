@@ -123,6 +123,10 @@ pub enum CampaignKind {
     Triggered,
     /// Keeps a repeat rule and spawns one run (a one-time child campaign) per occurrence.
     Recurring,
+    /// A drip sequence: its steps are child campaigns of kind `DripStep`.
+    Drip,
+    /// One step of a drip; contacts are queued on it when they reach it.
+    DripStep,
 }
 
 impl CampaignKind {
@@ -131,6 +135,8 @@ impl CampaignKind {
             CampaignKind::OneTime => "one_time",
             CampaignKind::Triggered => "triggered",
             CampaignKind::Recurring => "recurring",
+            CampaignKind::Drip => "drip",
+            CampaignKind::DripStep => "drip_step",
         }
     }
 
@@ -138,6 +144,8 @@ impl CampaignKind {
         match s {
             "triggered" => CampaignKind::Triggered,
             "recurring" => CampaignKind::Recurring,
+            "drip" => CampaignKind::Drip,
+            "drip_step" => CampaignKind::DripStep,
             _ => CampaignKind::OneTime,
         }
     }
@@ -194,6 +202,10 @@ pub struct Campaign {
     /// For a run of a recurring campaign: the recurring campaign, and which run this is.
     pub parent_id: Option<i64>,
     pub run_no: i64,
+    /// For a drip step: how long after the contact's previous step it is sent.
+    pub step_delay_ms: i64,
+    /// For a drip: whether a contact writing in ends their sequence.
+    pub stop_on_reply: bool,
 }
 
 impl Campaign {

@@ -21,8 +21,36 @@ use crate::clock::to_ms;
 const STATUS_RANK_SQL: &str = "CASE status WHEN 'sending' THEN 1 WHEN 'unknown' THEN 1 \
     WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 0 END";
 
+/// `r<recipient id>:c<campaign id>`, the callback data the dispatcher attaches to each send.
+fn parse_callback(callback: &str) -> Option<(i64, i64)> {
+    let (recipient, campaign) = callback.trim().split_once(':')?;
+    let number = |s: &str, prefix: char| {
+        s.strip_prefix(prefix)
+            .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+            .and_then(|d| d.parse::<i64>().ok())
+    };
+    Some((number(recipient, 'r')?, number(campaign, 'c')?))
+}
+
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
 const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
+
+/// A delivery status that changed a recipient, and the events it means for `/on` rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub campaign_id: i64,
+    pub recipient_id: i64,
+    pub contact_id: i64,
+    pub events: Vec<&'static str>,
+}
+
+/// An inbound message counted against the campaign the contact last received.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Replied {
+    pub campaign_id: i64,
+    /// Whether it is the contact's first reply to that campaign.
+    pub first: bool,
+}
 
 /// How a send attempt ended, as the dispatcher records it.
 #[derive(Debug, Clone, PartialEq)]
@@ -288,19 +316,18 @@ impl Store {
     /// one by one. Same rules as [`Store::record`].
     pub async fn record_many(
         &self,
-        outcomes: &[(i64, Outcome)],
+        outcomes: &[(i64, Outcome, DateTime<Utc>)],
         worker: &str,
-        now: DateTime<Utc>,
     ) -> Result<()> {
         /// Rows per statement: well under both backends' parameter limits.
         const CHUNK: usize = 200;
         let mut sent = Vec::new();
         let mut skipped = Vec::new();
-        for (id, outcome) in outcomes {
+        for (id, outcome, at) in outcomes {
             match outcome {
-                Outcome::Sent { .. } => sent.push((*id, outcome)),
-                Outcome::Skipped { .. } => skipped.push((*id, outcome)),
-                other => self.record(*id, other, worker, now).await?,
+                Outcome::Sent { .. } => sent.push((*id, outcome, *at)),
+                Outcome::Skipped { .. } => skipped.push((*id, outcome, *at)),
+                other => self.record(*id, other, worker, *at).await?,
             }
         }
         let ours = "r.claimed_by = $1 AND r.status IN ('claimed', 'sending', 'unknown')";
@@ -309,7 +336,7 @@ impl Store {
             // the statement text never changes.
             let rows: Vec<serde_json::Value> = chunk
                 .iter()
-                .filter_map(|(id, outcome)| match outcome {
+                .filter_map(|(id, outcome, at)| match outcome {
                     Outcome::Sent {
                         provider_id,
                         variant,
@@ -320,30 +347,31 @@ impl Store {
                         provider_id,
                         variant,
                         category,
-                        i64::from(*outside_window)
+                        i64::from(*outside_window),
+                        to_ms(*at)
                     ])),
                     _ => None,
                 })
                 .collect();
             let v = self.json_rows(
-                3,
+                2,
                 &[
                     ("id", "bigint"),
                     ("provider_id", "text"),
                     ("variant", "bigint"),
                     ("category", "text"),
                     ("outside_window", "bigint"),
+                    ("sent_at", "bigint"),
                 ],
             );
             let sql = format!(
                 "UPDATE recipients AS r SET status = 'sent', provider_id = v.provider_id, \
                  variant = v.variant, cost_category = v.category, \
-                 outside_window = v.outside_window, sent_at = $2, lease_until = NULL, \
+                 outside_window = v.outside_window, sent_at = v.sent_at, lease_until = NULL, \
                  reason = NULL, error_code = NULL FROM {v} WHERE r.id = v.id AND {ours}"
             );
             sqlx::query(&sql)
                 .bind(worker)
-                .bind(to_ms(now))
                 .bind(serde_json::Value::Array(rows).to_string())
                 .execute(&self.relaxed)
                 .await?;
@@ -351,7 +379,7 @@ impl Store {
         for chunk in skipped.chunks(CHUNK) {
             let rows: Vec<serde_json::Value> = chunk
                 .iter()
-                .filter_map(|(id, outcome)| match outcome {
+                .filter_map(|(id, outcome, _)| match outcome {
                     Outcome::Skipped { reason } => Some(serde_json::json!([id, reason])),
                     _ => None,
                 })
@@ -462,17 +490,43 @@ impl Store {
         contact_id: i64,
         now: DateTime<Utc>,
     ) -> Result<bool> {
+        self.enqueue_at(campaign_id, contact_id, now, now).await
+    }
+
+    /// Queues one contact on a campaign, due at `due` (a drip step's delay).
+    pub async fn enqueue_at(
+        &self,
+        campaign_id: i64,
+        contact_id: i64,
+        now: DateTime<Utc>,
+        due: DateTime<Utc>,
+    ) -> Result<bool> {
         Ok(sqlx::query(
-            "INSERT INTO recipients (campaign_id, contact_id, queued_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (campaign_id, contact_id) DO NOTHING",
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (campaign_id, contact_id) DO NOTHING",
         )
         .bind(campaign_id)
         .bind(contact_id)
         .bind(to_ms(now))
+        .bind(to_ms(due))
         .execute(&self.pool)
         .await?
         .rows_affected()
             > 0)
+    }
+
+    /// A contact wrote in: their pending steps of drips that stop on reply are dropped.
+    pub async fn stop_drips_on_reply(&self, contact_id: i64) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE recipients SET status = 'skipped', reason = 'replied', lease_until = NULL \
+             WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND campaign_id IN \
+             (SELECT s.id FROM campaigns s JOIN campaigns d ON d.id = s.parent_id \
+              WHERE s.kind = 'drip_step' AND d.stop_on_reply = 1)",
+        )
+        .bind(contact_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
     }
 
     /// Cancelling drops everything not yet handed to a channel.
@@ -490,77 +544,102 @@ impl Store {
 
     /// Applies a delivery status. Idempotent and monotonic: a status moves only forward
     /// (sent < delivered < read), a failure overrides anything short of read, and a replay
-    /// changes nothing. Matches by the callback data herald attached (`r<recipient>:c<campaign>`),
-    /// which also reconciles a send whose answer was lost or a row a crash left `unknown`, or else
-    /// by the channel's message id. One statement, so webhook ingest costs one round trip.
-    /// Returns the (campaign, recipient) it applied to, if any changed.
+    /// changes nothing. Matches by the channel's message id, or by the callback data herald
+    /// attached (`r<recipient id>`), which also reconciles a send whose answer was lost.
+    /// Returns what changed, if anything did.
     pub async fn apply_status(
         &self,
         provider_id: &str,
         callback: Option<&str>,
         status: &DeliveryStatus,
         at: DateTime<Utc>,
-    ) -> Result<Option<(i64, i64)>> {
-        let (by_recipient, by_campaign) = parse_callback(callback);
+    ) -> Result<Option<StatusChange>> {
+        // Callback data is trusted only in the exact form the dispatcher writes, and only when
+        // recipient and campaign agree; anything else (another app's data on the same number)
+        // falls back to the message id.
+        let mut row = None;
+        if let Some((recipient_id, campaign_id)) = callback.and_then(parse_callback) {
+            row = sqlx::query(
+                "SELECT id, campaign_id, contact_id, status FROM recipients \
+                 WHERE id = $1 AND campaign_id = $2",
+            )
+            .bind(recipient_id)
+            .bind(campaign_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        }
+        if row.is_none() {
+            row = sqlx::query(
+                "SELECT id, campaign_id, contact_id, status FROM recipients WHERE provider_id = $1",
+            )
+            .bind(provider_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        }
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.try_get("id")?;
+        let campaign_id: i64 = row.try_get("campaign_id")?;
+        let contact_id: i64 = row.try_get("contact_id")?;
+        let before: String = row.try_get("status")?;
         let t = to_ms(at);
-        // $1..$4 are the update's own values; $5 (and $6) pick the row.
-        let sql = match status {
-            DeliveryStatus::Failed { .. } => "UPDATE recipients SET status = 'failed', \
-                 error_code = $1, reason = $2, failed_at = $3, \
-                 provider_id = COALESCE(provider_id, $4) \
-                 WHERE status IN ('sending', 'unknown', 'sent', 'delivered')"
-                .to_string(),
+        let sql;
+        let changed = match status {
+            DeliveryStatus::Failed { code, title } => sqlx::query(
+                "UPDATE recipients SET status = 'failed', error_code = $1, reason = $2, \
+                 failed_at = $3, provider_id = COALESCE(provider_id, $4) \
+                 WHERE id = $5 AND status IN ('sending', 'unknown', 'sent', 'delivered')",
+            )
+            .bind(code.as_str())
+            .bind(title.as_str())
+            .bind(t)
+            .bind(provider_id)
+            .bind(id),
             _ => {
+                let (rank, name) = match status {
+                    DeliveryStatus::Sent => (2, "sent"),
+                    DeliveryStatus::Delivered => (3, "delivered"),
+                    _ => (4, "read"),
+                };
                 // Reaching a later state implies the earlier ones: fill their times if missing.
-                // Each column is set once (PostgreSQL refuses two assignments to one column).
-                let times = match status {
-                    DeliveryStatus::Sent => "sent_at = COALESCE(sent_at, $2)",
-                    DeliveryStatus::Delivered => {
-                        "sent_at = COALESCE(sent_at, $2), delivered_at = COALESCE(delivered_at, $2)"
-                    }
-                    _ => {
-                        "sent_at = COALESCE(sent_at, $2), \
-                         delivered_at = COALESCE(delivered_at, $2), read_at = COALESCE(read_at, $2)"
-                    }
-                };
-                format!(
-                    "UPDATE recipients SET status = $1, {times}, \
+                // Each column is assigned once (PostgreSQL refuses a column set twice).
+                sql = format!(
+                    "UPDATE recipients SET status = $1, \
+                     sent_at = COALESCE(sent_at, $2), \
+                     delivered_at = CASE WHEN $3 >= 3 THEN COALESCE(delivered_at, $2) ELSE delivered_at END, \
+                     read_at = CASE WHEN $3 >= 4 THEN COALESCE(read_at, $2) ELSE read_at END, \
                      provider_id = COALESCE(provider_id, $4), reason = NULL \
-                     WHERE status IN ('sending', 'unknown', 'sent', 'delivered', 'read') \
+                     WHERE id = $5 AND status IN ('sending', 'unknown', 'sent', 'delivered', 'read') \
                      AND ({STATUS_RANK_SQL}) < $3"
-                )
+                );
+                sqlx::query(&sql)
+                    .bind(name)
+                    .bind(t)
+                    .bind(rank)
+                    .bind(provider_id)
+                    .bind(id)
             }
+        }
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(None);
+        }
+        // The events this change means: reaching `read` straight from `sent` was a delivery too.
+        let was_delivered = matches!(before.as_str(), "delivered" | "read");
+        let events = match status {
+            DeliveryStatus::Sent => vec![],
+            DeliveryStatus::Delivered => vec!["delivered"],
+            DeliveryStatus::Read if was_delivered => vec!["read"],
+            DeliveryStatus::Read => vec!["delivered", "read"],
+            DeliveryStatus::Failed { .. } => vec!["failed"],
         };
-        let matcher = match (by_recipient, by_campaign) {
-            (Some(_), Some(_)) => " AND id = $5 AND campaign_id = $6",
-            (Some(_), None) => " AND id = $5",
-            _ => " AND provider_id = $5",
-        };
-        let sql = format!("{sql}{matcher} RETURNING id, campaign_id");
-        let mut q = sqlx::query(&sql);
-        q = match status {
-            DeliveryStatus::Failed { code, title } => q
-                .bind(code.as_str())
-                .bind(title.as_str())
-                .bind(t)
-                .bind(provider_id),
-            other => {
-                let (name, rank) = match other {
-                    DeliveryStatus::Sent => ("sent", 2i64),
-                    DeliveryStatus::Delivered => ("delivered", 3),
-                    _ => ("read", 4),
-                };
-                q.bind(name).bind(t).bind(rank).bind(provider_id)
-            }
-        };
-        q = match (by_recipient, by_campaign) {
-            (Some(r), Some(c)) => q.bind(r).bind(c),
-            (Some(r), None) => q.bind(r),
-            _ => q.bind(provider_id),
-        };
-        let row = q.fetch_optional(&self.pool).await?;
-        row.map(|r| Ok((r.try_get("campaign_id")?, r.try_get("id")?)))
-            .transpose()
+        Ok(Some(StatusChange {
+            campaign_id,
+            recipient_id: id,
+            contact_id,
+            events,
+        }))
     }
 
     /// Counts an inbound message as a reply to the campaign the contact last received (sent in
@@ -570,27 +649,84 @@ impl Store {
         contact_id: i64,
         at: DateTime<Utc>,
         within: chrono::Duration,
-    ) -> Result<Option<i64>> {
+    ) -> Result<Option<Replied>> {
+        // Channels stamp messages in whole seconds (WhatsApp's `timestamp`), so a reply in the
+        // same second as the send reads as slightly older than it: allow for the truncation.
         let row = sqlx::query(
             "SELECT id, campaign_id, replied_at FROM recipients WHERE contact_id = $1 \
              AND sent_at IS NOT NULL AND sent_at <= $2 AND sent_at >= $3 \
              ORDER BY sent_at DESC, id DESC LIMIT 1",
         )
         .bind(contact_id)
-        .bind(to_ms(at))
+        .bind(to_ms(at) + 999)
         .bind(to_ms(at - within))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
+        let campaign_id = row.try_get("campaign_id")?;
         if row.try_get::<Option<i64>, _>("replied_at")?.is_some() {
-            return Ok(None);
+            return Ok(Some(Replied {
+                campaign_id,
+                first: false,
+            }));
         }
-        sqlx::query("UPDATE recipients SET replied_at = $1 WHERE id = $2 AND replied_at IS NULL")
-            .bind(to_ms(at))
-            .bind(row.try_get::<i64, _>("id")?)
-            .execute(&self.pool)
-            .await?;
-        Ok(Some(row.try_get("campaign_id")?))
+        let first = sqlx::query(
+            "UPDATE recipients SET replied_at = $1 WHERE id = $2 AND replied_at IS NULL",
+        )
+        .bind(to_ms(at))
+        .bind(row.try_get::<i64, _>("id")?)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        Ok(Some(Replied { campaign_id, first }))
+    }
+
+    /// Adds a post-campaign trigger.
+    pub async fn add_action(
+        &self,
+        campaign_id: i64,
+        event: &str,
+        action: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO campaign_actions (campaign_id, event, action, created_at) \
+             VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(campaign_id)
+        .bind(event)
+        .bind(action)
+        .bind(to_ms(now))
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// The actions for `event` on a campaign, including those set on the recurring campaign it
+    /// is a run of.
+    pub async fn actions_for(&self, campaign_id: i64, event: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT action FROM campaign_actions WHERE event = $2 AND campaign_id IN \
+             (SELECT id FROM campaigns WHERE id = $1 UNION \
+              SELECT parent_id FROM campaigns WHERE id = $1 AND parent_id IS NOT NULL) ORDER BY id",
+        )
+        .bind(campaign_id)
+        .bind(event)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every rule of a campaign as `(event, action)`.
+    pub async fn actions(&self, campaign_id: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT event, action FROM campaign_actions WHERE campaign_id = $1 ORDER BY id",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("event")?, r.try_get("action")?)))
+            .collect()
     }
 
     /// Distinct contacts reached outside their window since `since` (the rolling tier budget),
@@ -782,30 +918,18 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-/// `r<recipient id>:c<campaign id>` (what the dispatcher attaches to every send) as its parts.
-fn parse_callback(callback: Option<&str>) -> (Option<i64>, Option<i64>) {
-    let Some(rest) = callback.and_then(|c| c.strip_prefix('r')) else {
-        return (None, None);
-    };
-    let mut parts = rest.split(':');
-    let recipient = parts.next().and_then(|r| r.parse::<i64>().ok());
-    let campaign = parts
-        .next()
-        .and_then(|c| c.strip_prefix('c'))
-        .and_then(|c| c.parse::<i64>().ok());
-    (recipient, recipient.and(campaign))
-}
-
 #[cfg(test)]
 mod tests {
     use super::parse_callback;
 
     #[test]
-    fn callback_names_recipient_and_campaign() {
-        assert_eq!(parse_callback(Some("r42:c7")), (Some(42), Some(7)));
-        assert_eq!(parse_callback(Some("r42")), (Some(42), None));
-        assert_eq!(parse_callback(Some("x42:c7")), (None, None));
-        assert_eq!(parse_callback(Some("rx:c7")), (None, None));
-        assert_eq!(parse_callback(None), (None, None));
+    fn callback_data_is_read_only_in_the_dispatchers_form() {
+        assert_eq!(parse_callback("r12:c3"), Some((12, 3)));
+        assert_eq!(parse_callback("r12"), None);
+        assert_eq!(parse_callback("random_string"), None);
+        assert_eq!(parse_callback("r:c3"), None);
+        assert_eq!(parse_callback("r1x:c3"), None);
+        assert_eq!(parse_callback("r-1:c3"), None);
+        assert_eq!(parse_callback("c3:r12"), None);
     }
 }

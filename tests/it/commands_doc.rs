@@ -51,11 +51,17 @@ command_kinds!(
     TriggerAdd,
     TriggerList,
     TriggerRemove,
+    On,
+    DripNew,
+    DripStep,
+    DripEnroll,
+    DripStopOnReply,
+    DripShow,
 );
 
 /// What admins type first; `/help` must mention each.
-const TOP_LEVEL_COMMANDS: [&str; 8] = [
-    "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger",
+const TOP_LEVEL_COMMANDS: [&str; 10] = [
+    "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger", "drip", "on",
 ];
 
 fn parsed_examples() -> Vec<(String, String, Command)> {
@@ -142,4 +148,19 @@ fn parse_errors_quote_the_documented_usage() {
     let usage = usage_of("campaign pace").expect("campaign pace is documented");
     let error = parse("/campaign pace 3 rate=fast").expect_err("rate must be a number");
     assert!(error.to_string().ends_with(&format!("Usage: {usage}")));
+}
+
+#[test]
+fn every_command_file_is_built_into_help() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/commands");
+    let documented: BTreeSet<String> = examples().into_iter().map(|(file, _)| file).collect();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().to_string();
+        if name.ends_with(".md") && name != "README.md" {
+            assert!(
+                documented.contains(&format!("commands/{name}")),
+                "commands/{name} is not embedded in src/commands/help.rs"
+            );
+        }
+    }
 }

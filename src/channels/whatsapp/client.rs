@@ -22,6 +22,16 @@ pub const DEFAULT_MAX_PER_SECOND: f64 = 80.0;
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// A connection that cannot be opened in this time will not be opened at all.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Meta refuses a text body longer than this (characters, not bytes).
+pub const MAX_TEXT_CHARS: usize = 4096;
+/// WhatsApp cannot edit a sent message, so a sending campaign's owner gets a fresh progress line
+/// this often rather than a message per window.
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(300);
+/// Interactive reply buttons: Meta's limits.
+pub const MAX_REPLY_BUTTONS: usize = 3;
+const MAX_BUTTON_TITLE_CHARS: usize = 20;
+const MAX_BUTTON_ID_CHARS: usize = 256;
+const MAX_INTERACTIVE_BODY_CHARS: usize = 1024;
 
 /// Where and as whom to send.
 #[derive(Clone)]
@@ -34,6 +44,8 @@ pub struct WhatsAppConfig {
     /// Ceiling on messages per second from this number.
     pub max_per_second: f64,
     pub request_timeout: Duration,
+    /// How often a sending campaign's owner on WhatsApp gets a progress line; `None` for never.
+    pub progress_interval: Option<Duration>,
 }
 
 impl WhatsAppConfig {
@@ -49,6 +61,7 @@ impl WhatsAppConfig {
             token: token.into(),
             max_per_second: DEFAULT_MAX_PER_SECOND,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            progress_interval: Some(DEFAULT_PROGRESS_INTERVAL),
         }
     }
 }
@@ -61,6 +74,7 @@ impl fmt::Debug for WhatsAppConfig {
             .field("token", &"<redacted>")
             .field("max_per_second", &self.max_per_second)
             .field("request_timeout", &self.request_timeout)
+            .field("progress_interval", &self.progress_interval)
             .finish()
     }
 }
@@ -80,6 +94,7 @@ pub struct WhatsAppClient {
     messages_url: String,
     token: String,
     pacer: Pacer,
+    progress_interval: Option<Duration>,
 }
 
 impl fmt::Debug for WhatsAppClient {
@@ -114,12 +129,32 @@ impl WhatsAppClient {
             messages_url: format!("{api_url}/{}/messages", config.phone_number_id.trim()),
             token: config.token,
             pacer: Pacer::new(config.max_per_second),
+            progress_interval: config.progress_interval,
         })
     }
 
     /// Sends free text to an address (`wa:15550001`), e.g. an admin reply.
     pub async fn send_text(&self, to: &str, text: &str) -> Result<Sent, SendError> {
         self.send(&Outbound::admin(to, text)).await
+    }
+
+    /// Sends an interactive reply-buttons message (inside the service window only: it is free
+    /// form). A press comes back as an inbound message whose `button` is the pressed button's
+    /// `id`, so an id that is an opt-out word (`STOP`) opts the contact out.
+    #[tracing::instrument(skip_all, fields(to = tracing::field::Empty))]
+    pub async fn send_buttons(
+        &self,
+        to: &str,
+        text: &str,
+        buttons: &[ReplyButton],
+        callback: Option<&str>,
+    ) -> Result<Sent, SendError> {
+        let Some(digits) = recipient_digits(to) else {
+            return Err(invalid_address(to));
+        };
+        tracing::Span::current().record("to", digits.as_str());
+        let body = interactive_buttons_body(&digits, text, buttons, callback)?;
+        self.post(&body).await
     }
 
     async fn post(&self, body: &Value) -> Result<Sent, SendError> {
@@ -167,15 +202,156 @@ impl Channel for WhatsAppClient {
     #[tracing::instrument(skip_all, fields(to = tracing::field::Empty))]
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         let Some(to) = recipient_digits(&msg.to) else {
-            return Err(SendError::new(
-                ErrorClass::Permanent,
-                "invalid_address",
-                format!("{:?} is not a WhatsApp number", msg.to),
-            ));
+            return Err(invalid_address(&msg.to));
         };
         tracing::Span::current().record("to", to.as_str());
+        // A long admin reply (a report, /help) goes out in several messages rather than being
+        // refused. Customer messages are never split: one campaign message is one send.
+        if let (crate::channels::Audience::Admin, OutboundBody::Text(text)) =
+            (msg.audience, &msg.body)
+        {
+            if text.chars().count() > MAX_TEXT_CHARS {
+                let mut last = Sent::default();
+                for part in split_text(text, MAX_TEXT_CHARS) {
+                    let piece = Outbound {
+                        body: OutboundBody::Text(part.to_string()),
+                        ..msg.clone()
+                    };
+                    last = self.post(&request_body(&to, &piece)).await?;
+                }
+                return Ok(last);
+            }
+        }
         self.post(&request_body(&to, msg)).await
     }
+
+    fn progress_interval(&self) -> Option<Duration> {
+        self.progress_interval
+    }
+
+    fn classify_failure(&self, code: &str) -> Option<ErrorClass> {
+        errors::class_of_code(code)
+    }
+}
+
+fn invalid_address(address: &str) -> SendError {
+    SendError::new(
+        ErrorClass::Permanent,
+        "invalid_address",
+        format!("{address:?} is not a WhatsApp number"),
+    )
+}
+
+/// Cuts `text` into pieces of at most `max` characters, at a line break when there is one in
+/// the piece, else at a space, else mid-word. The break itself is dropped; nothing else is.
+pub fn split_text(text: &str, max: usize) -> Vec<&str> {
+    let max = max.max(1);
+    let mut parts = Vec::new();
+    let mut rest = text;
+    loop {
+        let Some((limit, _)) = rest.char_indices().nth(max) else {
+            if !rest.is_empty() {
+                parts.push(rest);
+            }
+            return parts;
+        };
+        let head = &rest[..limit];
+        // A separator right after the piece is as good a cut as one inside it.
+        let next_len = rest[limit..].chars().next().map_or(0, char::len_utf8);
+        let window = &rest[..limit + next_len];
+        let cut = window
+            .rfind('\n')
+            .or_else(|| window.rfind(' '))
+            .filter(|&i| i > 0);
+        match cut {
+            // Drop the one separator character at the cut.
+            Some(i) => {
+                parts.push(&rest[..i]);
+                rest = &rest[i + 1..];
+            }
+            None => {
+                parts.push(head);
+                rest = &rest[limit..];
+            }
+        }
+    }
+}
+
+/// A quick-reply button of an interactive message: `id` comes back in the webhook when pressed,
+/// `title` is what the user sees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyButton {
+    pub id: String,
+    pub title: String,
+}
+
+impl ReplyButton {
+    pub fn new(id: impl Into<String>, title: impl Into<String>) -> Self {
+        ReplyButton {
+            id: id.into(),
+            title: title.into(),
+        }
+    }
+}
+
+/// The Cloud API JSON for an interactive reply-buttons message, checked against Meta's limits
+/// first (1 to 3 buttons, distinct titles of at most 20 characters, ids of at most 256, a body of
+/// at most 1024) so a bad message fails here with a clear reason instead of a Graph error.
+pub fn interactive_buttons_body(
+    to: &str,
+    text: &str,
+    buttons: &[ReplyButton],
+    callback: Option<&str>,
+) -> Result<Value, SendError> {
+    let invalid = |why: String| SendError::new(ErrorClass::Permanent, "invalid_buttons", why);
+    if buttons.is_empty() || buttons.len() > MAX_REPLY_BUTTONS {
+        return Err(invalid(format!(
+            "an interactive message takes 1 to {MAX_REPLY_BUTTONS} buttons, not {}",
+            buttons.len()
+        )));
+    }
+    if text.trim().is_empty() || text.chars().count() > MAX_INTERACTIVE_BODY_CHARS {
+        return Err(invalid(format!(
+            "an interactive message needs a text of 1 to {MAX_INTERACTIVE_BODY_CHARS} characters"
+        )));
+    }
+    for (i, b) in buttons.iter().enumerate() {
+        let title_len = b.title.chars().count();
+        if b.title.trim().is_empty() || title_len > MAX_BUTTON_TITLE_CHARS {
+            return Err(invalid(format!(
+                "button title {:?} must be 1 to {MAX_BUTTON_TITLE_CHARS} characters",
+                b.title
+            )));
+        }
+        if b.id.trim().is_empty() || b.id.chars().count() > MAX_BUTTON_ID_CHARS {
+            return Err(invalid(format!(
+                "button id {:?} must be 1 to {MAX_BUTTON_ID_CHARS} characters",
+                b.id
+            )));
+        }
+        if buttons[..i].iter().any(|other| other.title == b.title) {
+            return Err(invalid(format!("button title {:?} is used twice", b.title)));
+        }
+    }
+    let buttons: Vec<Value> = buttons
+        .iter()
+        .map(|b| json!({"type": "reply", "reply": {"id": b.id, "title": b.title}}))
+        .collect();
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": "interactive",
+        "interactive": {
+            "type": "button",
+            "body": {"text": text},
+            "action": {"buttons": buttons}
+        }
+    });
+    if let Some(callback) = callback {
+        body["biz_opaque_callback_data"] = json!(callback);
+    }
+    Ok(body)
 }
 
 /// The Cloud API JSON for one message to `to` (digits only).
@@ -422,6 +598,74 @@ mod tests {
         assert_eq!(accepted("").provider_id, None);
         assert_eq!(accepted(r#"{"messages":[]}"#).provider_id, None);
         assert_eq!(accepted(r#"{"messages":"x"}"#).provider_id, None);
+    }
+
+    #[test]
+    fn split_text_prefers_line_breaks_and_keeps_everything() {
+        assert_eq!(split_text("short", 10), vec!["short"]);
+        assert_eq!(split_text("", 10), Vec::<&str>::new());
+        assert_eq!(
+            split_text("aaaa\nbbbb\ncccc", 10),
+            vec!["aaaa\nbbbb", "cccc"]
+        );
+        assert_eq!(split_text("aaa bbb ccc", 8), vec!["aaa bbb", "ccc"]);
+        assert_eq!(split_text("abcdefghij", 4), vec!["abcd", "efgh", "ij"]);
+        assert_eq!(split_text("abcd\nefgh", 4), vec!["abcd", "efgh"]);
+        // Characters, not bytes: a multi-byte text is cut on character boundaries.
+        let text = "é".repeat(10);
+        let parts = split_text(&text, 4);
+        assert_eq!(parts, vec!["éééé", "éééé", "éé"]);
+        // A report of many lines: every piece fits, and rejoined they give the text back.
+        let report: String = (0..2000).map(|i| format!("key{i}: {i}\n")).collect();
+        let parts = split_text(&report, MAX_TEXT_CHARS);
+        assert!(parts.len() > 1);
+        assert!(parts.iter().all(|p| p.chars().count() <= MAX_TEXT_CHARS));
+        assert!(parts.join("\n") == report, "splitting lost or added text");
+    }
+
+    #[test]
+    fn interactive_buttons_follow_metas_shape_and_limits() {
+        let buttons = [
+            ReplyButton::new("YES", "Yes please"),
+            ReplyButton::new("STOP", "Stop"),
+        ];
+        let body = interactive_buttons_body("15550001", "Want the offer?", &buttons, Some("r1:c2"))
+            .unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "15550001",
+                "type": "interactive",
+                "interactive": {
+                    "type": "button",
+                    "body": {"text": "Want the offer?"},
+                    "action": {"buttons": [
+                        {"type": "reply", "reply": {"id": "YES", "title": "Yes please"}},
+                        {"type": "reply", "reply": {"id": "STOP", "title": "Stop"}}
+                    ]}
+                },
+                "biz_opaque_callback_data": "r1:c2"
+            })
+        );
+        let four: Vec<ReplyButton> = (0..4)
+            .map(|i| ReplyButton::new(i.to_string(), i.to_string()))
+            .collect();
+        assert!(interactive_buttons_body("1", "x", &four, None).is_err());
+        assert!(interactive_buttons_body("1", "x", &[], None).is_err());
+        let long_title = [ReplyButton::new("a", "x".repeat(21))];
+        assert!(interactive_buttons_body("1", "x", &long_title, None).is_err());
+        let twice = [ReplyButton::new("a", "Same"), ReplyButton::new("b", "Same")];
+        assert!(interactive_buttons_body("1", "x", &twice, None).is_err());
+        let ok = [ReplyButton::new("a", "A")];
+        assert!(interactive_buttons_body("1", &"x".repeat(1025), &ok, None).is_err());
+        assert_eq!(
+            interactive_buttons_body("1", "", &ok, None)
+                .unwrap_err()
+                .code,
+            "invalid_buttons"
+        );
     }
 
     #[test]

@@ -91,6 +91,13 @@ pub fn classify(http_status: u16, body: &str, retry_after_header: Option<&str>) 
     error
 }
 
+/// The class a known Meta error code falls in, whatever the HTTP status it came with; `None`
+/// for codes that only concern the one message (131026, 131047, ...) and for unknown codes.
+/// Used for failures reported in status webhooks, where there is no HTTP status.
+pub fn class_of_code(code: &str) -> Option<ErrorClass> {
+    class_for_code(code.trim().parse().ok()?, None)
+}
+
 fn classify_meta(http_status: u16, error: &MetaError) -> SendError {
     let reason = reason(error).unwrap_or_else(|| status_reason(http_status));
     match error.code.as_ref().and_then(as_i64) {
@@ -325,6 +332,15 @@ mod tests {
         for status in [401, 403, 404] {
             assert_eq!(classify(status, "", None).class, ErrorClass::PauseCampaign);
         }
+    }
+
+    #[test]
+    fn webhook_codes_classify_without_an_http_status() {
+        assert_eq!(class_of_code("131050"), Some(ErrorClass::MarketingStopped));
+        assert_eq!(class_of_code("131048"), Some(ErrorClass::PauseCampaign));
+        assert_eq!(class_of_code("131049"), Some(ErrorClass::Defer));
+        assert_eq!(class_of_code("131026"), None);
+        assert_eq!(class_of_code("unknown"), None);
     }
 
     #[test]

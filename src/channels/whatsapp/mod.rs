@@ -8,7 +8,7 @@ pub mod errors;
 pub mod signature;
 pub mod webhook;
 
-pub use client::{ClientBuildError, WhatsAppClient, WhatsAppConfig};
+pub use client::{ClientBuildError, ReplyButton, WhatsAppClient, WhatsAppConfig};
 pub use errors::classify;
 pub use signature::{sign, verify as verify_signature};
 pub use webhook::{parse_webhook, verify_handshake, WebhookError};

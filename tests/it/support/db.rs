@@ -19,6 +19,15 @@ pub fn is_postgres() -> bool {
 }
 
 impl TestDb {
+    /// For tests that are not async (they drive the binary).
+    pub fn new_blocking() -> TestDb {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(TestDb::new())
+    }
+
     pub async fn new() -> TestDb {
         if is_postgres() {
             let admin_url = std::env::var("HERALD_TEST_PG_URL")

@@ -5,4 +5,6 @@
 pub mod console_app;
 pub mod db;
 pub mod fake_graph;
+pub mod fake_telegram;
 pub mod herald_process;
+pub mod run_app;
