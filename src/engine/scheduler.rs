@@ -60,6 +60,11 @@ impl Engine {
         let (Some(due), Some(rule)) = (parent.scheduled_at, parent.repeat_rule.as_deref()) else {
             return Ok(0);
         };
+        if due > now {
+            // Another process spawned this occurrence between our listing and our read, and
+            // moved the series on: the next one is not due yet.
+            return Ok(0);
+        }
         let rule: Repeat = match rule.parse() {
             Ok(r) => r,
             Err(e) => {
