@@ -319,6 +319,13 @@ impl Store {
         }
         let n = q.execute(&mut *tx).await?.rows_affected();
         tx.commit().await?;
+        // A big fan-out changes the table's shape at once; without fresh statistics PostgreSQL
+        // plans the first claims of the campaign for the old, small table.
+        if self.backend == super::Backend::Postgres && n >= 10_000 {
+            sqlx::query("ANALYZE recipients")
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(Some(n))
     }
 
