@@ -203,7 +203,7 @@ async fn whatsapp_notification(
     match tokio::time::timeout(PROCESSING_DEADLINE, task).await {
         Ok(Ok(Ok(()))) => StatusCode::OK,
         Ok(Ok(Err(error))) => {
-            tracing::error!(error = %error_chain(&error), "WhatsApp webhook processing failed; Meta will redeliver");
+            tracing::error!(error = %crate::error_chain(&error), "WhatsApp webhook processing failed; Meta will redeliver");
             metrics.webhook_rejected(ChannelKind::WhatsApp, Rejection::Processing);
             StatusCode::INTERNAL_SERVER_ERROR
         }
@@ -237,20 +237,9 @@ async fn process(engine: Arc<Engine>, events: Vec<ChannelEvent>) -> Result<(), E
         };
         engine.metrics.webhook_event(ChannelKind::WhatsApp, kind);
         if let Err(error) = engine.handle_event(event).await {
-            tracing::error!(kind, error = %error_chain(&error), "webhook event not processed");
+            tracing::error!(kind, error = %crate::error_chain(&error), "webhook event not processed");
             first_error.get_or_insert(error);
         }
     }
     first_error.map_or(Ok(()), Err)
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -22,3 +22,15 @@ pub mod http;
 pub mod metrics;
 pub mod report;
 pub mod store;
+
+/// An error and its causes on one line, for logs and for the reasons admins read.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -451,19 +451,8 @@ fn transport_error(error: reqwest::Error) -> SendError {
     } else {
         "network"
     };
-    tracing::warn!(error = %error_chain(&error), code, "WhatsApp request failed");
-    SendError::new(ErrorClass::Transient, code, error_chain(&error))
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    tracing::warn!(error = %crate::error_chain(&error), code, "WhatsApp request failed");
+    SendError::new(ErrorClass::Transient, code, crate::error_chain(&error))
 }
 
 /// Spaces requests at least `interval` apart by handing out send slots: each caller takes the next
