@@ -224,11 +224,13 @@ async fn whatsapp_notification(
     }
 }
 
-/// Applies every event in order. One failing event does not stop the others (they are
-/// independent, and each one done now is one less for the redelivery); the first error is
-/// returned so the body is redelivered.
+/// Applies every event in order. Consecutive statuses are handed over together, so the status
+/// writer stores a body of many statuses in one transaction. One failing event does not stop the
+/// others (they are independent, and each one done now is one less for the redelivery); the
+/// first error is returned so the body is redelivered.
 async fn process(engine: Arc<Engine>, events: Vec<ChannelEvent>) -> Result<(), EngineError> {
-    let mut first_error = None;
+    let mut errors = Vec::new();
+    let mut statuses = Vec::new();
     for event in events {
         let kind = match &event {
             ChannelEvent::Inbound(_) => "inbound",
@@ -236,10 +238,28 @@ async fn process(engine: Arc<Engine>, events: Vec<ChannelEvent>) -> Result<(), E
             ChannelEvent::MarketingPreference { .. } => "preference",
         };
         engine.metrics.webhook_event(ChannelKind::WhatsApp, kind);
+        if matches!(event, ChannelEvent::Status(_)) {
+            statuses.push(event);
+            continue;
+        }
+        errors.extend(apply_together(&engine, std::mem::take(&mut statuses)).await);
         if let Err(error) = engine.handle_event(event).await {
             tracing::error!(kind, error = %crate::error_chain(&error), "webhook event not processed");
-            first_error.get_or_insert(error);
+            errors.push(error);
         }
     }
-    first_error.map_or(Ok(()), Err)
+    errors.extend(apply_together(&engine, statuses).await);
+    errors.into_iter().next().map_or(Ok(()), Err)
+}
+
+/// Applies events concurrently; returns the errors.
+async fn apply_together(engine: &Engine, events: Vec<ChannelEvent>) -> Vec<EngineError> {
+    futures::future::join_all(events.into_iter().map(|e| engine.handle_event(e)))
+        .await
+        .into_iter()
+        .filter_map(|result| result.err())
+        .inspect(|error| {
+            tracing::error!(error = %crate::error_chain(error), "webhook event not processed")
+        })
+        .collect()
 }

@@ -21,10 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use axum::Router;
 use chrono::Utc;
 use futures::stream::{self, StreamExt};
@@ -380,7 +376,6 @@ struct Ingest {
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
-    via: &'static str,
 }
 
 /// One backend's figures; `None` where not measured.
@@ -496,8 +491,8 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
     match ingest(&engine, a, args.webhooks, args.webhook_concurrency).await {
         Ok(ingest) => {
             eprintln!(
-                "   (b) {:.0} webhooks/s, p50 {:.1} ms, p99 {:.1} ms ({})",
-                ingest.rate, ingest.p50_ms, ingest.p99_ms, ingest.via
+                "   (b) {:.0} webhooks/s, p50 {:.1} ms, p99 {:.1} ms",
+                ingest.rate, ingest.p50_ms, ingest.p99_ms
             );
             f.ingest = Some(ingest);
         }
@@ -642,30 +637,18 @@ async fn ingest(
         bodies.push((body, signature));
     }
 
-    // herald's own router when it has the webhook route; otherwise the same pipeline
-    // (signature, parse, engine) behind a bench route, and the table says so.
-    let (url, server, via) = {
-        let (url, server) = serve(crate::http::router(engine.clone())).await?;
-        let probe = reqwest::Client::new()
-            .post(format!("{url}{WEBHOOK_PATH}"))
-            .header("x-hub-signature-256", &bodies[0].1)
-            .header("content-type", "application/json")
-            .body(bodies[0].0.clone())
-            .send()
-            .await?;
-        if probe.status() == StatusCode::NOT_FOUND
-            || probe.status() == StatusCode::METHOD_NOT_ALLOWED
-        {
-            server.abort();
-            let (url, server) = serve(fallback_router(engine.clone())).await?;
-            (url, server, "bench route: signature + parse + engine")
-        } else if probe.status().is_success() {
-            (url, server, "herald HTTP server")
-        } else {
-            server.abort();
-            bail!("the webhook refused a signed status: {}", probe.status());
-        }
-    };
+    let (url, server) = serve(crate::http::router(engine.clone())).await?;
+    let probe = reqwest::Client::new()
+        .post(format!("{url}{WEBHOOK_PATH}"))
+        .header("x-hub-signature-256", &bodies[0].1)
+        .header("content-type", "application/json")
+        .body(bodies[0].0.clone())
+        .send()
+        .await?;
+    if !probe.status().is_success() {
+        server.abort();
+        bail!("the webhook refused a signed status: {}", probe.status());
+    }
     let http = reqwest::Client::new();
     let target = format!("{url}{WEBHOOK_PATH}");
     let started = Instant::now();
@@ -697,7 +680,6 @@ async fn ingest(
         rate: latencies.len() as f64 / elapsed,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
-        via,
     })
 }
 
@@ -708,35 +690,6 @@ async fn serve(router: Router) -> anyhow::Result<(String, tokio::task::JoinHandl
         let _ = axum::serve(listener, router).await;
     });
     Ok((url, server))
-}
-
-/// The webhook pipeline for builds whose HTTP server has no webhook route yet.
-fn fallback_router(engine: Arc<Engine>) -> Router {
-    async fn notification(
-        State(engine): State<Arc<Engine>>,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> StatusCode {
-        let signature = headers
-            .get("x-hub-signature-256")
-            .and_then(|v| v.to_str().ok());
-        if !whatsapp::verify_signature(APP_SECRET.as_bytes(), &body, signature) {
-            return StatusCode::UNAUTHORIZED;
-        }
-        let Ok(events) = whatsapp::parse_webhook(&body) else {
-            return StatusCode::BAD_REQUEST;
-        };
-        for event in events {
-            if let Err(error) = engine.handle_event(event).await {
-                tracing::error!(%error, "bench webhook: event not processed");
-                return StatusCode::INTERNAL_SERVER_ERROR;
-            }
-        }
-        StatusCode::OK
-    }
-    Router::new()
-        .route(WEBHOOK_PATH, post(notification))
-        .with_state(engine)
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -877,9 +830,6 @@ fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration)
                 f.dispatch_duplicates + f.big_duplicates
             );
         }
-    }
-    if let Some(i) = sqlite.ingest.as_ref().or(postgres.ingest.as_ref()) {
-        let _ = writeln!(t, "\n(b) was served by: {}", i.via);
     }
     t
 }

@@ -33,6 +33,7 @@ impl From<EngineError> for Refusal {
         match e {
             EngineError::Store(e) => Refusal::Internal(e),
             EngineError::Rejected(why) => Refusal::Said(why),
+            EngineError::StatusNotStored(why) => Refusal::Internal(StoreError::Invalid(why)),
         }
     }
 }

@@ -14,8 +14,21 @@ impl Engine {
         contact_id: i64,
         event: &str,
     ) -> Result<()> {
-        for action in self.store.actions_for(campaign_id, event).await? {
-            let Some(action) = PostAction::from_key(&action) else {
+        let actions = self.store.actions_for(campaign_id, event).await?;
+        self.apply_rules(campaign_id, contact_id, event, &actions)
+            .await
+    }
+
+    /// Applies `actions`, the rules of `campaign_id` for `event`, to the contact.
+    pub async fn apply_rules(
+        &self,
+        campaign_id: i64,
+        contact_id: i64,
+        event: &str,
+        actions: &[String],
+    ) -> Result<()> {
+        for action in actions {
+            let Some(action) = PostAction::from_key(action) else {
                 tracing::warn!(campaign_id, %action, "unreadable /on action skipped");
                 continue;
             };

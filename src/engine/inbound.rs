@@ -224,20 +224,30 @@ impl Engine {
 
     #[tracing::instrument(skip_all, fields(provider_id = %s.provider_id))]
     async fn handle_status(&self, s: StatusUpdate) -> Result<()> {
-        let applied = self
-            .store
-            .apply_status(&s.provider_id, s.callback.as_deref(), &s.status, s.at)
-            .await?;
-        let Some(change) = applied else {
+        let failure = match &s.status {
+            DeliveryStatus::Failed { code, title } => Some((code.clone(), title.clone())),
+            _ => None,
+        };
+        let writer = self
+            .statuses
+            .get_or_init(|| super::statuses::StatusWriter::spawn(self.store.clone()));
+        let Some(applied) = writer.apply(s).await? else {
             tracing::debug!("status changed nothing (replay, older, or not ours)");
             return Ok(());
         };
-        if let DeliveryStatus::Failed { code, title } = &s.status {
-            self.on_failed_status(change.campaign_id, change.contact_id, code, title)
+        let change = applied.change;
+        if let Some((code, title)) = failure {
+            self.on_failed_status(change.campaign_id, change.contact_id, &code, &title)
                 .await?;
         }
         for event in change.events {
-            self.on_recipient_event(change.campaign_id, change.contact_id, event)
+            let actions: Vec<String> = applied
+                .rules
+                .iter()
+                .filter(|(on, _)| on == event)
+                .map(|(_, action)| action.clone())
+                .collect();
+            self.apply_rules(change.campaign_id, change.contact_id, event, &actions)
                 .await?;
         }
         Ok(())

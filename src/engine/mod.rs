@@ -9,6 +9,7 @@ pub mod inbound;
 pub mod pacing;
 pub mod rules;
 pub mod scheduler;
+pub mod statuses;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Rejected(String),
+    #[error("delivery status not stored: {0}")]
+    StatusNotStored(String),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -56,6 +59,8 @@ pub struct Engine {
     stop: Mutex<CancellationToken>,
     /// When the last claim's lease ends (see `dispatcher::unique_lease`).
     last_lease_end: Mutex<chrono::DateTime<chrono::Utc>>,
+    /// Applies delivery statuses in batches; started with the first status.
+    statuses: std::sync::OnceLock<statuses::StatusWriter>,
     /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -80,6 +85,7 @@ impl Engine {
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
             last_lease_end: Mutex::new(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            statuses: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }

@@ -8,6 +8,7 @@ mod campaigns;
 mod contacts;
 pub mod model;
 pub mod recipients;
+pub mod statuses;
 
 use std::time::Duration;
 
@@ -26,6 +27,9 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{0}")]
     Invalid(String),
+    /// Another writer moved a row under a batch; nothing was written and trying again is safe.
+    #[error("write conflict: {0}")]
+    Conflict(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -156,6 +160,14 @@ impl Store {
             Backend::Postgres => {
                 format!("SELECT e::bigint FROM json_array_elements_text(${param}::json) AS e")
             }
+            Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
+        }
+    }
+
+    /// A subquery yielding the strings in JSON array parameter `$param` (as [`Store::json_ids`]).
+    fn json_texts(&self, param: usize) -> String {
+        match self.backend {
+            Backend::Postgres => format!("SELECT json_array_elements_text(${param}::json)"),
             Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
         }
     }

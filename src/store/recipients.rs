@@ -14,35 +14,10 @@ use super::contacts::contact_from_row;
 use super::{
     json_list, opt_time, Backend, Claimed, RecipientRow, Report, Result, Store, StoreError,
 };
-use crate::channels::DeliveryStatus;
 use crate::clock::to_ms;
-
-/// Where a delivery status sits in the order sent < delivered < read; statuses only move up.
-const STATUS_RANK_SQL: &str = "CASE status WHEN 'sending' THEN 1 WHEN 'unknown' THEN 1 \
-    WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 0 END";
-
-/// `r<recipient id>:c<campaign id>`, the callback data the dispatcher attaches to each send.
-fn parse_callback(callback: &str) -> Option<(i64, i64)> {
-    let (recipient, campaign) = callback.trim().split_once(':')?;
-    let number = |s: &str, prefix: char| {
-        s.strip_prefix(prefix)
-            .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
-            .and_then(|d| d.parse::<i64>().ok())
-    };
-    Some((number(recipient, 'r')?, number(campaign, 'c')?))
-}
 
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
 const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
-
-/// A delivery status that changed a recipient, and the events it means for `/on` rules.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusChange {
-    pub campaign_id: i64,
-    pub recipient_id: i64,
-    pub contact_id: i64,
-    pub events: Vec<&'static str>,
-}
 
 /// An inbound message counted against the campaign the contact last received.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -542,106 +517,6 @@ impl Store {
         .rows_affected())
     }
 
-    /// Applies a delivery status. Idempotent and monotonic: a status moves only forward
-    /// (sent < delivered < read), a failure overrides anything short of read, and a replay
-    /// changes nothing. Matches by the channel's message id, or by the callback data herald
-    /// attached (`r<recipient id>`), which also reconciles a send whose answer was lost.
-    /// Returns what changed, if anything did.
-    pub async fn apply_status(
-        &self,
-        provider_id: &str,
-        callback: Option<&str>,
-        status: &DeliveryStatus,
-        at: DateTime<Utc>,
-    ) -> Result<Option<StatusChange>> {
-        // Callback data is trusted only in the exact form the dispatcher writes, and only when
-        // recipient and campaign agree; anything else (another app's data on the same number)
-        // falls back to the message id.
-        let mut row = None;
-        if let Some((recipient_id, campaign_id)) = callback.and_then(parse_callback) {
-            row = sqlx::query(
-                "SELECT id, campaign_id, contact_id, status FROM recipients \
-                 WHERE id = $1 AND campaign_id = $2",
-            )
-            .bind(recipient_id)
-            .bind(campaign_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        }
-        if row.is_none() {
-            row = sqlx::query(
-                "SELECT id, campaign_id, contact_id, status FROM recipients WHERE provider_id = $1",
-            )
-            .bind(provider_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        }
-        let Some(row) = row else { return Ok(None) };
-        let id: i64 = row.try_get("id")?;
-        let campaign_id: i64 = row.try_get("campaign_id")?;
-        let contact_id: i64 = row.try_get("contact_id")?;
-        let before: String = row.try_get("status")?;
-        let t = to_ms(at);
-        let sql;
-        let changed = match status {
-            DeliveryStatus::Failed { code, title } => sqlx::query(
-                "UPDATE recipients SET status = 'failed', error_code = $1, reason = $2, \
-                 failed_at = $3, provider_id = COALESCE(provider_id, $4) \
-                 WHERE id = $5 AND status IN ('sending', 'unknown', 'sent', 'delivered')",
-            )
-            .bind(code.as_str())
-            .bind(title.as_str())
-            .bind(t)
-            .bind(provider_id)
-            .bind(id),
-            _ => {
-                let (rank, name) = match status {
-                    DeliveryStatus::Sent => (2, "sent"),
-                    DeliveryStatus::Delivered => (3, "delivered"),
-                    _ => (4, "read"),
-                };
-                // Reaching a later state implies the earlier ones: fill their times if missing.
-                // Each column is assigned once (PostgreSQL refuses a column set twice).
-                sql = format!(
-                    "UPDATE recipients SET status = $1, \
-                     sent_at = COALESCE(sent_at, $2), \
-                     delivered_at = CASE WHEN $3 >= 3 THEN COALESCE(delivered_at, $2) ELSE delivered_at END, \
-                     read_at = CASE WHEN $3 >= 4 THEN COALESCE(read_at, $2) ELSE read_at END, \
-                     provider_id = COALESCE(provider_id, $4), reason = NULL \
-                     WHERE id = $5 AND status IN ('sending', 'unknown', 'sent', 'delivered', 'read') \
-                     AND ({STATUS_RANK_SQL}) < $3"
-                );
-                sqlx::query(&sql)
-                    .bind(name)
-                    .bind(t)
-                    .bind(rank)
-                    .bind(provider_id)
-                    .bind(id)
-            }
-        }
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        if changed == 0 {
-            return Ok(None);
-        }
-        // The events this change means: reaching `read` straight from `sent` was a delivery too.
-        let was_delivered = matches!(before.as_str(), "delivered" | "read");
-        let events = match status {
-            DeliveryStatus::Sent => vec![],
-            DeliveryStatus::Delivered => vec!["delivered"],
-            DeliveryStatus::Read if was_delivered => vec!["read"],
-            DeliveryStatus::Read => vec!["delivered", "read"],
-            DeliveryStatus::Failed { .. } => vec!["failed"],
-        };
-        Ok(Some(StatusChange {
-            campaign_id,
-            recipient_id: id,
-            contact_id,
-            events,
-        }))
-    }
-
     /// Counts an inbound message as a reply to the campaign the contact last received (sent in
     /// the last `within`). Returns that campaign if this is its first reply from the contact.
     pub async fn mark_replied(
@@ -915,21 +790,5 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(
         None => Ok(T::default()),
         Some(raw) => serde_json::from_str(raw)
             .map_err(|e| StoreError::Invalid(format!("contact {what} are not valid JSON: {e}"))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_callback;
-
-    #[test]
-    fn callback_data_is_read_only_in_the_dispatchers_form() {
-        assert_eq!(parse_callback("r12:c3"), Some((12, 3)));
-        assert_eq!(parse_callback("r12"), None);
-        assert_eq!(parse_callback("random_string"), None);
-        assert_eq!(parse_callback("r:c3"), None);
-        assert_eq!(parse_callback("r1x:c3"), None);
-        assert_eq!(parse_callback("r-1:c3"), None);
-        assert_eq!(parse_callback("c3:r12"), None);
     }
 }

@@ -454,11 +454,13 @@ async fn a_redelivered_webhook_changes_nothing() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn statuses_never_move_backwards_but_a_failure_overrides_sent() {
-    let app = RunApp::start().await;
-    spring_sale_setup(&app).await;
-    app.setup(&["/campaign send 1"]).await;
+/// Campaign 1 sent to Ann, Bob and Cy, and the statuses Meta then reports for them, oldest news
+/// last or out of order: Ann's message is read (a later failure cannot take that back), Bob's
+/// fails after it was sent, Cy's fails after it was delivered (matched by wamid alone).
+async fn sent_then_mixed_statuses(app: &RunApp) -> Vec<String> {
+    spring_sale_setup(app).await;
+    app.setup(&["/on 1 read label+=readers", "/campaign send 1"])
+        .await;
     app.wait_for_campaign_sends(3).await;
     app.wait_for_idle(1).await;
     let (ann, bob, cy) = (
@@ -468,12 +470,10 @@ async fn statuses_never_move_backwards_but_a_failure_overrides_sent() {
     );
     let at = app.now_secs();
     let wamid = |r: &crate::support::fake_graph::RecordedRequest| r.wamid.clone().unwrap();
-    for body in [
-        // Ann: read, then older news.
+    vec![
         webhooks::status(&wamid(&ann), "read", ANN, ann.callback(), at + 9),
         webhooks::status(&wamid(&ann), "delivered", ANN, ann.callback(), at + 2),
         webhooks::status(&wamid(&ann), "sent", ANN, ann.callback(), at + 1),
-        // A read message was delivered: a failure report cannot take that back.
         webhooks::failed(
             &wamid(&ann),
             ANN,
@@ -482,7 +482,6 @@ async fn statuses_never_move_backwards_but_a_failure_overrides_sent() {
             None,
             at + 10,
         ),
-        // Bob: sent, then failed.
         webhooks::status(&wamid(&bob), "sent", BOB, bob.callback(), at + 1),
         webhooks::failed(
             &wamid(&bob),
@@ -492,7 +491,6 @@ async fn statuses_never_move_backwards_but_a_failure_overrides_sent() {
             bob.callback(),
             at + 2,
         ),
-        // Cy: delivered, then failed (matched by wamid alone, without callback data).
         webhooks::status(&wamid(&cy), "delivered", CY, None, at + 1),
         webhooks::failed(
             &wamid(&cy),
@@ -502,9 +500,10 @@ async fn statuses_never_move_backwards_but_a_failure_overrides_sent() {
             None,
             at + 2,
         ),
-    ] {
-        assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
-    }
+    ]
+}
+
+async fn assert_mixed_statuses_applied(app: &RunApp) {
     let report = app.report(1).await;
     assert_eq!(report["sent"], "1");
     assert_eq!(report["delivered"], "1");
@@ -513,6 +512,86 @@ async fn statuses_never_move_backwards_but_a_failure_overrides_sent() {
     assert!(report["failed.131047"].contains("Re-engagement message"));
     assert!(report["failed.131000"].contains("Something went wrong"));
     assert!(!report.contains_key("failed.131026"));
+    assert_eq!(
+        app.contact("wa:15550001").await.labels,
+        vec!["readers", "vip"]
+    );
+    assert_eq!(app.contact("wa:15550003").await.labels, vec!["vip"]);
+}
+
+#[tokio::test]
+async fn statuses_never_move_backwards_but_a_failure_overrides_sent() {
+    let app = RunApp::start().await;
+    for body in sent_then_mixed_statuses(&app).await {
+        assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
+    }
+    assert_mixed_statuses_applied(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn statuses_batched_in_one_body_apply_as_if_posted_one_by_one() {
+    let app = RunApp::start().await;
+    let bodies = sent_then_mixed_statuses(&app).await;
+    let body = webhooks::batch(&bodies);
+    assert_eq!(parse_webhook(body.as_bytes()).unwrap().len(), 8);
+    assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
+    assert_mixed_statuses_applied(&app).await;
+    // Redelivered whole, it changes nothing.
+    assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
+    assert_mixed_statuses_applied(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_replayed_statuses_count_once() {
+    let app = RunApp::start().await;
+    spring_sale_setup(&app).await;
+    app.setup(&["/on 1 delivered attr.seen=yes", "/campaign send 1"])
+        .await;
+    app.wait_for_campaign_sends(3).await;
+    app.wait_for_idle(1).await;
+    let at = app.now_secs();
+    let mut bodies = Vec::new();
+    for (to, statuses) in [
+        (ANN, &["sent", "delivered", "read"][..]),
+        (BOB, &["sent", "delivered"][..]),
+        (CY, &["sent"][..]),
+    ] {
+        let send = app.campaign_send_to(to);
+        let wamid = send.wamid.clone().unwrap();
+        for status in statuses {
+            // Meta retries deliveries it thinks failed: each status arrives three times.
+            for _ in 0..3 {
+                bodies.push(webhooks::status(
+                    &wamid,
+                    status,
+                    to,
+                    send.callback(),
+                    at + 1,
+                ));
+            }
+        }
+    }
+    let answers = futures::future::join_all(bodies.iter().map(|body| app.post_webhook(body))).await;
+    assert!(answers.iter().all(|a| *a == StatusCode::OK), "{answers:?}");
+    let report = app.report(1).await;
+    assert_eq!(report["sent"], "3");
+    assert_eq!(report["delivered"], "2");
+    assert_eq!(report["read"], "1");
+    for (who, seen) in [
+        ("wa:15550001", true),
+        ("wa:15550002", true),
+        ("wa:15550003", false),
+    ] {
+        let contact = app.contact(who).await;
+        assert_eq!(
+            contact.attrs.contains_key("seen"),
+            seen,
+            "{who}: {:?}",
+            contact.attrs
+        );
+    }
     app.stop().await;
 }
 

@@ -484,6 +484,24 @@ pub mod webhooks {
         )
     }
 
+    /// Several status bodies as the one body Meta sends when it batches them: their statuses
+    /// in one `statuses` array, in the order given.
+    pub fn batch(bodies: &[String]) -> String {
+        let mut statuses = Vec::new();
+        for body in bodies {
+            let body: Value = serde_json::from_str(body).expect("a body built here");
+            let items = body["entry"][0]["changes"][0]["value"]["statuses"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            statuses.extend(items);
+        }
+        wrap(
+            "messages",
+            json!({"messaging_product": "whatsapp", "statuses": statuses}),
+        )
+    }
+
     /// The user stopped (`"stop"`) or resumed (`"resume"`) marketing messages in the app.
     pub fn marketing_preference(wa_id: &str, value: &str, at: i64) -> String {
         wrap(

@@ -1,0 +1,177 @@
+//! Delivery statuses reach the database through one writer that groups them.
+//!
+//! A big campaign brings back two or three statuses per message, thousands a second, each from a
+//! webhook that waits for it to be stored. Written one by one, every status would be its own
+//! transaction and its own commit; here each caller hands its status to the writer and waits,
+//! and the writer applies everything waiting in one transaction
+//! ([`Store::apply_statuses`](crate::store::Store::apply_statuses)), so the cost of a commit is
+//! shared by the whole batch. Batches grow by themselves under load (statuses pile up while the
+//! previous batch commits) and stay single under a trickle, so a lone status waits for nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::{EngineError, Result};
+use crate::channels::StatusUpdate;
+use crate::store::statuses::StatusChange;
+use crate::store::{Backend, Store, StoreError};
+
+/// The most statuses one transaction applies.
+const MAX_BATCH: usize = 500;
+
+/// Statuses waiting for the writer before callers wait to hand theirs over.
+const QUEUE: usize = 8192;
+
+/// A batch that fails is tried this many times in all before its statuses are refused (the
+/// webhook then answers an error and the channel redelivers).
+const ATTEMPTS: u32 = 3;
+
+/// A status that changed a recipient, with the `/on` rules of its campaign.
+#[derive(Debug, Clone)]
+pub struct AppliedStatus {
+    pub change: StatusChange,
+    /// `(event, action)` rules of the campaign, for the events of this change only.
+    pub rules: Vec<(String, String)>,
+}
+
+type Reply = std::result::Result<Option<AppliedStatus>, String>;
+
+struct Job {
+    update: StatusUpdate,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// The handle callers use; the writer task runs until every handle is gone.
+pub struct StatusWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl StatusWriter {
+    /// Starts the writer on the current tokio runtime.
+    pub fn spawn(store: Store) -> StatusWriter {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        tokio::spawn(run(store, queue));
+        StatusWriter { jobs }
+    }
+
+    /// Applies one status, together with whatever else is waiting; returns what it changed.
+    pub async fn apply(&self, update: StatusUpdate) -> Result<Option<AppliedStatus>> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || EngineError::StatusNotStored("the status writer has stopped".into());
+        self.jobs
+            .send(Job { update, reply })
+            .await
+            .map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(EngineError::StatusNotStored)
+    }
+}
+
+async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
+    // SQLite has one connection; PostgreSQL overlaps a few commits (its WAL flushes group them).
+    let writers = match store.backend() {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 4,
+    };
+    let free = Arc::new(Semaphore::new(writers));
+    while let Some(first) = queue.recv().await {
+        // Waiting for a free writer before taking the rest lets the batch grow meanwhile.
+        let Ok(permit) = free.clone().acquire_owned().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            write(&store, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn write(store: &Store, batch: Vec<Job>) {
+    let (updates, replies): (Vec<StatusUpdate>, Vec<oneshot::Sender<Reply>>) =
+        batch.into_iter().map(|job| (job.update, job.reply)).unzip();
+    let outcome = match apply_with_retries(store, &updates).await {
+        Ok(changes) => with_rules(store, changes).await,
+        Err(error) => Err(error),
+    };
+    match outcome {
+        Ok(applied) => {
+            for (reply, applied) in replies.into_iter().zip(applied) {
+                // A caller that gave up waiting no longer needs the answer.
+                let _ = reply.send(Ok(applied));
+            }
+        }
+        Err(error) => {
+            let message = crate::error_chain(&error);
+            tracing::error!(statuses = updates.len(), error = %message, "delivery statuses not stored");
+            for reply in replies {
+                let _ = reply.send(Err(message.clone()));
+            }
+        }
+    }
+}
+
+async fn apply_with_retries(
+    store: &Store,
+    updates: &[StatusUpdate],
+) -> std::result::Result<Vec<Option<StatusChange>>, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match store.apply_statuses(updates).await {
+            Ok(changes) => return Ok(changes),
+            Err(error) if attempt < ATTEMPTS => {
+                // A deadlock with another process, a conflict, a dropped connection: the batch
+                // was rolled back whole, so trying again is safe.
+                tracing::warn!(attempt, error = %crate::error_chain(&error), "delivery statuses: trying the batch again");
+                tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Looks up, in one query for the whole batch, the `/on` rules each change needs.
+async fn with_rules(
+    store: &Store,
+    changes: Vec<Option<StatusChange>>,
+) -> std::result::Result<Vec<Option<AppliedStatus>>, StoreError> {
+    let campaigns: Vec<i64> = changes
+        .iter()
+        .flatten()
+        .filter(|c| !c.events.is_empty())
+        .map(|c| c.campaign_id)
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let rules: HashMap<i64, Vec<(String, String)>> = store.actions_of(&campaigns).await?;
+    Ok(changes
+        .into_iter()
+        .map(|change| {
+            change.map(|change| {
+                let rules = rules
+                    .get(&change.campaign_id)
+                    .map(|all| {
+                        all.iter()
+                            .filter(|(event, _)| change.events.contains(&event.as_str()))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                AppliedStatus { change, rules }
+            })
+        })
+        .collect())
+}

@@ -1,0 +1,419 @@
+//! Delivery statuses (sent, delivered, read, failed) applied to recipient rows, many at a time.
+//!
+//! Statuses arrive in the thousands per second during a big campaign, so they are applied in
+//! batches: one transaction reads every row the batch touches, the rules run in memory, and one
+//! statement writes the result. The rules are those of a single status applied in order:
+//! - a status moves only forward (sent < delivered < read), and a replay changes nothing;
+//! - a failure overrides anything short of read; nothing moves a failed row;
+//! - reaching a later state fills in the times of the earlier ones that are missing;
+//! - a row is matched by the callback data herald attached (`r<recipient>:c<campaign>`), which
+//!   also reconciles a send whose answer was lost, or else by the channel's message id.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{json_list, Backend, Result, Store, StoreError};
+use crate::channels::{DeliveryStatus, StatusUpdate};
+use crate::clock::to_ms;
+
+/// A delivery status that changed a recipient, and the events it means for `/on` rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub campaign_id: i64,
+    pub recipient_id: i64,
+    pub contact_id: i64,
+    pub events: Vec<&'static str>,
+}
+
+/// `r<recipient id>:c<campaign id>`, the callback data the dispatcher attaches to each send.
+fn parse_callback(callback: &str) -> Option<(i64, i64)> {
+    let (recipient, campaign) = callback.trim().split_once(':')?;
+    let number = |s: &str, prefix: char| {
+        s.strip_prefix(prefix)
+            .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit()))
+            .and_then(|d| d.parse::<i64>().ok())
+    };
+    Some((number(recipient, 'r')?, number(campaign, 'c')?))
+}
+
+/// Where a row's status sits in the order statuses move: `sending` and `unknown` (handed to the
+/// channel, answer unknown) < sent < delivered < read. Every other status is out of reach.
+fn rank(status: &str) -> Option<u8> {
+    match status {
+        "sending" | "unknown" => Some(1),
+        "sent" => Some(2),
+        "delivered" => Some(3),
+        "read" => Some(4),
+        _ => None,
+    }
+}
+
+/// One status applied to a row whose status is `current`: the new status and the events it
+/// means, or `None` when it changes nothing.
+fn step(current: &str, status: &DeliveryStatus) -> Option<(&'static str, Vec<&'static str>)> {
+    let now = rank(current)?;
+    let (target, name) = match status {
+        DeliveryStatus::Failed { .. } => {
+            // Anything short of read may still fail; a read message plainly arrived.
+            return (now < 4).then(|| ("failed", vec!["failed"]));
+        }
+        DeliveryStatus::Sent => (2, "sent"),
+        DeliveryStatus::Delivered => (3, "delivered"),
+        DeliveryStatus::Read => (4, "read"),
+    };
+    if now >= target {
+        return None;
+    }
+    // Reaching `read` straight from before `delivered` was a delivery too.
+    let events = match target {
+        3 => vec!["delivered"],
+        4 if now < 3 => vec!["delivered", "read"],
+        4 => vec!["read"],
+        _ => vec![],
+    };
+    Some((name, events))
+}
+
+/// A recipient row as the batch found it, then as the batch leaves it.
+#[derive(Debug, Clone)]
+struct RowState {
+    campaign_id: i64,
+    contact_id: i64,
+    /// The status read from the database; the write is guarded by it.
+    before: String,
+    status: &'static str,
+    changed: bool,
+    /// The time of the first status that reached sent / delivered / read (filled where the row
+    /// has none yet, as each status would have done in turn).
+    sent_at: Option<i64>,
+    delivered_at: Option<i64>,
+    read_at: Option<i64>,
+    provider_id: Option<String>,
+    failure: Option<(String, String, i64)>,
+}
+
+impl RowState {
+    fn apply(&mut self, update: &StatusUpdate) -> Option<Vec<&'static str>> {
+        let current = if self.changed {
+            self.status
+        } else {
+            self.before.as_str()
+        };
+        let (next, events) = step(current, &update.status)?;
+        let t = to_ms(update.at);
+        match &update.status {
+            DeliveryStatus::Failed { code, title } => {
+                self.failure = Some((code.clone(), title.clone(), t));
+            }
+            _ => {
+                let reached = rank(next).unwrap_or(0);
+                self.sent_at.get_or_insert(t);
+                if reached >= 3 {
+                    self.delivered_at.get_or_insert(t);
+                }
+                if reached >= 4 {
+                    self.read_at.get_or_insert(t);
+                }
+            }
+        }
+        self.provider_id
+            .get_or_insert_with(|| update.provider_id.clone());
+        self.status = next;
+        self.changed = true;
+        Some(events)
+    }
+}
+
+/// Adds rows read by the batch (a row found by both callback and message id is kept once).
+fn read_rows(
+    found: Vec<sqlx::any::AnyRow>,
+    rows: &mut HashMap<i64, RowState>,
+    by_provider: &mut HashMap<String, i64>,
+) -> Result<()> {
+    for row in found {
+        let id: i64 = row.try_get("id")?;
+        let provider_id: Option<String> = row.try_get("provider_id")?;
+        if let Some(p) = &provider_id {
+            by_provider.insert(p.clone(), id);
+        }
+        if rows.contains_key(&id) {
+            continue;
+        }
+        rows.insert(
+            id,
+            RowState {
+                campaign_id: row.try_get("campaign_id")?,
+                contact_id: row.try_get("contact_id")?,
+                before: row.try_get("status")?,
+                status: "",
+                changed: false,
+                sent_at: None,
+                delivered_at: None,
+                read_at: None,
+                provider_id,
+                failure: None,
+            },
+        );
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Applies `updates` in order, in one transaction, and returns for each what it changed, if
+    /// anything (a replay, an older status, or a message that is not herald's changes nothing).
+    pub async fn apply_statuses(
+        &self,
+        updates: &[StatusUpdate],
+    ) -> Result<Vec<Option<StatusChange>>> {
+        if updates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.pool.begin().await?;
+        // On PostgreSQL the rows are locked as they are read, in id order so two batches (or
+        // two processes) never wait on each other in a circle; SQLite has one writer anyway.
+        let lock = match self.backend {
+            Backend::Postgres => " ORDER BY id FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let columns = "id, campaign_id, contact_id, status, provider_id";
+        let mut rows: HashMap<i64, RowState> = HashMap::new();
+        let mut by_provider: HashMap<String, i64> = HashMap::new();
+        let callbacks: Vec<Option<(i64, i64)>> = updates
+            .iter()
+            .map(|u| u.callback.as_deref().and_then(parse_callback))
+            .collect();
+        let mut ids: Vec<i64> = callbacks.iter().flatten().map(|(r, _)| *r).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if !ids.is_empty() {
+            let sql = format!(
+                "SELECT {columns} FROM recipients WHERE id IN ({}){lock}",
+                self.json_ids(1)
+            );
+            let found = sqlx::query(&sql)
+                .bind(json_list(&ids))
+                .fetch_all(&mut *tx)
+                .await?;
+            read_rows(found, &mut rows, &mut by_provider)?;
+        }
+        // Callback data is trusted only when recipient and campaign agree; anything else
+        // (another app's data on the same number, or none) falls back to the message id.
+        let by_callback = |i: usize, rows: &HashMap<i64, RowState>| {
+            callbacks[i]
+                .filter(|(r, c)| rows.get(r).is_some_and(|row| row.campaign_id == *c))
+                .map(|(r, _)| r)
+        };
+        let mut wanted: Vec<&str> = (0..updates.len())
+            .filter(|&i| by_callback(i, &rows).is_none())
+            .map(|i| updates[i].provider_id.as_str())
+            .filter(|p| !p.is_empty() && !by_provider.contains_key(*p))
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if !wanted.is_empty() {
+            let sql = format!(
+                "SELECT {columns} FROM recipients WHERE provider_id IN ({}){lock}",
+                self.json_texts(1)
+            );
+            let found = sqlx::query(&sql)
+                .bind(
+                    serde_json::to_string(&wanted)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+            read_rows(found, &mut rows, &mut by_provider)?;
+        }
+
+        let targets: Vec<Option<i64>> = (0..updates.len())
+            .map(|i| {
+                by_callback(i, &rows)
+                    .or_else(|| by_provider.get(updates[i].provider_id.as_str()).copied())
+            })
+            .collect();
+        let mut changes = Vec::with_capacity(updates.len());
+        for (update, target) in updates.iter().zip(targets) {
+            let change = target.and_then(|id| {
+                let row = rows.get_mut(&id)?;
+                let events = row.apply(update)?;
+                Some(StatusChange {
+                    campaign_id: row.campaign_id,
+                    recipient_id: id,
+                    contact_id: row.contact_id,
+                    events,
+                })
+            });
+            changes.push(change);
+        }
+
+        let writes: Vec<serde_json::Value> = rows
+            .iter()
+            .filter(|(_, row)| row.changed)
+            .map(|(id, row)| {
+                let (code, reason, failed_at) = match &row.failure {
+                    Some((code, title, t)) => (Some(code.as_str()), Some(title.as_str()), Some(*t)),
+                    None => (None, None, None),
+                };
+                serde_json::json!([
+                    id,
+                    row.before,
+                    row.status,
+                    row.sent_at,
+                    row.delivered_at,
+                    row.read_at,
+                    row.provider_id,
+                    code,
+                    reason,
+                    failed_at
+                ])
+            })
+            .collect();
+        if !writes.is_empty() {
+            let v = self.json_rows(
+                1,
+                &[
+                    ("id", "bigint"),
+                    ("before", "text"),
+                    ("status", "text"),
+                    ("sent_at", "bigint"),
+                    ("delivered_at", "bigint"),
+                    ("read_at", "bigint"),
+                    ("provider_id", "text"),
+                    ("error_code", "text"),
+                    ("reason", "text"),
+                    ("failed_at", "bigint"),
+                ],
+            );
+            // A row that ends failed keeps the failure's code and reason; one that ends sent,
+            // delivered or read carries no reason.
+            let sql = format!(
+                "UPDATE recipients AS r SET status = v.status, \
+                 sent_at = COALESCE(r.sent_at, v.sent_at), \
+                 delivered_at = COALESCE(r.delivered_at, v.delivered_at), \
+                 read_at = COALESCE(r.read_at, v.read_at), \
+                 provider_id = COALESCE(r.provider_id, v.provider_id), \
+                 reason = v.reason, \
+                 error_code = CASE WHEN v.status = 'failed' THEN v.error_code ELSE r.error_code END, \
+                 failed_at = CASE WHEN v.status = 'failed' THEN v.failed_at ELSE r.failed_at END \
+                 FROM {v} WHERE r.id = v.id AND r.status = v.before"
+            );
+            let written = sqlx::query(&sql)
+                .bind(serde_json::Value::Array(writes.clone()).to_string())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            // The rows were read in this transaction (and locked, on PostgreSQL), so they cannot
+            // have moved; if one did anyway, nothing is written and the caller tries again.
+            if written != writes.len() as u64 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(format!(
+                    "{} of {} recipients changed while their statuses were applied",
+                    writes.len() as u64 - written.min(writes.len() as u64),
+                    writes.len()
+                )));
+            }
+        }
+        tx.commit().await?;
+        Ok(changes)
+    }
+
+    /// The `/on` rules of each campaign (and of the recurring campaign or drip it belongs to), as
+    /// `(event, action)` in the order they were added.
+    pub async fn actions_of(
+        &self,
+        campaign_ids: &[i64],
+    ) -> Result<HashMap<i64, Vec<(String, String)>>> {
+        let mut rules: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        if campaign_ids.is_empty() {
+            return Ok(rules);
+        }
+        let sql = format!(
+            "SELECT c.id AS campaign_id, a.event, a.action FROM campaigns c \
+             JOIN campaign_actions a ON a.campaign_id = c.id OR a.campaign_id = c.parent_id \
+             WHERE c.id IN ({}) ORDER BY a.id",
+            self.json_ids(1)
+        );
+        for row in sqlx::query(&sql)
+            .bind(json_list(campaign_ids))
+            .fetch_all(&self.pool)
+            .await?
+        {
+            rules
+                .entry(row.try_get("campaign_id")?)
+                .or_default()
+                .push((row.try_get("event")?, row.try_get("action")?));
+        }
+        Ok(rules)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_data_is_read_only_in_the_dispatchers_form() {
+        assert_eq!(parse_callback("r12:c3"), Some((12, 3)));
+        assert_eq!(parse_callback("r12"), None);
+        assert_eq!(parse_callback("random_string"), None);
+        assert_eq!(parse_callback("r:c3"), None);
+        assert_eq!(parse_callback("r1x:c3"), None);
+        assert_eq!(parse_callback("r-1:c3"), None);
+        assert_eq!(parse_callback("c3:r12"), None);
+    }
+
+    fn failed() -> DeliveryStatus {
+        DeliveryStatus::Failed {
+            code: "131026".into(),
+            title: "Message undeliverable".into(),
+        }
+    }
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert_eq!(
+            step("sending", &DeliveryStatus::Sent),
+            Some(("sent", vec![]))
+        );
+        assert_eq!(
+            step("sent", &DeliveryStatus::Delivered),
+            Some(("delivered", vec!["delivered"]))
+        );
+        assert_eq!(step("delivered", &DeliveryStatus::Delivered), None);
+        assert_eq!(step("read", &DeliveryStatus::Delivered), None);
+        assert_eq!(step("delivered", &DeliveryStatus::Sent), None);
+        // A row the dispatcher could not confirm is reconciled by its status.
+        assert_eq!(
+            step("unknown", &DeliveryStatus::Delivered),
+            Some(("delivered", vec!["delivered"]))
+        );
+    }
+
+    #[test]
+    fn read_without_delivered_counts_both() {
+        assert_eq!(
+            step("sent", &DeliveryStatus::Read),
+            Some(("read", vec!["delivered", "read"]))
+        );
+        assert_eq!(
+            step("delivered", &DeliveryStatus::Read),
+            Some(("read", vec!["read"]))
+        );
+    }
+
+    #[test]
+    fn failure_overrides_anything_short_of_read() {
+        for current in ["sending", "unknown", "sent", "delivered"] {
+            assert_eq!(step(current, &failed()), Some(("failed", vec!["failed"])));
+        }
+        assert_eq!(step("read", &failed()), None);
+        assert_eq!(step("failed", &DeliveryStatus::Delivered), None);
+        assert_eq!(step("failed", &failed()), None);
+        // Rows never handed to a channel are not touched by a status.
+        for current in ["queued", "claimed", "skipped"] {
+            assert_eq!(step(current, &DeliveryStatus::Read), None);
+            assert_eq!(step(current, &failed()), None);
+        }
+    }
+}
