@@ -82,6 +82,8 @@ struct RowState {
     contact_id: i64,
     /// The status read from the database; the write is guarded by it.
     before: String,
+    /// Whether the row already had its send time and message id.
+    recorded: bool,
     status: &'static str,
     changed: bool,
     /// The time of the first status that reached sent / delivered / read (filled where the row
@@ -134,6 +136,7 @@ fn read_rows(
     for row in found {
         let id: i64 = row.try_get("id")?;
         let provider_id: Option<String> = row.try_get("provider_id")?;
+        let sent_at: Option<i64> = row.try_get("sent_at")?;
         if let Some(p) = &provider_id {
             by_provider.insert(p.clone(), id);
         }
@@ -146,6 +149,7 @@ fn read_rows(
                 campaign_id: row.try_get("campaign_id")?,
                 contact_id: row.try_get("contact_id")?,
                 before: row.try_get("status")?,
+                recorded: sent_at.is_some() && provider_id.is_some(),
                 status: "",
                 changed: false,
                 sent_at: None,
@@ -155,6 +159,29 @@ fn read_rows(
                 failure: None,
             },
         );
+    }
+    Ok(())
+}
+
+/// Runs one multi-row update of `writes` (its `$1`), which must change every one of them: the
+/// rows were read in this transaction (and locked, on PostgreSQL), so none can have moved; if
+/// one did anyway, the batch is rolled back and tried again.
+async fn write_all(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sql: &str,
+    writes: Vec<serde_json::Value>,
+) -> Result<()> {
+    let expected = writes.len() as u64;
+    let written = sqlx::query(sql)
+        .bind(serde_json::Value::Array(writes).to_string())
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    if written != expected {
+        return Err(StoreError::Conflict(format!(
+            "{} of {expected} recipients changed while their statuses were applied",
+            expected.saturating_sub(written)
+        )));
     }
     Ok(())
 }
@@ -176,7 +203,7 @@ impl Store {
             Backend::Postgres => " ORDER BY id FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let columns = "id, campaign_id, contact_id, status, provider_id";
+        let columns = "id, campaign_id, contact_id, status, provider_id, sent_at";
         let mut rows: HashMap<i64, RowState> = HashMap::new();
         let mut by_provider: HashMap<String, i64> = HashMap::new();
         let callbacks: Vec<Option<(i64, i64)>> = updates
@@ -247,29 +274,65 @@ impl Store {
             changes.push(change);
         }
 
-        let writes: Vec<serde_json::Value> = rows
+        // Most statuses only move a row the dispatcher recorded as sent forward: those are
+        // written touching only the columns that change, which spares the indexes on the rest
+        // (SQLite updates an index only when a column of it is assigned). Failures and rows that
+        // still lack their send time or message id (reconciled after a lost answer) take the
+        // full statement.
+        let (progress, full): (Vec<_>, Vec<_>) = rows
             .iter()
             .filter(|(_, row)| row.changed)
-            .map(|(id, row)| {
-                let (code, reason, failed_at) = match &row.failure {
-                    Some((code, title, t)) => (Some(code.as_str()), Some(title.as_str()), Some(*t)),
-                    None => (None, None, None),
-                };
-                serde_json::json!([
-                    id,
-                    row.before,
-                    row.status,
-                    row.sent_at,
-                    row.delivered_at,
-                    row.read_at,
-                    row.provider_id,
-                    code,
-                    reason,
-                    failed_at
-                ])
-            })
-            .collect();
-        if !writes.is_empty() {
+            .partition(|(_, row)| row.recorded && row.failure.is_none());
+        if !progress.is_empty() {
+            let writes: Vec<serde_json::Value> = progress
+                .iter()
+                .map(|(id, row)| {
+                    serde_json::json!([id, row.before, row.status, row.delivered_at, row.read_at])
+                })
+                .collect();
+            let v = self.json_rows(
+                1,
+                &[
+                    ("id", "bigint"),
+                    ("before", "text"),
+                    ("status", "text"),
+                    ("delivered_at", "bigint"),
+                    ("read_at", "bigint"),
+                ],
+            );
+            let sql = format!(
+                "UPDATE recipients AS r SET status = v.status, \
+                 delivered_at = COALESCE(r.delivered_at, v.delivered_at), \
+                 read_at = COALESCE(r.read_at, v.read_at), reason = NULL \
+                 FROM {v} WHERE r.id = v.id AND r.status = v.before"
+            );
+            // On an error the transaction is dropped, which rolls it back.
+            write_all(&mut tx, &sql, writes).await?;
+        }
+        if !full.is_empty() {
+            let writes: Vec<serde_json::Value> = full
+                .iter()
+                .map(|(id, row)| {
+                    let (code, reason, failed_at) = match &row.failure {
+                        Some((code, title, t)) => {
+                            (Some(code.as_str()), Some(title.as_str()), Some(*t))
+                        }
+                        None => (None, None, None),
+                    };
+                    serde_json::json!([
+                        id,
+                        row.before,
+                        row.status,
+                        row.sent_at,
+                        row.delivered_at,
+                        row.read_at,
+                        row.provider_id,
+                        code,
+                        reason,
+                        failed_at
+                    ])
+                })
+                .collect();
             let v = self.json_rows(
                 1,
                 &[
@@ -298,21 +361,8 @@ impl Store {
                  failed_at = CASE WHEN v.status = 'failed' THEN v.failed_at ELSE r.failed_at END \
                  FROM {v} WHERE r.id = v.id AND r.status = v.before"
             );
-            let written = sqlx::query(&sql)
-                .bind(serde_json::Value::Array(writes.clone()).to_string())
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // The rows were read in this transaction (and locked, on PostgreSQL), so they cannot
-            // have moved; if one did anyway, nothing is written and the caller tries again.
-            if written != writes.len() as u64 {
-                tx.rollback().await?;
-                return Err(StoreError::Conflict(format!(
-                    "{} of {} recipients changed while their statuses were applied",
-                    writes.len() as u64 - written.min(writes.len() as u64),
-                    writes.len()
-                )));
-            }
+            // On an error the transaction is dropped, which rolls it back.
+            write_all(&mut tx, &sql, writes).await?;
         }
         tx.commit().await?;
         Ok(changes)
