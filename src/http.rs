@@ -225,7 +225,7 @@ async fn whatsapp_notification(
 }
 
 /// Applies every event in order. Consecutive statuses are handed over together, so the status
-/// writer stores a body of many statuses in one transaction. One failing event does not stop the
+/// writer stores a body of many statuses in one batch. One failing event does not stop the
 /// others (they are independent, and each one done now is one less for the redelivery); the
 /// first error is returned so the body is redelivered.
 async fn process(engine: Arc<Engine>, events: Vec<ChannelEvent>) -> Result<(), EngineError> {

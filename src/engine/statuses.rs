@@ -3,9 +3,9 @@
 //! A big campaign brings back two or three statuses per message, thousands a second, each from a
 //! webhook that waits for it to be stored. Written one by one, every status would be its own
 //! transaction and its own commit; here each caller hands its status to the writer and waits,
-//! and the writer applies everything waiting in one transaction
-//! ([`Store::apply_statuses`](crate::store::Store::apply_statuses)), so the cost of a commit is
-//! shared by the whole batch. Batches grow by themselves under load (statuses pile up while the
+//! and the writer applies everything waiting with one read and one write
+//! ([`Store::apply_statuses`](crate::store::Store::apply_statuses)), so the cost of a round trip
+//! and a commit is shared by the whole batch. Batches grow by themselves under load (statuses pile up while the
 //! previous batch commits) and stay single under a trickle, so a lone status waits for nothing.
 
 use std::collections::{HashMap, HashSet};
@@ -19,7 +19,7 @@ use crate::channels::StatusUpdate;
 use crate::store::statuses::StatusChange;
 use crate::store::{Backend, Store, StoreError};
 
-/// The most statuses one transaction applies.
+/// The most statuses one batch applies.
 const MAX_BATCH: usize = 500;
 
 /// Statuses waiting for the writer before callers wait to hand theirs over.
@@ -73,7 +73,9 @@ impl StatusWriter {
 }
 
 async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
-    // SQLite has one connection; PostgreSQL overlaps a few commits (its WAL flushes group them).
+    // SQLite has one connection. On PostgreSQL a few batches overlap, so one batch's round
+    // trips and commit hide another's; more writers would only make each batch smaller, and a
+    // small batch costs the database nearly as much as a big one.
     let writers = match store.backend() {
         Backend::Sqlite => 1,
         Backend::Postgres => 4,
@@ -102,10 +104,12 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
 async fn write(store: &Store, batch: Vec<Job>) {
     let (updates, replies): (Vec<StatusUpdate>, Vec<oneshot::Sender<Reply>>) =
         batch.into_iter().map(|job| (job.update, job.reply)).unzip();
+    let started = std::time::Instant::now();
     let outcome = match apply_with_retries(store, &updates).await {
         Ok(changes) => with_rules(store, changes).await,
         Err(error) => Err(error),
     };
+    tracing::debug!(statuses = updates.len(), elapsed = ?started.elapsed(), "status batch written");
     match outcome {
         Ok(applied) => {
             for (reply, applied) in replies.into_iter().zip(applied) {
@@ -132,8 +136,9 @@ async fn apply_with_retries(
         match store.apply_statuses(updates).await {
             Ok(changes) => return Ok(changes),
             Err(error) if attempt < ATTEMPTS => {
-                // A deadlock with another process, a conflict, a dropped connection: the batch
-                // was rolled back whole, so trying again is safe.
+                // A dropped connection, rows that kept moving: statuses only move forward and a
+                // replay changes nothing, so applying the batch again is safe. (A status written
+                // just before the error reads as a replay then, so its /on rules are skipped.)
                 tracing::warn!(attempt, error = %crate::error_chain(&error), "delivery statuses: trying the batch again");
                 tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
                 attempt += 1;

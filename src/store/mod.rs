@@ -27,7 +27,7 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("{0}")]
     Invalid(String),
-    /// Another writer moved a row under a batch; nothing was written and trying again is safe.
+    /// Other writers kept moving rows under a batch of statuses; trying again is safe.
     #[error("write conflict: {0}")]
     Conflict(String),
 }

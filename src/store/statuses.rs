@@ -1,7 +1,7 @@
 //! Delivery statuses (sent, delivered, read, failed) applied to recipient rows, many at a time.
 //!
 //! Statuses arrive in the thousands per second during a big campaign, so they are applied in
-//! batches: one transaction reads every row the batch touches, the rules run in memory, and one
+//! batches: one statement reads every row the batch touches, the rules run in memory, and one
 //! statement writes the result. The rules are those of a single status applied in order:
 //! - a status moves only forward (sent < delivered < read), and a replay changes nothing;
 //! - a failure overrides anything short of read; nothing moves a failed row;
@@ -9,11 +9,11 @@
 //! - a row is matched by the callback data herald attached (`r<recipient>:c<campaign>`), which
 //!   also reconciles a send whose answer was lost, or else by the channel's message id.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sqlx::Row;
 
-use super::{json_list, Backend, Result, Store, StoreError};
+use super::{json_list, Result, Store, StoreError};
 use crate::channels::{DeliveryStatus, StatusUpdate};
 use crate::clock::to_ms;
 
@@ -130,7 +130,7 @@ impl RowState {
 /// Adds rows read by the batch (a row found by both callback and message id is kept once).
 fn read_rows(
     found: Vec<sqlx::any::AnyRow>,
-    rows: &mut HashMap<i64, RowState>,
+    rows: &mut BTreeMap<i64, RowState>,
     by_provider: &mut HashMap<String, i64>,
 ) -> Result<()> {
     for row in found {
@@ -163,126 +163,149 @@ fn read_rows(
     Ok(())
 }
 
-/// Runs one multi-row update of `writes` (its `$1`), which must change every one of them: the
-/// rows were read in this transaction (and locked, on PostgreSQL), so none can have moved; if
-/// one did anyway, the batch is rolled back and tried again.
-async fn write_all(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    sql: &str,
-    writes: Vec<serde_json::Value>,
-) -> Result<()> {
-    let expected = writes.len() as u64;
-    let written = sqlx::query(sql)
-        .bind(serde_json::Value::Array(writes).to_string())
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    if written != expected {
-        return Err(StoreError::Conflict(format!(
-            "{} of {expected} recipients changed while their statuses were applied",
-            expected.saturating_sub(written)
-        )));
-    }
-    Ok(())
-}
+/// How many times a status whose row moved under it (another batch or process wrote it between
+/// read and write) is read and applied again before the batch gives up.
+const PASSES: usize = 4;
 
 impl Store {
-    /// Applies `updates` in order, in one transaction, and returns for each what it changed, if
-    /// anything (a replay, an older status, or a message that is not herald's changes nothing).
+    /// Applies `updates` in order and returns for each what it changed, if anything (a replay,
+    /// an older status, or a message that is not herald's changes nothing).
+    ///
+    /// No transaction and no row locks: the rows are read, the statuses applied in memory, and
+    /// each row written by a statement guarded by the status it was read in, which returns the
+    /// rows it wrote. A row that moved meanwhile (two statuses of one message handled at once,
+    /// by two batches or two processes) fails its guard and its statuses go round again. A
+    /// single statement is atomic, so whatever was written is whole.
     pub async fn apply_statuses(
         &self,
         updates: &[StatusUpdate],
     ) -> Result<Vec<Option<StatusChange>>> {
-        if updates.is_empty() {
-            return Ok(Vec::new());
+        let mut changes = vec![None; updates.len()];
+        let mut pending: Vec<usize> = (0..updates.len()).collect();
+        for _ in 0..PASSES {
+            if pending.is_empty() {
+                return Ok(changes);
+            }
+            let (mut rows, targets) = self.read_targets(updates, &pending).await?;
+            let mut applied = Vec::new();
+            for &(i, id) in &targets {
+                if let Some(row) = rows.get_mut(&id) {
+                    if let Some(events) = row.apply(&updates[i]) {
+                        applied.push((i, id, events));
+                    }
+                }
+            }
+            let written = self.write_rows(&rows).await?;
+            let moved: HashSet<i64> = rows
+                .iter()
+                .filter(|(id, row)| row.changed && !written.contains(id))
+                .map(|(id, _)| *id)
+                .collect();
+            for (i, id, events) in applied {
+                if let (false, Some(row)) = (moved.contains(&id), rows.get(&id)) {
+                    changes[i] = Some(StatusChange {
+                        campaign_id: row.campaign_id,
+                        recipient_id: id,
+                        contact_id: row.contact_id,
+                        events,
+                    });
+                }
+            }
+            pending = targets
+                .iter()
+                .filter(|(_, id)| moved.contains(id))
+                .map(|(i, _)| *i)
+                .collect();
         }
-        let mut tx = self.pool.begin().await?;
-        // On PostgreSQL the rows are locked as they are read, in id order so two batches (or
-        // two processes) never wait on each other in a circle; SQLite has one writer anyway.
-        let lock = match self.backend {
-            Backend::Postgres => " ORDER BY id FOR UPDATE",
-            Backend::Sqlite => "",
-        };
+        if pending.is_empty() {
+            Ok(changes)
+        } else {
+            Err(StoreError::Conflict(format!(
+                "{} statuses found their recipients moving under them {PASSES} times",
+                pending.len()
+            )))
+        }
+    }
+
+    /// The rows the updates at `pending` are for, and which row each is for (an update that
+    /// matches no row of herald's is left out).
+    async fn read_targets(
+        &self,
+        updates: &[StatusUpdate],
+        pending: &[usize],
+    ) -> Result<(BTreeMap<i64, RowState>, Vec<(usize, i64)>)> {
         let columns = "id, campaign_id, contact_id, status, provider_id, sent_at";
-        let mut rows: HashMap<i64, RowState> = HashMap::new();
+        let mut rows: BTreeMap<i64, RowState> = BTreeMap::new();
         let mut by_provider: HashMap<String, i64> = HashMap::new();
-        let callbacks: Vec<Option<(i64, i64)>> = updates
+        let callback = |i: usize| updates[i].callback.as_deref().and_then(parse_callback);
+        let mut ids: Vec<i64> = pending
             .iter()
-            .map(|u| u.callback.as_deref().and_then(parse_callback))
+            .filter_map(|&i| callback(i))
+            .map(|(r, _)| r)
             .collect();
-        let mut ids: Vec<i64> = callbacks.iter().flatten().map(|(r, _)| *r).collect();
         ids.sort_unstable();
         ids.dedup();
         if !ids.is_empty() {
             let sql = format!(
-                "SELECT {columns} FROM recipients WHERE id IN ({}){lock}",
+                "SELECT {columns} FROM recipients WHERE id IN ({})",
                 self.json_ids(1)
             );
             let found = sqlx::query(&sql)
                 .bind(json_list(&ids))
-                .fetch_all(&mut *tx)
+                .fetch_all(&self.pool)
                 .await?;
             read_rows(found, &mut rows, &mut by_provider)?;
         }
         // Callback data is trusted only when recipient and campaign agree; anything else
         // (another app's data on the same number, or none) falls back to the message id.
-        let by_callback = |i: usize, rows: &HashMap<i64, RowState>| {
-            callbacks[i]
+        let by_callback = |i: usize, rows: &BTreeMap<i64, RowState>| {
+            callback(i)
                 .filter(|(r, c)| rows.get(r).is_some_and(|row| row.campaign_id == *c))
                 .map(|(r, _)| r)
         };
-        let mut wanted: Vec<&str> = (0..updates.len())
-            .filter(|&i| by_callback(i, &rows).is_none())
-            .map(|i| updates[i].provider_id.as_str())
+        let mut wanted: Vec<&str> = pending
+            .iter()
+            .filter(|&&i| by_callback(i, &rows).is_none())
+            .map(|&i| updates[i].provider_id.as_str())
             .filter(|p| !p.is_empty() && !by_provider.contains_key(*p))
             .collect();
         wanted.sort_unstable();
         wanted.dedup();
         if !wanted.is_empty() {
             let sql = format!(
-                "SELECT {columns} FROM recipients WHERE provider_id IN ({}){lock}",
+                "SELECT {columns} FROM recipients WHERE provider_id IN ({})",
                 self.json_texts(1)
             );
-            let found = sqlx::query(&sql)
-                .bind(
-                    serde_json::to_string(&wanted)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
-                )
-                .fetch_all(&mut *tx)
-                .await?;
+            let wanted =
+                serde_json::to_string(&wanted).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let found = sqlx::query(&sql).bind(wanted).fetch_all(&self.pool).await?;
             read_rows(found, &mut rows, &mut by_provider)?;
         }
-
-        let targets: Vec<Option<i64>> = (0..updates.len())
-            .map(|i| {
+        let targets = pending
+            .iter()
+            .filter_map(|&i| {
                 by_callback(i, &rows)
                     .or_else(|| by_provider.get(updates[i].provider_id.as_str()).copied())
+                    .map(|id| (i, id))
             })
             .collect();
-        let mut changes = Vec::with_capacity(updates.len());
-        for (update, target) in updates.iter().zip(targets) {
-            let change = target.and_then(|id| {
-                let row = rows.get_mut(&id)?;
-                let events = row.apply(update)?;
-                Some(StatusChange {
-                    campaign_id: row.campaign_id,
-                    recipient_id: id,
-                    contact_id: row.contact_id,
-                    events,
-                })
-            });
-            changes.push(change);
-        }
+        Ok((rows, targets))
+    }
 
+    /// Writes every changed row, each guarded by the status it was read in; returns the ids
+    /// written.
+    async fn write_rows(&self, rows: &BTreeMap<i64, RowState>) -> Result<HashSet<i64>> {
         // Most statuses only move a row the dispatcher recorded as sent forward: those are
         // written touching only the columns that change, which spares the indexes on the rest
         // (SQLite updates an index only when a column of it is assigned). Failures and rows that
         // still lack their send time or message id (reconciled after a lost answer) take the
-        // full statement.
+        // full statement. Rows go in id order, so two writers never wait on each other in a
+        // circle.
         let (progress, full): (Vec<_>, Vec<_>) = rows
             .iter()
             .filter(|(_, row)| row.changed)
             .partition(|(_, row)| row.recorded && row.failure.is_none());
+        let mut written = HashSet::new();
         if !progress.is_empty() {
             let writes: Vec<serde_json::Value> = progress
                 .iter()
@@ -293,21 +316,21 @@ impl Store {
             let v = self.json_rows(
                 1,
                 &[
-                    ("id", "bigint"),
+                    ("rid", "bigint"),
                     ("before", "text"),
                     ("status", "text"),
                     ("delivered_at", "bigint"),
                     ("read_at", "bigint"),
                 ],
             );
+            // (`v.rid`, so that `RETURNING id` names the recipient on both databases.)
             let sql = format!(
                 "UPDATE recipients AS r SET status = v.status, \
                  delivered_at = COALESCE(r.delivered_at, v.delivered_at), \
                  read_at = COALESCE(r.read_at, v.read_at), reason = NULL \
-                 FROM {v} WHERE r.id = v.id AND r.status = v.before"
+                 FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
             );
-            // On an error the transaction is dropped, which rolls it back.
-            write_all(&mut tx, &sql, writes).await?;
+            written.extend(self.write_guarded(&sql, writes).await?);
         }
         if !full.is_empty() {
             let writes: Vec<serde_json::Value> = full
@@ -336,7 +359,7 @@ impl Store {
             let v = self.json_rows(
                 1,
                 &[
-                    ("id", "bigint"),
+                    ("rid", "bigint"),
                     ("before", "text"),
                     ("status", "text"),
                     ("sent_at", "bigint"),
@@ -359,13 +382,19 @@ impl Store {
                  reason = v.reason, \
                  error_code = CASE WHEN v.status = 'failed' THEN v.error_code ELSE r.error_code END, \
                  failed_at = CASE WHEN v.status = 'failed' THEN v.failed_at ELSE r.failed_at END \
-                 FROM {v} WHERE r.id = v.id AND r.status = v.before"
+                 FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
             );
-            // On an error the transaction is dropped, which rolls it back.
-            write_all(&mut tx, &sql, writes).await?;
+            written.extend(self.write_guarded(&sql, writes).await?);
         }
-        tx.commit().await?;
-        Ok(changes)
+        Ok(written)
+    }
+
+    /// Runs one guarded multi-row update of `writes` (its `$1`); returns the ids it wrote.
+    async fn write_guarded(&self, sql: &str, writes: Vec<serde_json::Value>) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(sql)
+            .bind(serde_json::Value::Array(writes).to_string())
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     /// The `/on` rules of each campaign (and of the recurring campaign or drip it belongs to), as
