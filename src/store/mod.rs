@@ -80,10 +80,7 @@ impl Store {
         let relaxed_options = options.clone();
         let pool = match backend {
             // One connection: SQLite has one writer anyway, and a single connection rules out
-            // SQLITE_BUSY when a read transaction would need upgrading to a write. Its page
-            // cache is 32 MiB rather than the default 2 MiB: a big campaign's recipients and
-            // their indexes are read and rewritten at random (statuses arrive in any order), and
-            // each miss is a system call.
+            // SQLITE_BUSY when a read transaction would need upgrading to a write.
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(1)
@@ -92,8 +89,7 @@ impl Store {
                         Box::pin(async move {
                             conn.execute(
                                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; \
-                                 PRAGMA cache_size=-32768;",
+                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
                             )
                             .await?;
                             Ok(())

@@ -1,6 +1,7 @@
 //! A fresh database for each test. `HERALD_TEST_BACKEND=postgres` runs the suite on PostgreSQL
 //! (`HERALD_TEST_PG_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`), creating a
-//! throw-away database per test; anything else uses a SQLite file in a temporary directory.
+//! throw-away database per test, dropped when the test is done with it; anything else uses a
+//! SQLite file in a temporary directory.
 
 use sqlx::Connection;
 
@@ -8,6 +9,38 @@ pub struct TestDb {
     pub url: String,
     // Keeps the SQLite file's directory alive for the test's life.
     _dir: Option<tempfile::TempDir>,
+    /// On PostgreSQL: the server to drop the database from, and its name.
+    throw_away: Option<(String, String)>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.throw_away.take() else {
+            return;
+        };
+        // Drop runs inside a test's runtime, which cannot be blocked on: the drop gets a thread
+        // and a runtime of its own. FORCE ends the connections the test's pools still hold.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            })
+        })
+        .join();
+        if let Ok(Err(error)) = dropped {
+            eprintln!("test database not dropped: {error}");
+        }
+    }
 }
 
 pub fn backend() -> String {
@@ -43,10 +76,11 @@ impl TestDb {
             let base = admin_url
                 .rsplit_once('/')
                 .map(|(b, _)| b.to_string())
-                .unwrap_or(admin_url);
+                .unwrap_or_else(|| admin_url.clone());
             TestDb {
                 url: format!("{base}/{name}"),
                 _dir: None,
+                throw_away: Some((admin_url, name)),
             }
         } else {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -54,6 +88,7 @@ impl TestDb {
             TestDb {
                 url,
                 _dir: Some(dir),
+                throw_away: None,
             }
         }
     }
