@@ -1,7 +1,10 @@
-//! The dispatcher: claims a window of recipients, applies the send rules, paces, sends and
-//! records each outcome durably. One call of [`Engine::dispatch_step`] handles one window of
-//! each sending campaign and reports what happened; a loop (or a test) calls it again.
+//! The dispatcher: claims recipients, applies the send rules, paces, sends and records each
+//! outcome durably. One call of [`Engine::dispatch_step`] handles one window of each paced
+//! campaign (or up to two seconds of an unpaced one) and reports what happened; a loop (or a
+//! test) calls it again.
 
+use std::collections::HashSet;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -17,12 +20,15 @@ use crate::domain::content::{self, ContactFields, MissingVars};
 use crate::store::recipients::Outcome;
 use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Contact, Template};
 
-/// Rows claimed at once when pacing is off: large enough that the per-window queries and the
-/// drain at the end of a window are spread over many messages. Only [`MARK_AHEAD`] of them are
-/// marked `sending` ahead of their send, so a crash leaves few `unknown` whatever this is.
-pub const UNPACED_WINDOW: i64 = 2000;
-/// Messages marked `sending` by one statement, just ahead of their send.
-const MARK_AHEAD: usize = 128;
+/// Rows claimed (straight into `sending`) by one statement when pacing is off.
+const CLAIM_CHUNK: i64 = 128;
+/// How many chunks may be claimed ahead of the senders: a crash leaves at most these `unknown`.
+const CLAIMS_AHEAD: usize = 3;
+/// How long one dispatch step keeps claiming for an unpaced campaign before it lets the other
+/// campaigns (and the loop's housekeeping) have their turn.
+const UNPACED_BUDGET: StdDuration = StdDuration::from_secs(2);
+/// Sends and failures between two quality checks of a long unpaced run.
+const GUARD_EVERY: u64 = 2000;
 /// Messages in flight at once when pacing is off (the channel's own ceiling still holds).
 pub const UNPACED_CONCURRENCY: usize = 64;
 /// Most outcomes written by one statement.
@@ -144,6 +150,14 @@ struct Done {
     counts: DispatchOutcome,
 }
 
+/// The ends of the stages a feed hands its work to (see [`Engine::send_and_record`]).
+struct Stages {
+    to_send: tokio::sync::mpsc::UnboundedSender<Vec<Prepared>>,
+    to_record: tokio::sync::mpsc::UnboundedSender<Result<Option<Done>>>,
+    /// Room for rows claimed ahead of the senders.
+    ahead: Arc<tokio::sync::Semaphore>,
+}
+
 struct Prepared {
     recipient_id: i64,
     contact_id: i64,
@@ -178,12 +192,9 @@ impl Engine {
         pacer.clone()
     }
 
-    /// How many recipients to claim at once: about two seconds of sending, so a pause or a
-    /// crash strands little, and large windows when pacing is off.
+    /// How many recipients of a paced campaign to claim at once: about two seconds of sending,
+    /// so a pause or a crash strands little.
     fn window_size(pacer: &Pacer) -> i64 {
-        if !pacer.is_paced() {
-            return UNPACED_WINDOW;
-        }
         let pace = pacer.pace();
         let mut gap_ms = if pace.rate > 0.0 {
             1000.0 / pace.rate
@@ -197,54 +208,58 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(campaign_id = campaign.id))]
     async fn dispatch_campaign(&self, campaign: &Campaign) -> Result<DispatchOutcome> {
         let pacer = self.pacer_for(campaign);
-        let now = self.clock.now();
-        let claimed = self
-            .store
-            .claim(
-                campaign.id,
-                &self.worker_id,
-                now,
-                self.unique_lease(now),
-                Self::window_size(&pacer),
-            )
-            .await?;
-        if claimed.is_empty() {
+        let held = std::sync::Mutex::new(HashSet::new());
+        let out = if pacer.is_paced() {
+            let claimed = self
+                .claim_window(campaign, Self::window_size(&pacer))
+                .await?;
+            lock(&held).extend(claimed.iter().map(|c| c.recipient_id));
+            self.with_heartbeat(&held, self.work_window(campaign, &pacer, claimed, &held))
+                .await?
+        } else {
+            self.with_heartbeat(&held, self.send_unpaced(campaign, &pacer, &held))
+                .await?
+        };
+        if out.is_idle() {
             self.finish_if_done(campaign).await?;
-            return Ok(DispatchOutcome::default());
+            return Ok(out);
         }
-        let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
-        let out = self
-            .with_heartbeat(&ids, self.work_window(campaign, &pacer, claimed, now))
-            .await?;
         if out.sent + out.failed > 0 {
             self.guard_quality(campaign).await?;
         }
-        if !self.finish_if_done(campaign).await? && !out.is_idle() {
+        if !self.finish_if_done(campaign).await? {
             self.show_progress(campaign, false).await?;
         }
         Ok(out)
+    }
+
+    /// Claims up to `limit` due recipients of `campaign` for this worker.
+    async fn claim_window(&self, campaign: &Campaign, limit: i64) -> Result<Vec<Claimed>> {
+        let now = self.clock.now();
+        let lease = self.unique_lease(now);
+        Ok(self
+            .store
+            .claim(campaign.id, &self.worker_id, now, lease, limit)
+            .await?)
     }
 
     /// The lease for a claim made at `now`, its end a millisecond past the previous claim's if
     /// need be: the store finds a claim's rows by worker and lease end, so two claims of this
     /// engine must never end at the same instant.
     fn unique_lease(&self, now: DateTime<Utc>) -> Duration {
-        let mut last = self
-            .last_lease_end
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut last = lock(&self.last_lease_end);
         let end = (now + self.lease()).max(*last + Duration::milliseconds(1));
         *last = end;
         end - now
     }
 
-    /// Runs `work` while renewing this worker's lease on `ids` every third of a lease, so the
-    /// lease can stay short (a dead process's rows come back soon) however long a paced window
-    /// or a slow channel makes the work. The renewal uses wall time: it guards against real
-    /// processes dying, whatever the engine's clock says.
+    /// Runs `work` while renewing this worker's lease on the rows in `held` every third of a
+    /// lease, so the lease can stay short (a dead process's rows come back soon) however long a
+    /// paced window or a slow channel makes the work. The renewal uses wall time: it guards
+    /// against real processes dying, whatever the engine's clock says.
     async fn with_heartbeat<T>(
         &self,
-        ids: &[i64],
+        held: &std::sync::Mutex<HashSet<i64>>,
         work: impl std::future::Future<Output = T>,
     ) -> T {
         let every = (self.lease() / 3)
@@ -255,7 +270,8 @@ impl Engine {
             loop {
                 tokio::time::sleep(every).await;
                 let until = self.clock.now() + self.lease();
-                if let Err(error) = self.store.renew(ids, &self.worker_id, until).await {
+                let ids: Vec<i64> = lock(held).iter().copied().collect();
+                if let Err(error) = self.store.renew(&ids, &self.worker_id, until).await {
                     tracing::warn!(%error, "could not renew the lease");
                 }
             }
@@ -267,48 +283,149 @@ impl Engine {
         }
     }
 
-    /// Applies the rules to a claimed window, records the skips and holds, and sends the rest.
+    /// The template a campaign sends, or `Err` once the campaign was paused for lacking it.
+    async fn campaign_template(
+        &self,
+        campaign: &Campaign,
+    ) -> Result<std::result::Result<Option<Template>, ()>> {
+        let Some(t) = &campaign.template else {
+            return Ok(Ok(None));
+        };
+        match self.store.template(&t.name, &t.lang).await? {
+            Some(template) => Ok(Ok(Some(template))),
+            None => {
+                self.pause_campaign(
+                    campaign,
+                    "132001 template missing: add it with /template add",
+                )
+                .await?;
+                Ok(Err(()))
+            }
+        }
+    }
+
+    /// A paced window: applies the rules to the claimed rows, records the skips and holds, and
+    /// sends the rest one by one, each marked `sending` after its pacing slot.
     async fn work_window(
         &self,
         campaign: &Campaign,
         pacer: &Arc<Pacer>,
         claimed: Vec<Claimed>,
-        now: DateTime<Utc>,
+        held: &std::sync::Mutex<HashSet<i64>>,
     ) -> Result<DispatchOutcome> {
-        let mut out = DispatchOutcome::default();
-        let template = match &campaign.template {
-            Some(t) => self.store.template(&t.name, &t.lang).await?,
-            None => None,
-        };
-        if campaign.template.is_some() && template.is_none() {
+        let Ok(template) = self.campaign_template(campaign).await? else {
             let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
             self.store.release(&ids).await?;
-            self.pause_campaign(
-                campaign,
-                "132001 template missing: add it with /template add",
-            )
-            .await?;
-            return Ok(out);
-        }
+            return Ok(DispatchOutcome::default());
+        };
+        let now = self.clock.now();
+        let mut out = DispatchOutcome::default();
         let mut ready = Vec::new();
         let mut not_sent = Vec::new();
         for r in claimed {
             match self.prepare(campaign, template.as_ref(), &r, now).await? {
                 Ok(p) => ready.push(p),
                 Err(outcome) => {
-                    match &outcome {
-                        Outcome::Skipped { .. } => out.skipped += 1,
-                        _ => out.held += 1,
-                    }
+                    out.add(outcome_counts(&outcome));
                     not_sent.push((r.recipient_id, outcome, now));
                 }
             }
         }
         self.store.record_many(&not_sent, &self.worker_id).await?;
-        if !ready.is_empty() {
-            out.add(self.send_window(campaign, pacer, ready).await?);
-        }
+        let feed = |stages: Stages| async move {
+            let _ = stages.to_send.send(ready);
+            Ok(())
+        };
+        out.add(self.send_and_record(campaign, pacer, held, feed).await?);
         Ok(out)
+    }
+
+    /// Pacing off: claims [`CLAIM_CHUNK`] rows at a time straight into `sending` (one durable
+    /// statement each, two in flight, at most [`CLAIMS_AHEAD`] chunks ahead of the senders),
+    /// applies the rules and hands them to the senders, for up to [`UNPACED_BUDGET`] or until
+    /// the campaign has nothing due. A crash leaves at most the chunks ahead `unknown`.
+    async fn send_unpaced(
+        &self,
+        campaign: &Campaign,
+        pacer: &Arc<Pacer>,
+        held: &std::sync::Mutex<HashSet<i64>>,
+    ) -> Result<DispatchOutcome> {
+        let Ok(template) = self.campaign_template(campaign).await? else {
+            return Ok(DispatchOutcome::default());
+        };
+        let template = template.as_ref();
+        let started = std::time::Instant::now();
+        let feed = |stages: Stages| async move {
+            let more = std::sync::atomic::AtomicBool::new(true);
+            let claims = futures::stream::poll_fn(|_| {
+                std::task::Poll::Ready(more.load(Relaxed).then_some(()))
+            })
+            .map(|()| self.claim_chunk(campaign, &stages.ahead, held))
+            .buffered(2);
+            futures::pin_mut!(claims);
+            // Every claim started is worked to the end: its rows are already `sending`.
+            while let Some(claimed) = claims.next().await {
+                let claimed = claimed?;
+                if (claimed.len() as i64) < CLAIM_CHUNK
+                    || started.elapsed() >= UNPACED_BUDGET
+                    || self.is_stopping()
+                {
+                    more.store(false, Relaxed);
+                }
+                let now = self.clock.now();
+                let mut ready = Vec::with_capacity(claimed.len());
+                for r in claimed {
+                    match self.prepare(campaign, template, &r, now).await? {
+                        Ok(p) => ready.push(p),
+                        Err(outcome) => {
+                            // Not sent after all: the attempt the claim counted is given back.
+                            stages.ahead.add_permits(1);
+                            let outcome = refund(outcome);
+                            let _ = stages.to_record.send(Ok(Some(Done {
+                                recipient_id: r.recipient_id,
+                                contact_id: r.contact.id,
+                                counts: outcome_counts(&outcome),
+                                outcome,
+                                at: now,
+                            })));
+                        }
+                    }
+                }
+                if stages.to_send.send(ready).is_err() {
+                    more.store(false, Relaxed);
+                }
+            }
+            Ok(())
+        };
+        self.send_and_record(campaign, pacer, held, feed).await
+    }
+
+    /// One chunk of an unpaced campaign claimed straight into `sending`, after waiting for room
+    /// `ahead` of the senders; nothing once a pause, a cancel or a shutdown has begun.
+    async fn claim_chunk(
+        &self,
+        campaign: &Campaign,
+        ahead: &tokio::sync::Semaphore,
+        held: &std::sync::Mutex<HashSet<i64>>,
+    ) -> Result<Vec<Claimed>> {
+        let room = ahead
+            .acquire_many(CLAIM_CHUNK as u32)
+            .await
+            .expect("the semaphore is never closed");
+        if self.is_stopping() || !self.still_sending(campaign.id).await? {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let lease = self.unique_lease(now);
+        let claimed = self
+            .store
+            .claim_for_sending(campaign.id, &self.worker_id, now, lease, CLAIM_CHUNK)
+            .await?;
+        lock(held).extend(claimed.iter().map(|c| c.recipient_id));
+        // The senders (or the recorder, for a row not sent) give back one permit per row.
+        room.forget();
+        ahead.add_permits(CLAIM_CHUNK as usize - claimed.len());
+        Ok(claimed)
     }
 
     /// Applies the rules to one claimed recipient and renders its message; `Err` carries the
@@ -391,18 +508,22 @@ impl Engine {
         Ok(None)
     }
 
-    /// Sends a window and records the outcomes, as three stages running at once: a marker that
-    /// marks the next few messages `sending` (one statement per [`MARK_AHEAD`] messages, just
-    /// ahead of their send), the sends themselves, and a recorder that writes whatever outcomes
-    /// have arrived in one statement. At high rates each statement covers many messages while
-    /// the next sends are already on the wire; at low rates each outcome is written as soon as
-    /// it is known; and a crash leaves at most the marked-ahead rows `unknown`, not the window.
-    async fn send_window(
+    /// Sends what `feed` hands over and records the outcomes, as three stages running at once:
+    /// the feed (claims and rules), the sends themselves, and a recorder that writes whatever
+    /// outcomes have arrived in one statement. At high rates each statement covers many
+    /// messages while the next sends are already on the wire; at low rates each outcome is
+    /// written as soon as it is known.
+    async fn send_and_record<F, Fut>(
         &self,
         campaign: &Campaign,
         pacer: &Arc<Pacer>,
-        ready: Vec<Prepared>,
-    ) -> Result<DispatchOutcome> {
+        held: &std::sync::Mutex<HashSet<i64>>,
+        feed: F,
+    ) -> Result<DispatchOutcome>
+    where
+        F: FnOnce(Stages) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
         let paced = pacer.is_paced();
         let concurrency = if !paced {
             UNPACED_CONCURRENCY
@@ -414,43 +535,24 @@ impl Engine {
         // Every channel between the stages is unbounded and every stage awaits only its own
         // work: a future holding the database connection (SQLite has one) must never sit
         // unpolled behind a full channel while the stage it waits for needs that connection.
-        // How far the marker runs ahead is bounded instead by `ahead`: permits for rows marked
-        // but not yet taken by a sender, acquired before marking.
-        let ahead = Arc::new(tokio::sync::Semaphore::new(MARK_AHEAD * 3));
-        let (to_send, mut marked) = tokio::sync::mpsc::unbounded_channel::<Vec<Prepared>>();
+        // How far the feed runs ahead is bounded instead by `ahead`: permits for rows claimed
+        // but not yet taken by a sender, acquired before claiming.
+        let ahead = Arc::new(tokio::sync::Semaphore::new(
+            CLAIM_CHUNK as usize * CLAIMS_AHEAD,
+        ));
+        let (to_send, mut claimed) = tokio::sync::mpsc::unbounded_channel::<Vec<Prepared>>();
         let (to_record, mut outcomes) =
             tokio::sync::mpsc::unbounded_channel::<Result<Option<Done>>>();
-        let mark = {
-            let ahead = ahead.clone();
-            async move {
-                // Paced messages are marked one by one in `send_one`, after their slot.
-                if paced {
-                    let _ = to_send.send(ready);
-                    return Ok(());
-                }
-                let mut chunks = Vec::new();
-                let mut rest = ready.into_iter().peekable();
-                while rest.peek().is_some() {
-                    chunks.push(rest.by_ref().take(MARK_AHEAD).collect::<Vec<_>>());
-                }
-                // Two marking statements in flight: each waits for a durable commit, and
-                // overlapping them keeps the senders fed.
-                let mut marking = futures::stream::iter(chunks)
-                    .map(|chunk| self.mark_chunk(campaign.id, chunk, &ahead))
-                    .buffered(2);
-                while let Some(chunk) = marking.next().await {
-                    if to_send.send(chunk?).is_err() {
-                        break;
-                    }
-                }
-                Ok::<_, super::EngineError>(())
-            }
-        };
+        let fed = feed(Stages {
+            to_send,
+            to_record: to_record.clone(),
+            ahead: ahead.clone(),
+        });
         let send = async move {
-            let marked = futures::stream::poll_fn(|cx| marked.poll_recv(cx))
+            let claimed = futures::stream::poll_fn(|cx| claimed.poll_recv(cx))
                 .flat_map(futures::stream::iter)
                 .inspect(|_| ahead.add_permits(1));
-            let mut sends = marked
+            let mut sends = claimed
                 .map(|p| self.send_one(campaign, pacer, p, paced))
                 .buffer_unordered(concurrency);
             while let Some(done) = sends.next().await {
@@ -463,6 +565,7 @@ impl Engine {
             let mut out = DispatchOutcome::default();
             let mut arrived = Vec::with_capacity(RECORD_BATCH);
             let mut batch = Vec::with_capacity(RECORD_BATCH);
+            let mut since_guard = 0;
             while outcomes.recv_many(&mut arrived, RECORD_BATCH).await > 0 {
                 if !paced {
                     // At full speed, wait a moment for more outcomes: one statement for many
@@ -482,11 +585,18 @@ impl Engine {
                 for done in arrived.drain(..) {
                     if let Some(done) = done? {
                         out.add(done.counts);
+                        since_guard += done.counts.sent + done.counts.failed;
                         contacts.push(done.contact_id);
                         batch.push((done.recipient_id, done.outcome, done.at));
                     }
                 }
                 self.store.record_many(&batch, &self.worker_id).await?;
+                {
+                    let mut held = lock(held);
+                    for (id, _, _) in &batch {
+                        held.remove(id);
+                    }
+                }
                 // What follows a recorded outcome: the contact's next drip step, `/on failed`.
                 for ((_, outcome, _), contact_id) in batch.iter().zip(contacts) {
                     match outcome {
@@ -499,42 +609,17 @@ impl Engine {
                     }
                 }
                 batch.clear();
+                // A long unpaced run checks its quality as it goes, not only at its end.
+                if since_guard >= GUARD_EVERY {
+                    since_guard = 0;
+                    self.guard_quality(campaign).await?;
+                }
             }
             Ok::<_, super::EngineError>(out)
         };
-        let (marked, (), recorded) = tokio::join!(mark, send, record);
-        marked?;
+        let (fed, (), recorded) = tokio::join!(fed, send, record);
+        fed?;
         recorded
-    }
-
-    /// Marks a chunk of an unpaced window `sending`, just before it goes to the senders, and
-    /// returns the messages still ours (an opt-out or a cancel may have taken some). On shutdown
-    /// or pause the chunk is released instead, back to the queue as it was. Waits first for
-    /// room `ahead` of the senders, holding nothing else meanwhile.
-    async fn mark_chunk(
-        &self,
-        campaign_id: i64,
-        chunk: Vec<Prepared>,
-        ahead: &tokio::sync::Semaphore,
-    ) -> Result<Vec<Prepared>> {
-        let room = ahead
-            .acquire_many(chunk.len() as u32)
-            .await
-            .expect("the semaphore is never closed");
-        let ids: Vec<i64> = chunk.iter().map(|p| p.recipient_id).collect();
-        if self.is_stopping() || !self.still_sending(campaign_id).await? {
-            self.store.release(&ids).await?;
-            return Ok(Vec::new());
-        }
-        let ours = self.store.mark_sending(&ids, &self.worker_id).await?;
-        let kept: Vec<Prepared> = chunk
-            .into_iter()
-            .filter(|p| ours.binary_search(&p.recipient_id).is_ok())
-            .collect();
-        // The senders give back one permit per message they take.
-        room.forget();
-        ahead.add_permits(ids.len() - kept.len());
-        Ok(kept)
     }
 
     /// Sends one message (after its pacing slot, when paced) and says how it ended; `None` when
@@ -787,6 +872,47 @@ impl Engine {
         }
         Ok(next)
     }
+}
+
+/// What one outcome adds to a step's counts.
+fn outcome_counts(outcome: &Outcome) -> DispatchOutcome {
+    match outcome {
+        Outcome::Sent { .. } => DispatchOutcome {
+            sent: 1,
+            ..Default::default()
+        },
+        Outcome::Skipped { .. } => DispatchOutcome {
+            skipped: 1,
+            ..Default::default()
+        },
+        Outcome::Failed { .. } => DispatchOutcome {
+            failed: 1,
+            ..Default::default()
+        },
+        Outcome::Retry { .. } => DispatchOutcome {
+            held: 1,
+            ..Default::default()
+        },
+    }
+}
+
+/// A hold of a row claimed straight into `sending`: the attempt the claim counted is refunded.
+fn refund(outcome: Outcome) -> Outcome {
+    match outcome {
+        Outcome::Retry {
+            at, code, reason, ..
+        } => Outcome::Retry {
+            at,
+            code,
+            reason,
+            refund_attempt: true,
+        },
+        other => other,
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn hold(at: DateTime<Utc>, reason: &str) -> Outcome {
