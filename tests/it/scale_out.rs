@@ -172,6 +172,47 @@ async fn dead_worker(engine: &Engine, lease: ChronoDuration) -> Vec<i64> {
     ids
 }
 
+#[tokio::test]
+async fn rows_claimed_straight_into_sending_by_a_dead_worker_become_unknown_never_resent() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let clock = ManualClock::new(t0());
+    let survivor = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    campaign_to(&survivor, 6).await;
+    let lease = ChronoDuration::seconds(30);
+    let claimed = survivor
+        .store
+        .claim_for_sending(1, "dead-worker", clock.now(), lease, 3)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    assert!(
+        claimed.iter().all(|c| c.attempts == 0),
+        "attempts before this one"
+    );
+    assert_eq!(statuses(&survivor.store, 1).await.get("sending"), Some(&3));
+
+    survivor.settle().await.unwrap();
+    assert_eq!(fake.accepted().len(), 3, "the survivor sends only the rest");
+    clock.advance(ChronoDuration::seconds(31));
+    assert!(
+        survivor.recover(false).await.unwrap(),
+        "something recovered"
+    );
+    survivor.settle().await.unwrap();
+
+    let counts = accepted_per_recipient(&fake);
+    for c in &claimed {
+        assert_eq!(
+            counts.get(&address_of(&survivor, c.recipient_id).await),
+            None,
+            "may have left: never re-sent"
+        );
+    }
+    let report = survivor.store.report(1).await.unwrap();
+    assert_eq!((report.sent, report.unknown, report.queued), (3, 3, 0));
+}
+
 async fn address_of(engine: &Engine, recipient: i64) -> String {
     use sqlx::Row;
     sqlx::query(

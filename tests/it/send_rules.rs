@@ -118,6 +118,58 @@ async fn quiet_hours_hold_until_morning_in_the_contacts_zone() {
     assert_eq!(app.received("+15550001"), vec!["Hello Ann"]);
 }
 
+/// Attempts each recipient has used, by address.
+async fn attempts(app: &ConsoleApp, campaign: i64) -> Vec<(String, i64)> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT c.address, r.attempts FROM recipients r JOIN contacts c ON c.id = r.contact_id \
+         WHERE r.campaign_id = $1 ORDER BY c.address",
+    )
+    .bind(campaign)
+    .fetch_all(app.engine.store.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get("address"), r.get("attempts")))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_hold_of_an_unpaced_campaign_uses_no_attempt() {
+    // Pacing off, rows are claimed straight into `sending` with their attempt counted; one that
+    // the rules hold instead gets that attempt back.
+    let config = Config {
+        quiet_hours: QuietHours::parse("21:00-08:00"),
+        ..Config::default()
+    };
+    let app = ConsoleApp::with_config(config).await;
+    app.setup(&[
+        "/contact add +15550001 name=Ann labels=vip optin tz=America/New_York",
+        "/contact add +15550002 name=Bob labels=vip optin tz=Europe/Lisbon",
+        "/template add promo en utility Hello {{1}}",
+        "/campaign new Morning",
+        "/campaign audience 1 vip",
+        "/campaign template 1 promo en {{name}}",
+        "/campaign pace 1 rate=0",
+        "/campaign send 1",
+    ])
+    .await;
+    app.settle().await;
+    assert_eq!(app.received("+15550002"), vec!["Hello Bob"]);
+    assert_eq!(app.count(1, "queued").await, 1, "Ann is asleep");
+    assert_eq!(
+        attempts(&app, 1).await,
+        vec![("+15550001".into(), 0), ("+15550002".into(), 1)]
+    );
+    app.clock.advance(Duration::hours(3));
+    app.settle().await;
+    assert_eq!(app.received("+15550001"), vec!["Hello Ann"]);
+    assert_eq!(
+        attempts(&app, 1).await,
+        vec![("+15550001".into(), 1), ("+15550002".into(), 1)]
+    );
+}
+
 #[tokio::test]
 async fn a_missing_variable_is_named_in_the_preview_and_never_sent_blank() {
     let app = ConsoleApp::start().await;
