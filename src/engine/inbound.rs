@@ -231,17 +231,16 @@ impl Engine {
         let writer = self
             .statuses
             .get_or_init(|| super::statuses::StatusWriter::spawn(self.store.clone()));
-        let Some(applied) = writer.apply(s).await? else {
+        let Some(change) = writer.apply(s).await? else {
             tracing::debug!("status changed nothing (replay, older, or not ours)");
             return Ok(());
         };
-        let change = applied.change;
         if let Some((code, title)) = failure {
             self.on_failed_status(change.campaign_id, change.contact_id, &code, &title)
                 .await?;
         }
         for event in change.events {
-            let actions: Vec<String> = applied
+            let actions: Vec<String> = change
                 .rules
                 .iter()
                 .filter(|(on, _)| on == event)

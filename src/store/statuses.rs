@@ -11,19 +11,22 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
 use super::{json_list, Result, Store, StoreError};
 use crate::channels::{DeliveryStatus, StatusUpdate};
 use crate::clock::to_ms;
 
-/// A delivery status that changed a recipient, and the events it means for `/on` rules.
+/// A delivery status that changed a recipient, the events it means for `/on` rules, and the
+/// rules of its campaign those events fire.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusChange {
     pub campaign_id: i64,
     pub recipient_id: i64,
     pub contact_id: i64,
     pub events: Vec<&'static str>,
+    /// `(event, action)`: the campaign's `/on` rules for these events, in the order added.
+    pub rules: Vec<(String, String)>,
 }
 
 /// `r<recipient id>:c<campaign id>`, the callback data the dispatcher attaches to each send.
@@ -182,11 +185,14 @@ impl Store {
     ) -> Result<Vec<Option<StatusChange>>> {
         let mut changes = vec![None; updates.len()];
         let mut pending: Vec<usize> = (0..updates.len()).collect();
+        // One connection for the whole batch: each acquire from the pool costs a round trip.
+        let mut conn = self.pool.acquire().await?;
         for _ in 0..PASSES {
             if pending.is_empty() {
+                self.fill_rules(&mut conn, &mut changes).await?;
                 return Ok(changes);
             }
-            let (mut rows, targets) = self.read_targets(updates, &pending).await?;
+            let (mut rows, targets) = self.read_targets(&mut conn, updates, &pending).await?;
             let mut applied = Vec::new();
             for &(i, id) in &targets {
                 if let Some(row) = rows.get_mut(&id) {
@@ -195,7 +201,7 @@ impl Store {
                     }
                 }
             }
-            let written = self.write_rows(&rows).await?;
+            let written = self.write_rows(&mut conn, &rows).await?;
             let moved: HashSet<i64> = rows
                 .iter()
                 .filter(|(id, row)| row.changed && !written.contains(id))
@@ -208,6 +214,7 @@ impl Store {
                         recipient_id: id,
                         contact_id: row.contact_id,
                         events,
+                        rules: Vec::new(),
                     });
                 }
             }
@@ -218,6 +225,7 @@ impl Store {
                 .collect();
         }
         if pending.is_empty() {
+            self.fill_rules(&mut conn, &mut changes).await?;
             Ok(changes)
         } else {
             Err(StoreError::Conflict(format!(
@@ -231,6 +239,7 @@ impl Store {
     /// matches no row of herald's is left out).
     async fn read_targets(
         &self,
+        conn: &mut AnyConnection,
         updates: &[StatusUpdate],
         pending: &[usize],
     ) -> Result<(BTreeMap<i64, RowState>, Vec<(usize, i64)>)> {
@@ -252,7 +261,7 @@ impl Store {
             );
             let found = sqlx::query(&sql)
                 .bind(json_list(&ids))
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?;
             read_rows(found, &mut rows, &mut by_provider)?;
         }
@@ -278,7 +287,7 @@ impl Store {
             );
             let wanted =
                 serde_json::to_string(&wanted).map_err(|e| StoreError::Invalid(e.to_string()))?;
-            let found = sqlx::query(&sql).bind(wanted).fetch_all(&self.pool).await?;
+            let found = sqlx::query(&sql).bind(wanted).fetch_all(&mut *conn).await?;
             read_rows(found, &mut rows, &mut by_provider)?;
         }
         let targets = pending
@@ -294,7 +303,11 @@ impl Store {
 
     /// Writes every changed row, each guarded by the status it was read in; returns the ids
     /// written.
-    async fn write_rows(&self, rows: &BTreeMap<i64, RowState>) -> Result<HashSet<i64>> {
+    async fn write_rows(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &BTreeMap<i64, RowState>,
+    ) -> Result<HashSet<i64>> {
         // Most statuses only move a row the dispatcher recorded as sent forward: those are
         // written touching only the columns that change, which spares the indexes on the rest
         // (SQLite updates an index only when a column of it is assigned). Failures and rows that
@@ -330,7 +343,7 @@ impl Store {
                  read_at = COALESCE(r.read_at, v.read_at), reason = NULL \
                  FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
             );
-            written.extend(self.write_guarded(&sql, writes).await?);
+            written.extend(self.write_guarded(conn, &sql, writes).await?);
         }
         if !full.is_empty() {
             let writes: Vec<serde_json::Value> = full
@@ -384,28 +397,42 @@ impl Store {
                  failed_at = CASE WHEN v.status = 'failed' THEN v.failed_at ELSE r.failed_at END \
                  FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
             );
-            written.extend(self.write_guarded(&sql, writes).await?);
+            written.extend(self.write_guarded(conn, &sql, writes).await?);
         }
         Ok(written)
     }
 
     /// Runs one guarded multi-row update of `writes` (its `$1`); returns the ids it wrote.
-    async fn write_guarded(&self, sql: &str, writes: Vec<serde_json::Value>) -> Result<Vec<i64>> {
+    async fn write_guarded(
+        &self,
+        conn: &mut AnyConnection,
+        sql: &str,
+        writes: Vec<serde_json::Value>,
+    ) -> Result<Vec<i64>> {
         Ok(sqlx::query_scalar(sql)
             .bind(serde_json::Value::Array(writes).to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?)
     }
 
-    /// The `/on` rules of each campaign (and of the recurring campaign or drip it belongs to), as
-    /// `(event, action)` in the order they were added.
-    pub async fn actions_of(
+    /// Gives each change the `/on` rules its events fire: the rules of its campaign and of the
+    /// recurring campaign or drip it belongs to, in the order they were added, all read in one
+    /// query.
+    async fn fill_rules(
         &self,
-        campaign_ids: &[i64],
-    ) -> Result<HashMap<i64, Vec<(String, String)>>> {
-        let mut rules: HashMap<i64, Vec<(String, String)>> = HashMap::new();
-        if campaign_ids.is_empty() {
-            return Ok(rules);
+        conn: &mut AnyConnection,
+        changes: &mut [Option<StatusChange>],
+    ) -> Result<()> {
+        let mut campaigns: Vec<i64> = changes
+            .iter()
+            .flatten()
+            .filter(|c| !c.events.is_empty())
+            .map(|c| c.campaign_id)
+            .collect();
+        campaigns.sort_unstable();
+        campaigns.dedup();
+        if campaigns.is_empty() {
+            return Ok(());
         }
         let sql = format!(
             "SELECT c.id AS campaign_id, a.event, a.action FROM campaigns c \
@@ -413,9 +440,10 @@ impl Store {
              WHERE c.id IN ({}) ORDER BY a.id",
             self.json_ids(1)
         );
+        let mut rules: HashMap<i64, Vec<(String, String)>> = HashMap::new();
         for row in sqlx::query(&sql)
-            .bind(json_list(campaign_ids))
-            .fetch_all(&self.pool)
+            .bind(json_list(&campaigns))
+            .fetch_all(&mut *conn)
             .await?
         {
             rules
@@ -423,7 +451,16 @@ impl Store {
                 .or_default()
                 .push((row.try_get("event")?, row.try_get("action")?));
         }
-        Ok(rules)
+        for change in changes.iter_mut().flatten() {
+            if let Some(all) = rules.get(&change.campaign_id) {
+                change.rules = all
+                    .iter()
+                    .filter(|(event, _)| change.events.contains(&event.as_str()))
+                    .cloned()
+                    .collect();
+            }
+        }
+        Ok(())
     }
 }
 
