@@ -150,6 +150,15 @@ struct Done {
     counts: DispatchOutcome,
 }
 
+/// A claimed chunk of an unpaced campaign: what goes to the senders, and what the rules held or
+/// skipped instead.
+#[derive(Default)]
+struct Chunk {
+    claimed: usize,
+    ready: Vec<Prepared>,
+    not_sent: Vec<Done>,
+}
+
 /// The ends of the stages a feed hands its work to (see [`Engine::send_and_record`]).
 struct Stages {
     to_send: tokio::sync::mpsc::UnboundedSender<Vec<Prepared>>,
@@ -357,41 +366,28 @@ impl Engine {
         let started = std::time::Instant::now();
         let feed = |stages: Stages| async move {
             let more = std::sync::atomic::AtomicBool::new(true);
+            // The rules run inside each buffered future, never in this loop: a buffered claim
+            // may hold the database connection (SQLite has one), and this loop must not wait on
+            // the database while it leaves that future unpolled.
             let claims = futures::stream::poll_fn(|_| {
                 std::task::Poll::Ready(more.load(Relaxed).then_some(()))
             })
-            .map(|()| self.claim_chunk(campaign, &stages.ahead, held))
+            .map(|()| self.claim_chunk(campaign, template, &stages.ahead, held))
             .buffered(2);
             futures::pin_mut!(claims);
             // Every claim started is worked to the end: its rows are already `sending`.
-            while let Some(claimed) = claims.next().await {
-                let claimed = claimed?;
-                if (claimed.len() as i64) < CLAIM_CHUNK
+            while let Some(chunk) = claims.next().await {
+                let chunk = chunk?;
+                if (chunk.claimed as i64) < CLAIM_CHUNK
                     || started.elapsed() >= UNPACED_BUDGET
                     || self.is_stopping()
                 {
                     more.store(false, Relaxed);
                 }
-                let now = self.clock.now();
-                let mut ready = Vec::with_capacity(claimed.len());
-                for r in claimed {
-                    match self.prepare(campaign, template, &r, now).await? {
-                        Ok(p) => ready.push(p),
-                        Err(outcome) => {
-                            // Not sent after all: the attempt the claim counted is given back.
-                            stages.ahead.add_permits(1);
-                            let outcome = refund(outcome);
-                            let _ = stages.to_record.send(Ok(Some(Done {
-                                recipient_id: r.recipient_id,
-                                contact_id: r.contact.id,
-                                counts: outcome_counts(&outcome),
-                                outcome,
-                                at: now,
-                            })));
-                        }
-                    }
+                for done in chunk.not_sent {
+                    let _ = stages.to_record.send(Ok(Some(done)));
                 }
-                if stages.to_send.send(ready).is_err() {
+                if stages.to_send.send(chunk.ready).is_err() {
                     more.store(false, Relaxed);
                 }
             }
@@ -401,19 +397,22 @@ impl Engine {
     }
 
     /// One chunk of an unpaced campaign claimed straight into `sending`, after waiting for room
-    /// `ahead` of the senders; nothing once a pause, a cancel or a shutdown has begun.
+    /// `ahead` of the senders, with the rules applied; nothing once a pause, a cancel or a
+    /// shutdown has begun.
     async fn claim_chunk(
         &self,
         campaign: &Campaign,
+        template: Option<&Template>,
         ahead: &tokio::sync::Semaphore,
         held: &std::sync::Mutex<HashSet<i64>>,
-    ) -> Result<Vec<Claimed>> {
+    ) -> Result<Chunk> {
         let room = ahead
             .acquire_many(CLAIM_CHUNK as u32)
             .await
             .expect("the semaphore is never closed");
+        let mut chunk = Chunk::default();
         if self.is_stopping() || !self.still_sending(campaign.id).await? {
-            return Ok(Vec::new());
+            return Ok(chunk);
         }
         let now = self.clock.now();
         let lease = self.unique_lease(now);
@@ -421,11 +420,28 @@ impl Engine {
             .store
             .claim_for_sending(campaign.id, &self.worker_id, now, lease, CLAIM_CHUNK)
             .await?;
+        chunk.claimed = claimed.len();
         lock(held).extend(claimed.iter().map(|c| c.recipient_id));
-        // The senders (or the recorder, for a row not sent) give back one permit per row.
+        for r in claimed {
+            match self.prepare(campaign, template, &r, now).await? {
+                Ok(p) => chunk.ready.push(p),
+                Err(outcome) => {
+                    // Not sent after all: the attempt the claim counted is given back.
+                    let outcome = refund(outcome);
+                    chunk.not_sent.push(Done {
+                        recipient_id: r.recipient_id,
+                        contact_id: r.contact.id,
+                        counts: outcome_counts(&outcome),
+                        outcome,
+                        at: now,
+                    });
+                }
+            }
+        }
+        // The senders give back one permit per row they take; rows not sent need none.
         room.forget();
-        ahead.add_permits(CLAIM_CHUNK as usize - claimed.len());
-        Ok(claimed)
+        ahead.add_permits(CLAIM_CHUNK as usize - chunk.ready.len());
+        Ok(chunk)
     }
 
     /// Applies the rules to one claimed recipient and renders its message; `Err` carries the

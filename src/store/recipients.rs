@@ -108,66 +108,88 @@ impl Store {
         };
         let due = "SELECT id FROM recipients WHERE campaign_id = $3 AND status = 'queued' \
              AND next_attempt_at <= $4 ORDER BY next_attempt_at, id LIMIT $5";
-        // `= ANY(ARRAY(...))` runs the locking subquery exactly once; an `IN (...)` semi-join may
-        // be re-scanned by the planner and lock more rows than the limit.
-        let pick = match self.backend {
-            Backend::Postgres => format!("id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED))"),
-            Backend::Sqlite => format!("id IN ({due})"),
+        let claim = |pick: &str, returning: &str| {
+            format!(
+                "UPDATE recipients SET status = '{status}', lease_until = $1, claimed_by = $2\
+                 {set_attempts} WHERE status = 'queued' AND {pick}{returning}"
+            )
         };
-        let sql = format!(
-            "UPDATE recipients SET status = '{status}', lease_until = $1, claimed_by = $2\
-             {set_attempts} WHERE status = 'queued' AND {pick}"
-        );
+        // Each contact comes with what rendering and the send rules need: its attributes as a
+        // JSON object. Its labels are not read: nothing after a claim looks at them.
+        let columns = |attrs: &str| {
+            format!(
+                "r.id AS recipient_id, r.campaign_id, r.attempts - {before} AS attempts, c.id, \
+                 c.address, c.name, c.lang, c.tz, c.consent, c.consent_at, c.last_inbound_at, \
+                 c.marketing_stopped, c.unreachable, {attrs} AS attrs",
+                before = i64::from(sending),
+            )
+        };
         let until = to_ms(now + lease);
-        let claimed = sqlx::query(&sql)
-            .bind(until)
-            .bind(worker)
-            .bind(campaign_id)
-            .bind(to_ms(now))
-            .bind(limit)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        if claimed == 0 {
-            return Ok(Vec::new());
-        }
-        let (labels, attrs) = match self.backend {
-            Backend::Postgres => (
-                "(SELECT COALESCE(json_agg(l.label ORDER BY l.label), '[]')::text \
-                 FROM contact_labels l WHERE l.contact_id = c.id)",
-                "(SELECT COALESCE(json_object_agg(a.key, a.value), '{}')::text \
-                 FROM contact_attrs a WHERE a.contact_id = c.id)",
-            ),
-            Backend::Sqlite => (
-                "(SELECT json_group_array(label) FROM (SELECT l.label FROM contact_labels l \
-                 WHERE l.contact_id = c.id ORDER BY l.label))",
-                "(SELECT json_group_object(a.key, a.value) FROM contact_attrs a \
-                 WHERE a.contact_id = c.id)",
-            ),
+        // The claim and the read-back on one connection: each acquire costs a round trip.
+        let mut conn = pool.acquire().await?;
+        let rows = match self.backend {
+            Backend::Postgres => {
+                // One statement: the claimed rows feed the read-back directly. `= ANY(ARRAY(...))`
+                // runs the locking subquery exactly once; an `IN (...)` semi-join may be
+                // re-scanned by the planner and lock more rows than the limit.
+                let sql = format!(
+                    "WITH r AS ({}) SELECT {} FROM r JOIN contacts c ON c.id = r.contact_id \
+                     ORDER BY r.id",
+                    claim(
+                        &format!("id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED))"),
+                        " RETURNING id, campaign_id, attempts, contact_id"
+                    ),
+                    columns(
+                        "(SELECT COALESCE(json_object_agg(a.key, a.value), '{}')::text \
+                         FROM contact_attrs a WHERE a.contact_id = c.id)"
+                    ),
+                );
+                sqlx::query(&sql)
+                    .bind(until)
+                    .bind(worker)
+                    .bind(campaign_id)
+                    .bind(to_ms(now))
+                    .bind(limit)
+                    .fetch_all(&mut *conn)
+                    .await?
+            }
+            Backend::Sqlite => {
+                let claimed = sqlx::query(&claim(&format!("id IN ({due})"), ""))
+                    .bind(until)
+                    .bind(worker)
+                    .bind(campaign_id)
+                    .bind(to_ms(now))
+                    .bind(limit)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                if claimed == 0 {
+                    return Ok(Vec::new());
+                }
+                // This claim's rows are the ones of this worker with this lease end (a worker
+                // never gives two claims the same one).
+                let sql = format!(
+                    "SELECT {} FROM recipients r JOIN contacts c ON c.id = r.contact_id \
+                     WHERE r.status IN ('claimed', 'sending') AND r.lease_until = $1 \
+                     AND r.status = '{status}' AND r.claimed_by = $2 AND r.campaign_id = $3 \
+                     ORDER BY r.id",
+                    columns(
+                        "(SELECT json_group_object(a.key, a.value) FROM contact_attrs a \
+                         WHERE a.contact_id = c.id)"
+                    ),
+                );
+                sqlx::query(&sql)
+                    .bind(until)
+                    .bind(worker)
+                    .bind(campaign_id)
+                    .fetch_all(&mut *conn)
+                    .await?
+            }
         };
-        let sql = format!(
-            "SELECT r.id AS recipient_id, r.campaign_id, r.attempts - {before} AS attempts, \
-             c.id, c.address, c.name, \
-             c.lang, c.tz, c.consent, c.consent_at, c.last_inbound_at, c.marketing_stopped, \
-             c.unreachable, {labels} AS labels, {attrs} AS attrs \
-             FROM recipients r JOIN contacts c ON c.id = r.contact_id \
-             WHERE r.status IN ('claimed', 'sending') AND r.lease_until = $1 \
-             AND r.status = '{status}' AND r.claimed_by = $2 AND r.campaign_id = $3 \
-             ORDER BY r.id",
-            before = i64::from(sending),
-        );
-        let rows = sqlx::query(&sql)
-            .bind(until)
-            .bind(worker)
-            .bind(campaign_id)
-            .fetch_all(&self.pool)
-            .await?;
         rows.iter()
             .map(|r| {
                 let mut contact = contact_from_row(r)?;
-                let labels: Option<String> = r.try_get("labels")?;
                 let attrs: Option<String> = r.try_get("attrs")?;
-                contact.labels = parse_json(labels.as_deref(), "labels")?;
                 contact.attrs = parse_json(attrs.as_deref(), "attributes")?;
                 Ok(Claimed {
                     recipient_id: r.try_get("recipient_id")?,
