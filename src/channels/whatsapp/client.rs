@@ -91,8 +91,10 @@ pub enum ClientBuildError {
 /// The WhatsApp [`Channel`].
 pub struct WhatsAppClient {
     http: reqwest::Client,
-    messages_url: String,
-    token: String,
+    /// Parsed once: every send posts here.
+    messages_url: reqwest::Url,
+    /// `Bearer <token>`, built once and marked sensitive so it is never logged.
+    authorization: reqwest::header::HeaderValue,
     pacer: Pacer,
     progress_interval: Option<Duration>,
 }
@@ -100,7 +102,7 @@ pub struct WhatsAppClient {
 impl fmt::Debug for WhatsAppClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WhatsAppClient")
-            .field("messages_url", &self.messages_url)
+            .field("messages_url", &self.messages_url.as_str())
             .field("interval", &self.pacer.interval)
             .finish_non_exhaustive()
     }
@@ -120,14 +122,22 @@ impl WhatsAppClient {
                 "max_per_second must be a positive number",
             ));
         }
+        let messages_url = format!("{api_url}/{}/messages", config.phone_number_id.trim())
+            .parse::<reqwest::Url>()
+            .map_err(|_| ClientBuildError::Config("api_url is not a valid URL"))?;
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&format!("Bearer {}", config.token)).map_err(
+                |_| ClientBuildError::Config("the token has characters a header cannot carry"),
+            )?;
+        authorization.set_sensitive(true);
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
             .build()?;
         Ok(WhatsAppClient {
             http,
-            messages_url: format!("{api_url}/{}/messages", config.phone_number_id.trim()),
-            token: config.token,
+            messages_url,
+            authorization,
             pacer: Pacer::new(config.max_per_second),
             progress_interval: config.progress_interval,
         })
@@ -161,8 +171,8 @@ impl WhatsAppClient {
         self.pacer.wait().await;
         let response = self
             .http
-            .post(&self.messages_url)
-            .bearer_auth(&self.token)
+            .post(self.messages_url.clone())
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
             .json(body)
             .send()
             .await
@@ -677,8 +687,24 @@ mod tests {
         let mut config = WhatsAppConfig::new("http://127.0.0.1:1/", "123", "EAAG-secret");
         assert!(!format!("{config:?}").contains("EAAG-secret"));
         let client = WhatsAppClient::new(config.clone()).unwrap();
-        assert_eq!(client.messages_url, "http://127.0.0.1:1/123/messages");
+        assert_eq!(
+            client.messages_url.as_str(),
+            "http://127.0.0.1:1/123/messages"
+        );
         assert!(!format!("{client:?}").contains("EAAG-secret"));
+
+        let mut bad = config.clone();
+        bad.token = "EAAG\nsecret".into();
+        assert!(matches!(
+            WhatsAppClient::new(bad),
+            Err(ClientBuildError::Config(_))
+        ));
+        let mut bad = config.clone();
+        bad.api_url = "not a url".into();
+        assert!(matches!(
+            WhatsAppClient::new(bad),
+            Err(ClientBuildError::Config(_))
+        ));
 
         config.max_per_second = 0.0;
         assert!(matches!(
