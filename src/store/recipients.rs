@@ -58,11 +58,11 @@ impl Store {
     /// earliest due first. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE
     /// SKIP LOCKED`), so any number of processes share a campaign without waiting on each other;
     /// SQLite has a single writer. The outer `status = 'queued'` re-check keeps a row another
-    /// worker claimed in between from being claimed twice. Two statements whatever the window:
-    /// the claim, then the rows it leased (found by worker and lease end through the in-flight
-    /// index, rather than shipping every id back and forth) with their contacts, labels and
-    /// attributes folded in as JSON. A caller claiming twice for one campaign within the same
-    /// millisecond must vary `lease`, or the second answer includes the first claim's rows.
+    /// worker claimed in between from being claimed twice. The claimed rows come back with their
+    /// contacts' attributes folded in as JSON: on PostgreSQL from the claiming statement itself;
+    /// on SQLite by a second statement that finds them by worker and lease end through the
+    /// in-flight index, so a caller claiming twice for one campaign within the same millisecond
+    /// must vary `lease`, or the second answer includes the first claim's rows.
     pub async fn claim(
         &self,
         campaign_id: i64,
