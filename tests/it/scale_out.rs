@@ -194,23 +194,32 @@ async fn rows_claimed_straight_into_sending_by_a_dead_worker_become_unknown_neve
 
     survivor.settle().await.unwrap();
     assert_eq!(fake.accepted().len(), 3, "the survivor sends only the rest");
-    clock.advance(ChronoDuration::seconds(31));
-    assert!(
-        survivor.recover(false).await.unwrap(),
-        "something recovered"
-    );
-    survivor.settle().await.unwrap();
-
-    let counts = accepted_per_recipient(&fake);
+    let sent = outlive_the_lease(&survivor, &clock, &fake).await;
     for c in &claimed {
         assert_eq!(
-            counts.get(&address_of(&survivor, c.recipient_id).await),
+            sent.get(&address_of(&survivor, c.recipient_id).await),
             None,
             "may have left: never re-sent"
         );
     }
     let report = survivor.store.report(1).await.unwrap();
     assert_eq!((report.sent, report.unknown, report.queued), (3, 3, 0));
+}
+
+/// Lets a dead worker's 30 s lease run out, runs the periodic recovery and dispatches what it
+/// brought back; returns how many messages each address got in all.
+async fn outlive_the_lease(
+    survivor: &Engine,
+    clock: &ManualClock,
+    fake: &FakeGraph,
+) -> std::collections::HashMap<String, usize> {
+    clock.advance(ChronoDuration::seconds(31));
+    assert!(
+        survivor.recover(false).await.unwrap(),
+        "something recovered"
+    );
+    survivor.settle().await.unwrap();
+    accepted_per_recipient(fake)
 }
 
 async fn address_of(engine: &Engine, recipient: i64) -> String {
@@ -243,14 +252,7 @@ async fn a_dead_workers_claims_come_back_and_its_sends_are_reconciled_not_repeat
     assert_eq!(statuses(&survivor.store, 1).await.get("claimed"), Some(&2));
 
     // The lease runs out; the periodic recovery brings the rows back.
-    clock.advance(ChronoDuration::seconds(31));
-    assert!(
-        survivor.recover(false).await.unwrap(),
-        "something recovered"
-    );
-    survivor.settle().await.unwrap();
-
-    let counts = accepted_per_recipient(&fake);
+    let counts = outlive_the_lease(&survivor, &clock, &fake).await;
     for id in claimed {
         assert_eq!(
             counts.get(&address_of(&survivor, *id).await),

@@ -90,14 +90,15 @@ async fn tier_budget_holds_the_rest_until_the_window_rolls() {
     }
 }
 
-#[tokio::test]
-async fn quiet_hours_hold_until_morning_in_the_contacts_zone() {
+/// Quiet hours 21:00-08:00 and a template campaign to Ann (New York) and Bob (Lisbon), sent
+/// with `extra` commands before `/campaign send 1`. The suite's clock starts at 10:00 UTC, which
+/// is 05:00 in New York.
+async fn morning_campaign(extra: &[&str]) -> ConsoleApp {
     let config = Config {
         quiet_hours: QuietHours::parse("21:00-08:00"),
         ..Config::default()
     };
     let app = ConsoleApp::with_config(config).await;
-    // The suite's clock starts at 10:00 UTC, which is 05:00 in New York.
     app.setup(&[
         "/contact add +15550001 name=Ann labels=vip optin tz=America/New_York",
         "/contact add +15550002 name=Bob labels=vip optin tz=Europe/Lisbon",
@@ -105,13 +106,20 @@ async fn quiet_hours_hold_until_morning_in_the_contacts_zone() {
         "/campaign new Morning",
         "/campaign audience 1 vip",
         "/campaign template 1 promo en {{name}}",
-        "/campaign send 1",
     ])
     .await;
+    app.setup(extra).await;
+    app.setup(&["/campaign send 1"]).await;
     app.settle().await;
     assert_eq!(app.received("+15550002"), vec!["Hello Bob"]);
     assert!(app.received("+15550001").is_empty(), "Ann is asleep");
     assert_eq!(app.count(1, "queued").await, 1);
+    app
+}
+
+#[tokio::test]
+async fn quiet_hours_hold_until_morning_in_the_contacts_zone() {
+    let app = morning_campaign(&[]).await;
     // 08:00 in New York is 13:00 UTC.
     app.clock.advance(Duration::hours(3));
     app.settle().await;
@@ -138,25 +146,7 @@ async fn attempts(app: &ConsoleApp, campaign: i64) -> Vec<(String, i64)> {
 async fn a_hold_of_an_unpaced_campaign_uses_no_attempt() {
     // Pacing off, rows are claimed straight into `sending` with their attempt counted; one that
     // the rules hold instead gets that attempt back.
-    let config = Config {
-        quiet_hours: QuietHours::parse("21:00-08:00"),
-        ..Config::default()
-    };
-    let app = ConsoleApp::with_config(config).await;
-    app.setup(&[
-        "/contact add +15550001 name=Ann labels=vip optin tz=America/New_York",
-        "/contact add +15550002 name=Bob labels=vip optin tz=Europe/Lisbon",
-        "/template add promo en utility Hello {{1}}",
-        "/campaign new Morning",
-        "/campaign audience 1 vip",
-        "/campaign template 1 promo en {{name}}",
-        "/campaign pace 1 rate=0",
-        "/campaign send 1",
-    ])
-    .await;
-    app.settle().await;
-    assert_eq!(app.received("+15550002"), vec!["Hello Bob"]);
-    assert_eq!(app.count(1, "queued").await, 1, "Ann is asleep");
+    let app = morning_campaign(&["/campaign pace 1 rate=0"]).await;
     assert_eq!(
         attempts(&app, 1).await,
         vec![("+15550001".into(), 0), ("+15550002".into(), 1)]
