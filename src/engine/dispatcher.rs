@@ -375,9 +375,19 @@ impl Engine {
             .map(|()| self.claim_chunk(campaign, template, &stages.ahead, held))
             .buffered(2);
             futures::pin_mut!(claims);
-            // Every claim started is worked to the end: its rows are already `sending`.
+            // Every claim started is worked to the end, even after another one failed: its rows
+            // are already `sending`, and dropping it would strand them until recovery calls them
+            // `unknown`.
+            let mut failed = None;
             while let Some(chunk) = claims.next().await {
-                let chunk = chunk?;
+                let chunk = match chunk {
+                    Ok(chunk) => chunk,
+                    Err(error) => {
+                        more.store(false, Relaxed);
+                        failed.get_or_insert(error);
+                        continue;
+                    }
+                };
                 if (chunk.claimed as i64) < CLAIM_CHUNK
                     || started.elapsed() >= UNPACED_BUDGET
                     || self.is_stopping()
@@ -391,7 +401,7 @@ impl Engine {
                     more.store(false, Relaxed);
                 }
             }
-            Ok(())
+            failed.map_or(Ok(()), Err)
         };
         self.send_and_record(campaign, pacer, held, feed).await
     }
