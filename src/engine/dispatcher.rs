@@ -191,7 +191,7 @@ impl Engine {
     }
 
     fn pacer_for(&self, campaign: &Campaign) -> Arc<Pacer> {
-        let mut pacers = self.pacers.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pacers = lock(&self.pacers);
         let pacer = pacers
             .entry(campaign.id)
             .or_insert_with(|| Arc::new(Pacer::new(campaign.pace)));
@@ -704,12 +704,10 @@ impl Engine {
         }
         let result = p.channel.send(&p.msg).await;
         let now = self.clock.now();
-        let mut counts = DispatchOutcome::default();
         let outcome = match result {
             Ok(sent) => {
                 pacer.succeeded();
                 self.metrics.message_sent(p.channel.kind());
-                counts.sent += 1;
                 Outcome::Sent {
                     provider_id: sent.provider_id,
                     variant: p.rendered.variant,
@@ -720,12 +718,8 @@ impl Engine {
             Err(e) => {
                 tracing::warn!(code = %e.code, reason = %e.reason, "send failed");
                 let outcome = self.on_send_error(campaign, pacer, &p, &e, now).await?;
-                match outcome {
-                    Outcome::Failed { .. } => {
-                        self.metrics.message_failed(p.channel.kind());
-                        counts.failed += 1
-                    }
-                    _ => counts.held += 1,
+                if let Outcome::Failed { .. } = outcome {
+                    self.metrics.message_failed(p.channel.kind());
                 }
                 outcome
             }
@@ -733,9 +727,9 @@ impl Engine {
         Ok(Some(Done {
             recipient_id: p.recipient_id,
             contact_id: p.contact_id,
+            counts: outcome_counts(&outcome),
             outcome,
             at: now,
-            counts,
         }))
     }
 
@@ -871,10 +865,7 @@ impl Engine {
         {
             self.show_progress(campaign, true).await?;
             let r = self.store.report(campaign.id).await?;
-            self.pacers
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&campaign.id);
+            lock(&self.pacers).remove(&campaign.id);
             self.tell_owner(
                 campaign.owner.as_deref(),
                 format!(
@@ -902,24 +893,14 @@ impl Engine {
 
 /// What one outcome adds to a step's counts.
 fn outcome_counts(outcome: &Outcome) -> DispatchOutcome {
+    let mut counts = DispatchOutcome::default();
     match outcome {
-        Outcome::Sent { .. } => DispatchOutcome {
-            sent: 1,
-            ..Default::default()
-        },
-        Outcome::Skipped { .. } => DispatchOutcome {
-            skipped: 1,
-            ..Default::default()
-        },
-        Outcome::Failed { .. } => DispatchOutcome {
-            failed: 1,
-            ..Default::default()
-        },
-        Outcome::Retry { .. } => DispatchOutcome {
-            held: 1,
-            ..Default::default()
-        },
+        Outcome::Sent { .. } => counts.sent = 1,
+        Outcome::Skipped { .. } => counts.skipped = 1,
+        Outcome::Failed { .. } => counts.failed = 1,
+        Outcome::Retry { .. } => counts.held = 1,
     }
+    counts
 }
 
 /// A hold of a row claimed straight into `sending`: the attempt the claim counted is refunded.

@@ -189,8 +189,7 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         for _ in 0..PASSES {
             if pending.is_empty() {
-                self.fill_rules(&mut conn, &mut changes).await?;
-                return Ok(changes);
+                break;
             }
             let (mut rows, targets) = self.read_targets(&mut conn, updates, &pending).await?;
             let mut applied = Vec::new();
@@ -224,15 +223,14 @@ impl Store {
                 .map(|(i, _)| *i)
                 .collect();
         }
-        if pending.is_empty() {
-            self.fill_rules(&mut conn, &mut changes).await?;
-            Ok(changes)
-        } else {
-            Err(StoreError::Conflict(format!(
+        if !pending.is_empty() {
+            return Err(StoreError::Conflict(format!(
                 "{} statuses found their recipients moving under them {PASSES} times",
                 pending.len()
-            )))
+            )));
         }
+        self.fill_rules(&mut conn, &mut changes).await?;
+        Ok(changes)
     }
 
     /// The rows the updates at `pending` are for, and which row each is for (an update that
