@@ -106,8 +106,10 @@ impl Store {
         } else {
             ("claimed", "", &self.relaxed)
         };
-        let due = "SELECT id FROM recipients WHERE campaign_id = $3 AND status = 'queued' \
-             AND next_attempt_at <= $4 ORDER BY next_attempt_at, id LIMIT $5";
+        // `work_due` is the due time of a queued row (migration 0006), so the index walks the
+        // campaign's due rows in order and the LIMIT stops after one window.
+        let due = "SELECT id FROM recipients WHERE campaign_id = $3 \
+             AND work_due BETWEEN 0 AND $4 ORDER BY work_due, id LIMIT $5";
         let claim = |pick: &str, returning: &str| {
             format!(
                 "UPDATE recipients SET status = '{status}', lease_until = $1, claimed_by = $2\
@@ -170,8 +172,8 @@ impl Store {
                 // never gives two claims the same one).
                 let sql = format!(
                     "SELECT {} FROM recipients r JOIN contacts c ON c.id = r.contact_id \
-                     WHERE r.status IN ('claimed', 'sending') AND r.lease_until = $1 \
-                     AND r.status = '{status}' AND r.claimed_by = $2 AND r.campaign_id = $3 \
+                     WHERE r.lease_until = $1 AND r.status = '{status}' \
+                     AND r.claimed_by = $2 AND r.campaign_id = $3 \
                      ORDER BY r.id",
                     columns(
                         "(SELECT json_group_object(a.key, a.value) FROM contact_attrs a \
@@ -457,11 +459,11 @@ impl Store {
     /// them). Returns (requeued, unknown).
     pub async fn recover(&self, now: DateTime<Utc>, everything: bool) -> Result<(u64, u64)> {
         let cutoff = if everything { i64::MAX } else { to_ms(now) };
-        // `status IN ('claimed', 'sending')` repeats the partial index's predicate word for word,
-        // which is what lets SQLite use it.
+        // `lease_until <= $1` implies the in-flight index's `lease_until IS NOT NULL`, which is
+        // what lets both databases use it.
         let requeued = sqlx::query(
             "UPDATE recipients SET status = 'queued', lease_until = NULL, claimed_by = NULL \
-             WHERE status IN ('claimed', 'sending') AND status = 'claimed' AND lease_until <= $1",
+             WHERE lease_until <= $1 AND status = 'claimed'",
         )
         .bind(cutoff)
         .execute(&self.relaxed)
@@ -470,7 +472,7 @@ impl Store {
         let unknown = sqlx::query(
             "UPDATE recipients SET status = 'unknown', \
              reason = 'interrupted while sending: may have been delivered', lease_until = NULL \
-             WHERE status IN ('claimed', 'sending') AND status = 'sending' AND lease_until <= $1",
+             WHERE lease_until <= $1 AND status = 'sending'",
         )
         .bind(cutoff)
         .execute(&self.relaxed)
@@ -483,8 +485,7 @@ impl Store {
     /// first one, so it is cheap on a campaign of any size.
     pub async fn has_pending(&self, campaign_id: i64) -> Result<bool> {
         let row = sqlx::query(
-            "SELECT id FROM recipients WHERE campaign_id = $1 \
-             AND status IN ('queued', 'claimed', 'sending') LIMIT 1",
+            "SELECT id FROM recipients WHERE campaign_id = $1 AND work_due IS NOT NULL LIMIT 1",
         )
         .bind(campaign_id)
         .fetch_optional(&self.pool)
@@ -495,8 +496,7 @@ impl Store {
     /// Recipients that still need work (queued now or later, or in flight).
     pub async fn pending(&self, campaign_id: i64) -> Result<i64> {
         Ok(sqlx::query(
-            "SELECT COUNT(*) AS n FROM recipients WHERE campaign_id = $1 \
-             AND status IN ('queued', 'claimed', 'sending')",
+            "SELECT COUNT(*) AS n FROM recipients WHERE campaign_id = $1 AND work_due IS NOT NULL",
         )
         .bind(campaign_id)
         .fetch_one(&self.pool)
@@ -507,8 +507,7 @@ impl Store {
     /// When the next held recipient of a campaign becomes due, if any is waiting.
     pub async fn next_due(&self, campaign_id: i64) -> Result<Option<DateTime<Utc>>> {
         let row = sqlx::query(
-            "SELECT MIN(next_attempt_at) AS t FROM recipients WHERE campaign_id = $1 \
-             AND status = 'queued'",
+            "SELECT MIN(work_due) AS t FROM recipients WHERE campaign_id = $1 AND work_due >= 0",
         )
         .bind(campaign_id)
         .fetch_one(&self.pool)
@@ -567,7 +566,7 @@ impl Store {
     pub async fn skip_pending(&self, campaign_id: i64, reason: &str) -> Result<u64> {
         Ok(sqlx::query(
             "UPDATE recipients SET status = 'skipped', reason = $1, lease_until = NULL \
-             WHERE campaign_id = $2 AND status IN ('queued', 'claimed')",
+             WHERE campaign_id = $2 AND work_due IS NOT NULL AND status IN ('queued', 'claimed')",
         )
         .bind(reason)
         .bind(campaign_id)

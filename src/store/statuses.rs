@@ -383,14 +383,15 @@ impl Store {
                 ],
             );
             // A row that ends failed keeps the failure's code and reason; one that ends sent,
-            // delivered or read carries no reason.
+            // delivered or read carries no reason. Either way it is no longer in flight, so its
+            // lease (if a dead worker left one) goes.
             let sql = format!(
                 "UPDATE recipients AS r SET status = v.status, \
                  sent_at = COALESCE(r.sent_at, v.sent_at), \
                  delivered_at = COALESCE(r.delivered_at, v.delivered_at), \
                  read_at = COALESCE(r.read_at, v.read_at), \
                  provider_id = COALESCE(r.provider_id, v.provider_id), \
-                 reason = v.reason, \
+                 reason = v.reason, lease_until = NULL, \
                  error_code = CASE WHEN v.status = 'failed' THEN v.error_code ELSE r.error_code END, \
                  failed_at = CASE WHEN v.status = 'failed' THEN v.failed_at ELSE r.failed_at END \
                  FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
