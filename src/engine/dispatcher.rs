@@ -36,8 +36,8 @@ const RECORD_BATCH: usize = 256;
 /// How long the recorder of an unpaced window waits to fill a statement.
 const RECORD_LINGER: StdDuration = StdDuration::from_millis(5);
 /// Retry a 131049 (per-user marketing limit) this much later, at most this many times.
-const DEFER_FOR: Duration = Duration::hours(6);
-const MAX_DEFERS: i64 = 4;
+pub(crate) const DEFER_FOR: Duration = Duration::hours(6);
+pub(crate) const MAX_DEFERS: i64 = 4;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DispatchOutcome {

@@ -12,6 +12,7 @@ use crate::channels::{
     StatusUpdate,
 };
 use crate::domain::consent::keyword_matches;
+use crate::store::statuses::Deferral;
 use crate::store::{CampaignKind, Contact};
 
 /// A reply counts for the campaign a contact received within this long before it.
@@ -228,13 +229,40 @@ impl Engine {
             DeliveryStatus::Failed { code, title } => Some((code.clone(), title.clone())),
             _ => None,
         };
+        // A failure the channel asks to retry hours later (WhatsApp 131049) is handled as when
+        // the send itself answered it: the recipient goes back to the queue, a bounded number of
+        // times, while its campaign is still open.
+        let defer = failure
+            .as_ref()
+            .zip(
+                s.recipient
+                    .as_deref()
+                    .and_then(|a| self.channels.for_address(a)),
+            )
+            .filter(|((code, _), channel)| {
+                channel.classify_failure(code) == Some(ErrorClass::Defer)
+            })
+            .map(|_| Deferral {
+                until: self.clock.now() + super::dispatcher::DEFER_FOR,
+                max_attempts: super::dispatcher::MAX_DEFERS,
+            });
         let writer = self
             .statuses
             .get_or_init(|| super::statuses::StatusWriter::spawn(self.store.clone()));
-        let Some(change) = writer.apply(s).await? else {
+        let Some(change) = writer.apply(s, defer).await? else {
             tracing::debug!("status changed nothing (replay, older, or not ours)");
             return Ok(());
         };
+        if change.deferred {
+            tracing::info!(
+                campaign = change.campaign_id,
+                recipient = change.recipient_id,
+                "per-user marketing limit: the recipient is queued again for later"
+            );
+            // Its campaign may have just become due again (it was completed).
+            self.wake();
+            return Ok(());
+        }
         if let Some((code, title)) = failure {
             self.on_failed_status(change.campaign_id, change.contact_id, &code, &title)
                 .await?;
@@ -256,7 +284,8 @@ impl Engine {
     /// arrive this way) follows the send-error taxonomy where it says more than "this message
     /// failed": a stop of marketing or an unreachable contact is recorded on the contact, and an
     /// account-wide problem pauses the campaign and tells its owner. (A per-user marketing limit
-    /// reported this way stays a failure with its code: the campaign may be over by then.)
+    /// reported this way reaches here only when it is not deferred: tried too often already, or
+    /// its campaign is over.)
     async fn on_failed_status(
         &self,
         campaign_id: i64,

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{EngineError, Result};
 use crate::channels::StatusUpdate;
-use crate::store::statuses::StatusChange;
+use crate::store::statuses::{Deferral, StatusChange};
 use crate::store::{Backend, Store, StoreError};
 
 /// The most statuses one batch applies.
@@ -33,6 +33,7 @@ type Reply = std::result::Result<Option<StatusChange>, String>;
 
 struct Job {
     update: StatusUpdate,
+    defer: Option<Deferral>,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -50,11 +51,20 @@ impl StatusWriter {
     }
 
     /// Applies one status, together with whatever else is waiting; returns what it changed.
-    pub async fn apply(&self, update: StatusUpdate) -> Result<Option<StatusChange>> {
+    /// `defer` says how a failure the channel asks to retry later puts the recipient back.
+    pub async fn apply(
+        &self,
+        update: StatusUpdate,
+        defer: Option<Deferral>,
+    ) -> Result<Option<StatusChange>> {
         let (reply, answer) = oneshot::channel();
         let stopped = || EngineError::StatusNotStored("the status writer has stopped".into());
         self.jobs
-            .send(Job { update, reply })
+            .send(Job {
+                update,
+                defer,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         answer
@@ -95,10 +105,16 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Job>) {
 }
 
 async fn write(store: &Store, batch: Vec<Job>) {
-    let (updates, replies): (Vec<StatusUpdate>, Vec<oneshot::Sender<Reply>>) =
-        batch.into_iter().map(|job| (job.update, job.reply)).unzip();
+    let mut updates = Vec::with_capacity(batch.len());
+    let mut deferrals = Vec::with_capacity(batch.len());
+    let mut replies = Vec::with_capacity(batch.len());
+    for job in batch {
+        updates.push(job.update);
+        deferrals.push(job.defer);
+        replies.push(job.reply);
+    }
     let started = std::time::Instant::now();
-    let outcome = apply_with_retries(store, &updates).await;
+    let outcome = apply_with_retries(store, &updates, &deferrals).await;
     tracing::debug!(statuses = updates.len(), elapsed = ?started.elapsed(), "status batch written");
     match outcome {
         Ok(applied) => {
@@ -120,10 +136,11 @@ async fn write(store: &Store, batch: Vec<Job>) {
 async fn apply_with_retries(
     store: &Store,
     updates: &[StatusUpdate],
+    deferrals: &[Option<Deferral>],
 ) -> std::result::Result<Vec<Option<StatusChange>>, StoreError> {
     let mut attempt = 1;
     loop {
-        match store.apply_statuses(updates).await {
+        match store.apply_statuses(updates, deferrals).await {
             Ok(changes) => return Ok(changes),
             Err(error) if attempt < ATTEMPTS => {
                 // A dropped connection, rows that kept moving: statuses only move forward and a

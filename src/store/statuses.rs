@@ -11,7 +11,8 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sqlx::{AnyConnection, Row};
+use chrono::{DateTime, Utc};
+use sqlx::{AnyConnection, Connection, Row};
 
 use super::{json_list, Result, Store, StoreError};
 use crate::channels::{DeliveryStatus, StatusUpdate};
@@ -27,6 +28,19 @@ pub struct StatusChange {
     pub events: Vec<&'static str>,
     /// `(event, action)`: the campaign's `/on` rules for these events, in the order added.
     pub rules: Vec<(String, String)>,
+    /// The status was a failure the channel asked to retry later, and the recipient went back
+    /// to the queue instead of failing (no events).
+    pub deferred: bool,
+}
+
+/// What to do with a failure the channel asks to retry hours later (WhatsApp 131049, the
+/// per-user marketing limit) instead of failing the recipient: queue it again, due at `until`,
+/// while it has had fewer than `max_attempts` sends and its campaign was not cancelled or failed
+/// (a completed one sends again). Past that, the failure stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferral {
+    pub until: DateTime<Utc>,
+    pub max_attempts: i64,
 }
 
 /// `r<recipient id>:c<campaign id>`, the callback data the dispatcher attaches to each send.
@@ -87,6 +101,8 @@ struct RowState {
     before: String,
     /// Whether the row already had its send time and message id.
     recorded: bool,
+    /// Sends made so far, counting the one the statuses are about.
+    attempts: i64,
     status: &'static str,
     changed: bool,
     /// The time of the first status that reached sent / delivered / read (filled where the row
@@ -96,10 +112,18 @@ struct RowState {
     read_at: Option<i64>,
     provider_id: Option<String>,
     failure: Option<(String, String, i64)>,
+    /// Back to the queue: (code, reason, due), see [`Deferral`].
+    deferred: Option<(String, String, i64)>,
 }
 
 impl RowState {
-    fn apply(&mut self, update: &StatusUpdate) -> Option<Vec<&'static str>> {
+    /// Applies one status; `defer` is set when a failure may send the row back to the queue
+    /// (and its campaign is still open).
+    fn apply(
+        &mut self,
+        update: &StatusUpdate,
+        defer: Option<&Deferral>,
+    ) -> Option<(Vec<&'static str>, bool)> {
         let current = if self.changed {
             self.status
         } else {
@@ -108,6 +132,15 @@ impl RowState {
         let (next, events) = step(current, &update.status)?;
         let t = to_ms(update.at);
         match &update.status {
+            DeliveryStatus::Failed { code, title }
+                if defer.is_some_and(|d| self.attempts < d.max_attempts) =>
+            {
+                let until = defer.map_or(t, |d| to_ms(d.until));
+                self.deferred = Some((code.clone(), title.clone(), until));
+                self.status = "queued";
+                self.changed = true;
+                return Some((Vec::new(), true));
+            }
             DeliveryStatus::Failed { code, title } => {
                 self.failure = Some((code.clone(), title.clone(), t));
             }
@@ -126,7 +159,7 @@ impl RowState {
             .get_or_insert_with(|| update.provider_id.clone());
         self.status = next;
         self.changed = true;
-        Some(events)
+        Some((events, false))
     }
 }
 
@@ -153,6 +186,7 @@ fn read_rows(
                 contact_id: row.try_get("contact_id")?,
                 before: row.try_get("status")?,
                 recorded: sent_at.is_some() && provider_id.is_some(),
+                attempts: row.try_get("attempts")?,
                 status: "",
                 changed: false,
                 sent_at: None,
@@ -160,11 +194,16 @@ fn read_rows(
                 read_at: None,
                 provider_id,
                 failure: None,
+                deferred: None,
             },
         );
     }
     Ok(())
 }
+
+/// Campaigns whose recipients a deferral may queue again: sending or paused ones, and completed
+/// ones, which start sending again (a cancelled campaign is over for good).
+const OPEN_FOR_DEFERRAL: &str = "'sending', 'paused', 'completed'";
 
 /// How many times a status whose row moved under it (another batch or process wrote it between
 /// read and write) is read and applied again before the batch gives up.
@@ -179,9 +218,13 @@ impl Store {
     /// rows it wrote. A row that moved meanwhile (two statuses of one message handled at once,
     /// by two batches or two processes) fails its guard and its statuses go round again. A
     /// single statement is atomic, so whatever was written is whole.
+    ///
+    /// `deferrals[i]`, when given, says how a failure in `updates[i]` sends its recipient back
+    /// to the queue instead (see [`Deferral`]).
     pub async fn apply_statuses(
         &self,
         updates: &[StatusUpdate],
+        deferrals: &[Option<Deferral>],
     ) -> Result<Vec<Option<StatusChange>>> {
         let mut changes = vec![None; updates.len()];
         let mut pending: Vec<usize> = (0..updates.len()).collect();
@@ -192,11 +235,20 @@ impl Store {
                 break;
             }
             let (mut rows, targets) = self.read_targets(&mut conn, updates, &pending).await?;
+            let deferral = |i: usize| deferrals.get(i).and_then(Option::as_ref);
+            let open = self
+                .open_campaigns(
+                    &mut conn,
+                    &rows,
+                    targets.iter().filter(|(i, _)| deferral(*i).is_some()),
+                )
+                .await?;
             let mut applied = Vec::new();
             for &(i, id) in &targets {
                 if let Some(row) = rows.get_mut(&id) {
-                    if let Some(events) = row.apply(&updates[i]) {
-                        applied.push((i, id, events));
+                    let defer = deferral(i).filter(|_| open.contains(&row.campaign_id));
+                    if let Some((events, deferred)) = row.apply(&updates[i], defer) {
+                        applied.push((i, id, events, deferred));
                     }
                 }
             }
@@ -206,7 +258,7 @@ impl Store {
                 .filter(|(id, row)| row.changed && !written.contains(id))
                 .map(|(id, _)| *id)
                 .collect();
-            for (i, id, events) in applied {
+            for (i, id, events, deferred) in applied {
                 if let (false, Some(row)) = (moved.contains(&id), rows.get(&id)) {
                     changes[i] = Some(StatusChange {
                         campaign_id: row.campaign_id,
@@ -214,6 +266,7 @@ impl Store {
                         contact_id: row.contact_id,
                         events,
                         rules: Vec::new(),
+                        deferred,
                     });
                 }
             }
@@ -241,7 +294,7 @@ impl Store {
         updates: &[StatusUpdate],
         pending: &[usize],
     ) -> Result<(BTreeMap<i64, RowState>, Vec<(usize, i64)>)> {
-        let columns = "id, campaign_id, contact_id, status, provider_id, sent_at";
+        let columns = "id, campaign_id, contact_id, status, provider_id, sent_at, attempts";
         let mut rows: BTreeMap<i64, RowState> = BTreeMap::new();
         let mut by_provider: HashMap<String, i64> = HashMap::new();
         let callback = |i: usize| updates[i].callback.as_deref().and_then(parse_callback);
@@ -265,9 +318,22 @@ impl Store {
         }
         // Callback data is trusted only when recipient and campaign agree; anything else
         // (another app's data on the same number, or none) falls back to the message id.
+        // A row that already has a message id other than the status's is past that message (a
+        // deferred recipient sent again, a retry after a lost answer): news of the old message
+        // must not move it.
         let by_callback = |i: usize, rows: &BTreeMap<i64, RowState>| {
+            let update = &updates[i];
             callback(i)
-                .filter(|(r, c)| rows.get(r).is_some_and(|row| row.campaign_id == *c))
+                .filter(|(r, c)| {
+                    rows.get(r).is_some_and(|row| {
+                        row.campaign_id == *c
+                            && (update.provider_id.is_empty()
+                                || row
+                                    .provider_id
+                                    .as_deref()
+                                    .is_none_or(|p| p == update.provider_id))
+                    })
+                })
                 .map(|(r, _)| r)
         };
         let mut wanted: Vec<&str> = pending
@@ -312,11 +378,60 @@ impl Store {
         // still lack their send time or message id (reconciled after a lost answer) take the
         // full statement. Rows go in id order, so two writers never wait on each other in a
         // circle.
-        let (progress, full): (Vec<_>, Vec<_>) = rows
+        let (deferred, changed): (Vec<_>, Vec<_>) = rows
             .iter()
             .filter(|(_, row)| row.changed)
+            .partition(|(_, row)| row.deferred.is_some());
+        let (progress, full): (Vec<_>, Vec<_>) = changed
+            .into_iter()
             .partition(|(_, row)| row.recorded && row.failure.is_none());
         let mut written = HashSet::new();
+        if !deferred.is_empty() {
+            let writes: Vec<serde_json::Value> = deferred
+                .iter()
+                .filter_map(|(id, row)| {
+                    let (code, reason, due) = row.deferred.as_ref()?;
+                    Some(serde_json::json!([id, row.before, code, reason, due]))
+                })
+                .collect();
+            let v = self.json_rows(
+                1,
+                &[
+                    ("rid", "bigint"),
+                    ("before", "text"),
+                    ("error_code", "text"),
+                    ("reason", "text"),
+                    ("due", "bigint"),
+                ],
+            );
+            // The message never arrived: the row goes back to the queue as if never sent, and
+            // keeps the code and reason until it is. A campaign that completed meanwhile (the
+            // usual case for a small one: the news comes after its last send) is sending again
+            // until the retry is done; the two writes commit together, so a crash cannot leave
+            // a queued recipient on a completed campaign.
+            let sql = format!(
+                "UPDATE recipients AS r SET status = 'queued', next_attempt_at = v.due, \
+                 error_code = v.error_code, reason = v.reason, sent_at = NULL, \
+                 provider_id = NULL, delivered_at = NULL, read_at = NULL, lease_until = NULL, \
+                 claimed_by = NULL FROM {v} WHERE r.id = v.rid AND r.status = v.before \
+                 AND r.campaign_id IN (SELECT id FROM campaigns \
+                 WHERE status IN ({OPEN_FOR_DEFERRAL})) RETURNING id"
+            );
+            let mut tx = conn.begin().await?;
+            let ids = self.write_guarded(&mut tx, &sql, writes).await?;
+            let sql = format!(
+                "UPDATE campaigns SET status = 'sending', finished_at = NULL, \
+                 status_reason = NULL WHERE status = 'completed' AND id IN \
+                 (SELECT campaign_id FROM recipients WHERE id IN ({}))",
+                self.json_ids(1)
+            );
+            sqlx::query(&sql)
+                .bind(json_list(&ids))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            written.extend(ids);
+        }
         if !progress.is_empty() {
             let writes: Vec<serde_json::Value> = progress
                 .iter()
@@ -414,6 +529,34 @@ impl Store {
             .await?)
     }
 
+    /// Of the campaigns of `targets`' rows, those that can still send a deferred recipient
+    /// again. Asked only when a batch holds a failure to defer.
+    async fn open_campaigns<'a>(
+        &self,
+        conn: &mut AnyConnection,
+        rows: &BTreeMap<i64, RowState>,
+        targets: impl Iterator<Item = &'a (usize, i64)>,
+    ) -> Result<HashSet<i64>> {
+        let mut ids: Vec<i64> = targets
+            .filter_map(|(_, id)| rows.get(id).map(|row| row.campaign_id))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = format!(
+            "SELECT id FROM campaigns WHERE status IN ({OPEN_FOR_DEFERRAL}) AND id IN ({})",
+            self.json_ids(1)
+        );
+        Ok(sqlx::query_scalar(&sql)
+            .bind(json_list(&ids))
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect())
+    }
+
     /// Gives each change the `/on` rules its events fire: the rules of its campaign and of the
     /// recurring campaign or drip it belongs to, in the order they were added, all read in one
     /// query.
@@ -483,6 +626,62 @@ mod tests {
             code: "131026".into(),
             title: "Message undeliverable".into(),
         }
+    }
+
+    fn sent_row(attempts: i64) -> RowState {
+        RowState {
+            campaign_id: 1,
+            contact_id: 1,
+            before: "sent".into(),
+            recorded: true,
+            attempts,
+            status: "",
+            changed: false,
+            sent_at: None,
+            delivered_at: None,
+            read_at: None,
+            provider_id: Some("wamid.1".into()),
+            failure: None,
+            deferred: None,
+        }
+    }
+
+    #[test]
+    fn a_failure_to_defer_queues_the_row_only_while_tries_are_left() {
+        let update = StatusUpdate {
+            provider_id: "wamid.1".into(),
+            callback: None,
+            status: failed(),
+            at: Utc::now(),
+            recipient: None,
+        };
+        let until = Utc::now() + chrono::Duration::hours(6);
+        let defer = Deferral {
+            until,
+            max_attempts: 4,
+        };
+
+        let mut row = sent_row(3);
+        assert_eq!(row.apply(&update, Some(&defer)), Some((vec![], true)));
+        assert_eq!(row.status, "queued");
+        let (code, _, due) = row.deferred.clone().expect("deferred");
+        assert_eq!((code.as_str(), due), ("131026", to_ms(until)));
+        // Whatever else the batch holds for it waits for the next send.
+        let delivered = StatusUpdate {
+            status: DeliveryStatus::Delivered,
+            ..update.clone()
+        };
+        assert_eq!(row.apply(&delivered, Some(&defer)), None);
+
+        let mut row = sent_row(4);
+        assert_eq!(
+            row.apply(&update, Some(&defer)),
+            Some((vec!["failed"], false))
+        );
+        assert_eq!((row.status, row.deferred.is_none()), ("failed", true));
+
+        let mut row = sent_row(1);
+        assert_eq!(row.apply(&update, None), Some((vec!["failed"], false)));
     }
 
     #[test]

@@ -216,6 +216,72 @@ async fn the_per_user_marketing_limit_defers_for_hours_a_bounded_number_of_times
     app.stop().await;
 }
 
+/// Meta mostly reports the per-user marketing limit after taking the message, in a `failed`
+/// status. That defers the recipient just the same, even when the campaign completed meanwhile;
+/// and once the recipient is sent again, late news of the first message moves nothing.
+#[tokio::test]
+async fn a_per_user_marketing_limit_reported_by_webhook_defers_the_recipient_too() {
+    let app = RunApp::start().await;
+    campaign(&app, 2).await;
+    app.setup(&["/campaign send 1"]).await;
+    app.wait_for_campaign_sends(2).await;
+    app.wait_for_idle(1).await;
+    assert_eq!(app.report(1).await["status"], "completed");
+
+    let first = app.campaign_send_to(ANN);
+    let first_wamid = first.wamid.clone().expect("the fake answered a wamid");
+    let limited = webhooks::failed(
+        &first_wamid,
+        ANN,
+        131049,
+        "This message was not delivered to maintain healthy ecosystem engagement.",
+        first.callback(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&limited).await, StatusCode::OK);
+    let report = app.report(1).await;
+    assert_eq!(
+        (
+            report["status"].as_str(),
+            report["sent"].as_str(),
+            report["queued"].as_str(),
+            report["failed"].as_str()
+        ),
+        ("sending", "1", "1", "0"),
+        "{report:?}"
+    );
+
+    // Hours later, not minutes.
+    app.advance(Duration::hours(5));
+    app.wait_for_idle(1).await;
+    assert_eq!(app.fake.count_for(ANN), 1);
+    app.advance(Duration::hours(1) + Duration::minutes(1));
+    app.wait_for_campaign_sends(3).await;
+    app.wait_for_idle(1).await;
+    assert_eq!(app.fake.count_for(ANN), 2);
+
+    let late = webhooks::status(
+        &first_wamid,
+        "delivered",
+        ANN,
+        first.callback(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&late).await, StatusCode::OK);
+    let report = app.report(1).await;
+    assert_eq!(
+        (
+            report["status"].as_str(),
+            report["sent"].as_str(),
+            report["delivered"].as_str(),
+            report["failed"].as_str()
+        ),
+        ("completed", "2", "0", "0"),
+        "{report:?}"
+    );
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn undeliverable_and_outside_window_fail_the_recipient_for_good() {
     let app = RunApp::start().await;
