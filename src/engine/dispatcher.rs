@@ -431,9 +431,26 @@ impl Engine {
             .claim_for_sending(campaign.id, &self.worker_id, now, lease, CLAIM_CHUNK)
             .await?;
         chunk.claimed = claimed.len();
-        lock(held).extend(claimed.iter().map(|c| c.recipient_id));
+        let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
+        lock(held).extend(&ids);
         for r in claimed {
-            match self.prepare(campaign, template, &r, now).await? {
+            let prepared = match self.prepare(campaign, template, &r, now).await {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    // Nothing of this chunk left: it all goes back to the queue rather than
+                    // waiting out its lease to be called `unknown`. (Should that fail too, the
+                    // lease still runs out: unknown, never sent twice.)
+                    if let Err(e) = self.store.release_unsent(&ids, &self.worker_id).await {
+                        tracing::warn!(campaign = campaign.id, error = %e, "could not give back an unsent chunk");
+                    }
+                    let mut held = lock(held);
+                    for id in &ids {
+                        held.remove(id);
+                    }
+                    return Err(error);
+                }
+            };
+            match prepared {
                 Ok(p) => chunk.ready.push(p),
                 Err(outcome) => {
                     // Not sent after all: the attempt the claim counted is given back.

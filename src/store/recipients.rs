@@ -434,6 +434,27 @@ impl Store {
         Ok(())
     }
 
+    /// Returns rows `worker` claimed straight into `sending` but never handed to a channel (the
+    /// work on them stopped at an error first) to the queue, giving back the attempt the claim
+    /// counted. Left alone, their lease would run out and they would be reported `unknown`.
+    pub async fn release_unsent(&self, ids: &[i64], worker: &str) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE recipients SET status = 'queued', attempts = attempts - 1, \
+             lease_until = NULL, claimed_by = NULL \
+             WHERE status = 'sending' AND claimed_by = $1 AND id IN ({})",
+            self.json_ids(2)
+        );
+        sqlx::query(&sql)
+            .bind(worker)
+            .bind(json_list(ids))
+            .execute(&self.relaxed)
+            .await?;
+        Ok(())
+    }
+
     /// Returns claimed rows nobody will send (pause, cancel, shutdown) to the queue without an
     /// attempt.
     pub async fn release(&self, ids: &[i64]) -> Result<()> {

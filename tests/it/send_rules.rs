@@ -243,3 +243,66 @@ async fn variants_are_chosen_once_per_contact_and_kept() {
     let a = got.iter().filter(|t| t.starts_with("A for")).count();
     assert!((8..=32).contains(&a), "both variants used: {a} of 40 got A");
 }
+
+/// Makes recording a business-initiated send against the tier budget fail inside the database:
+/// the last check before an outside-window template goes out.
+async fn break_tier_records(app: &ConsoleApp, broken: bool) {
+    let statements: &[&str] = match (crate::support::db::is_postgres(), broken) {
+        (true, true) => &[
+            "CREATE FUNCTION herald_test_fail() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
+            "CREATE TRIGGER herald_test_fail BEFORE INSERT ON tier_usage \
+             FOR EACH ROW EXECUTE FUNCTION herald_test_fail()",
+        ],
+        (true, false) => &["DROP TRIGGER herald_test_fail ON tier_usage"],
+        (false, true) => &[
+            "CREATE TRIGGER herald_test_fail BEFORE INSERT ON tier_usage \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        ],
+        (false, false) => &["DROP TRIGGER herald_test_fail"],
+    };
+    for sql in statements {
+        sqlx::query(sql)
+            .execute(app.engine.store.pool())
+            .await
+            .expect("install or remove the failure");
+    }
+}
+
+#[tokio::test]
+async fn an_unpaced_chunk_stopped_by_an_error_before_sending_goes_back_to_the_queue() {
+    // Pacing off, rows are claimed straight into `sending`. When the checks before sending fail,
+    // none of the chunk left: it is queued again with its attempts given back, not left to run
+    // out its lease and be reported `unknown`.
+    let app = ConsoleApp::start().await;
+    contacts(&app).await;
+    app.setup(&[
+        "/template add promo en marketing Hello {{1}}",
+        "/campaign new Big",
+        "/campaign audience 1 vip",
+        "/campaign template 1 promo en {{name}}",
+        "/campaign pace 1 rate=0",
+    ])
+    .await;
+    break_tier_records(&app, true).await;
+    app.admin("/campaign send 1").await;
+    assert!(app.engine.settle().await.is_err(), "the failure surfaces");
+    assert!(app.received("+15550001").is_empty());
+    assert_eq!(app.count(1, "queued").await, 3);
+    assert_eq!(
+        attempts(&app, 1).await,
+        vec![
+            ("+15550001".into(), 0),
+            ("+15550002".into(), 0),
+            ("+15550003".into(), 0)
+        ]
+    );
+
+    break_tier_records(&app, false).await;
+    app.settle().await;
+    assert_eq!(app.received("+15550001"), vec!["Hello Ann"]);
+    assert_eq!(app.received("+15550002"), vec!["Hello Bob"]);
+    assert_eq!(app.count(1, "sent").await, 2);
+    assert_eq!(app.count(1, "skipped").await, 1, "Cy never opted in");
+    assert_eq!(app.count(1, "unknown").await, 0);
+}
