@@ -14,6 +14,8 @@ DROP INDEX recipients_claim;
 CREATE INDEX recipients_work ON recipients(campaign_id, work_due, id) WHERE work_due IS NOT NULL;
 
 -- Only rows in flight hold a lease: every write that moves a row out of `claimed` or `sending`
--- clears it.
+-- clears it (a failure reported by a status webhook did not, before this).
+UPDATE recipients SET lease_until = NULL
+    WHERE lease_until IS NOT NULL AND status NOT IN ('claimed', 'sending');
 DROP INDEX recipients_leased;
 CREATE INDEX recipients_leased ON recipients(lease_until) WHERE lease_until IS NOT NULL;

@@ -6,6 +6,7 @@ use herald::channels::ChannelEvent;
 use herald::config::{Config, QuietHours, Tier};
 
 use crate::support::console_app::{ClockExt, ConsoleApp};
+use crate::support::db;
 
 async fn contacts(app: &ConsoleApp) {
     app.setup(&[
@@ -14,6 +15,20 @@ async fn contacts(app: &ConsoleApp) {
         "/contact add +15550003 name=Cy labels=vip",
     ])
     .await;
+}
+
+/// Campaign 1, "Big": the `promo` marketing template to the three contacts, set up with `extra`
+/// commands and not sent yet.
+async fn promo_campaign(app: &ConsoleApp, extra: &[&str]) {
+    contacts(app).await;
+    app.setup(&[
+        "/template add promo en marketing Hello {{1}}",
+        "/campaign new Big",
+        "/campaign audience 1 vip",
+        "/campaign template 1 promo en {{name}}",
+    ])
+    .await;
+    app.setup(extra).await;
 }
 
 #[tokio::test]
@@ -64,14 +79,7 @@ async fn tier_budget_holds_the_rest_until_the_window_rolls() {
         ..Config::default()
     };
     let app = ConsoleApp::with_config(config).await;
-    contacts(&app).await;
-    app.setup(&[
-        "/template add promo en marketing Hello {{1}}",
-        "/campaign new Big",
-        "/campaign audience 1 vip",
-        "/campaign template 1 promo en {{name}}",
-    ])
-    .await;
+    promo_campaign(&app, &[]).await;
     let preview = app.admin("/campaign preview 1").await;
     assert!(preview.contains("exceed"), "{preview}");
     app.admin("/campaign send 1").await;
@@ -244,47 +252,15 @@ async fn variants_are_chosen_once_per_contact_and_kept() {
     assert!((8..=32).contains(&a), "both variants used: {a} of 40 got A");
 }
 
-/// Makes recording a business-initiated send against the tier budget fail inside the database:
-/// the last check before an outside-window template goes out.
-async fn break_tier_records(app: &ConsoleApp, broken: bool) {
-    let statements: &[&str] = match (crate::support::db::is_postgres(), broken) {
-        (true, true) => &[
-            "CREATE FUNCTION herald_test_fail() RETURNS trigger AS $$ \
-             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER herald_test_fail BEFORE INSERT ON tier_usage \
-             FOR EACH ROW EXECUTE FUNCTION herald_test_fail()",
-        ],
-        (true, false) => &["DROP TRIGGER herald_test_fail ON tier_usage"],
-        (false, true) => &[
-            "CREATE TRIGGER herald_test_fail BEFORE INSERT ON tier_usage \
-             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
-        ],
-        (false, false) => &["DROP TRIGGER herald_test_fail"],
-    };
-    for sql in statements {
-        sqlx::query(sql)
-            .execute(app.engine.store.pool())
-            .await
-            .expect("install or remove the failure");
-    }
-}
-
 #[tokio::test]
 async fn an_unpaced_chunk_stopped_by_an_error_before_sending_goes_back_to_the_queue() {
     // Pacing off, rows are claimed straight into `sending`. When the checks before sending fail,
     // none of the chunk left: it is queued again with its attempts given back, not left to run
     // out its lease and be reported `unknown`.
     let app = ConsoleApp::start().await;
-    contacts(&app).await;
-    app.setup(&[
-        "/template add promo en marketing Hello {{1}}",
-        "/campaign new Big",
-        "/campaign audience 1 vip",
-        "/campaign template 1 promo en {{name}}",
-        "/campaign pace 1 rate=0",
-    ])
-    .await;
-    break_tier_records(&app, true).await;
+    promo_campaign(&app, &["/campaign pace 1 rate=0"]).await;
+    // Recording the send against the tier budget, the last check before it goes out, fails.
+    db::inject_failure(app.engine.store.pool(), "INSERT", "tier_usage").await;
     app.admin("/campaign send 1").await;
     assert!(app.engine.settle().await.is_err(), "the failure surfaces");
     assert!(app.received("+15550001").is_empty());
@@ -298,7 +274,7 @@ async fn an_unpaced_chunk_stopped_by_an_error_before_sending_goes_back_to_the_qu
         ]
     );
 
-    break_tier_records(&app, false).await;
+    db::heal(app.engine.store.pool(), "tier_usage").await;
     app.settle().await;
     assert_eq!(app.received("+15550001"), vec!["Hello Ann"]);
     assert_eq!(app.received("+15550002"), vec!["Hello Bob"]);

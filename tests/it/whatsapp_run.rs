@@ -11,6 +11,7 @@ use herald::store::{CampaignStatus, Consent};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::support::db;
 use crate::support::fake_graph::webhooks;
 use crate::support::run_app::{count, RunApp, ADMIN, APP_SECRET, TOKEN, VERIFY_TOKEN};
 
@@ -941,40 +942,6 @@ async fn a_refused_access_token_pauses_the_campaign() {
     app.stop().await;
 }
 
-/// Makes every update of a contact fail inside the database, until [`heal_contacts`].
-async fn break_contact_updates(app: &RunApp) {
-    let pool = app.engine.store.pool();
-    let statements: &[&str] = if crate::support::db::is_postgres() {
-        &[
-            "CREATE FUNCTION herald_test_fail() RETURNS trigger AS $$ \
-             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql",
-            "CREATE TRIGGER herald_test_fail BEFORE UPDATE ON contacts \
-             FOR EACH ROW EXECUTE FUNCTION herald_test_fail()",
-        ]
-    } else {
-        &["CREATE TRIGGER herald_test_fail BEFORE UPDATE ON contacts \
-           BEGIN SELECT RAISE(ABORT, 'injected failure'); END"]
-    };
-    for sql in statements {
-        sqlx::query(sql)
-            .execute(pool)
-            .await
-            .expect("install the failure");
-    }
-}
-
-async fn heal_contacts(app: &RunApp) {
-    let sql = if crate::support::db::is_postgres() {
-        "DROP TRIGGER herald_test_fail ON contacts"
-    } else {
-        "DROP TRIGGER herald_test_fail"
-    };
-    sqlx::query(sql)
-        .execute(app.engine.store.pool())
-        .await
-        .expect("remove the failure");
-}
-
 #[tokio::test]
 async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processed_once() {
     let app = RunApp::start().await;
@@ -983,12 +950,12 @@ async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processe
     let stop = webhooks::text(ANN, "Ann", "STOP", &app.wamid(), app.now_secs());
 
     // The database fails mid-way: herald does not answer 200, so Meta will redeliver.
-    break_contact_updates(&app).await;
+    db::inject_failure(app.engine.store.pool(), "UPDATE", "contacts").await;
     assert_eq!(
         app.post_webhook(&stop).await,
         StatusCode::INTERNAL_SERVER_ERROR
     );
-    heal_contacts(&app).await;
+    db::heal(app.engine.store.pool(), "contacts").await;
 
     // The redelivery is processed (not dropped as already seen), and a second one changes nothing.
     assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);

@@ -93,3 +93,43 @@ impl TestDb {
         }
     }
 }
+
+/// Makes every `event` (`INSERT`, `UPDATE`, `DELETE`) on `table` fail inside the database, as a
+/// full disk or a broken constraint would, until [`heal`]. One injected failure at a time.
+pub async fn inject_failure(pool: &sqlx::AnyPool, event: &str, table: &str) {
+    let statements = if is_postgres() {
+        vec![
+            "CREATE OR REPLACE FUNCTION herald_test_fail() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'injected failure'; END $$ LANGUAGE plpgsql"
+                .to_string(),
+            format!(
+                "CREATE TRIGGER herald_test_fail BEFORE {event} ON {table} \
+                 FOR EACH ROW EXECUTE FUNCTION herald_test_fail()"
+            ),
+        ]
+    } else {
+        vec![format!(
+            "CREATE TRIGGER herald_test_fail BEFORE {event} ON {table} \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+        )]
+    };
+    for sql in statements {
+        sqlx::query(&sql)
+            .execute(pool)
+            .await
+            .expect("install the failure");
+    }
+}
+
+/// Removes the failure [`inject_failure`] put on `table`.
+pub async fn heal(pool: &sqlx::AnyPool, table: &str) {
+    let sql = if is_postgres() {
+        format!("DROP TRIGGER herald_test_fail ON {table}")
+    } else {
+        "DROP TRIGGER herald_test_fail".to_string()
+    };
+    sqlx::query(&sql)
+        .execute(pool)
+        .await
+        .expect("remove the failure");
+}
