@@ -259,7 +259,23 @@ impl Engine {
                 recipient = change.recipient_id,
                 "per-user marketing limit: the recipient is queued again for later"
             );
-            // Its campaign may have just become due again (it was completed).
+            if change.reopened {
+                // The owner was told it completed: say why it is sending again.
+                if let Some(campaign) = self.store.campaign(change.campaign_id).await? {
+                    let hours = super::dispatcher::DEFER_FOR.num_hours();
+                    self.tell_owner(
+                        campaign.owner.as_deref(),
+                        format!(
+                            "campaign {} is sending again: Meta held back a message under its \
+                             per-user marketing limit (131049), and that recipient is tried \
+                             again in {hours} hours",
+                            campaign.id
+                        ),
+                    )
+                    .await;
+                }
+            }
+            // The loop learns of the new due time.
             self.wake();
             return Ok(());
         }

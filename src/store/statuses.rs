@@ -31,6 +31,9 @@ pub struct StatusChange {
     /// The status was a failure the channel asked to retry later, and the recipient went back
     /// to the queue instead of failing (no events).
     pub deferred: bool,
+    /// That deferral made its completed campaign send again (set on the first such change of
+    /// each campaign in a batch).
+    pub reopened: bool,
 }
 
 /// What to do with a failure the channel asks to retry hours later (WhatsApp 131049, the
@@ -230,6 +233,7 @@ impl Store {
         let mut pending: Vec<usize> = (0..updates.len()).collect();
         // One connection for the whole batch: each acquire from the pool costs a round trip.
         let mut conn = self.pool.acquire().await?;
+        let mut reopened = HashSet::new();
         for _ in 0..PASSES {
             if pending.is_empty() {
                 break;
@@ -252,7 +256,7 @@ impl Store {
                     }
                 }
             }
-            let written = self.write_rows(&mut conn, &rows).await?;
+            let written = self.write_rows(&mut conn, &rows, &mut reopened).await?;
             let moved: HashSet<i64> = rows
                 .iter()
                 .filter(|(id, row)| row.changed && !written.contains(id))
@@ -267,6 +271,7 @@ impl Store {
                         events,
                         rules: Vec::new(),
                         deferred,
+                        reopened: deferred && reopened.remove(&row.campaign_id),
                     });
                 }
             }
@@ -366,11 +371,12 @@ impl Store {
     }
 
     /// Writes every changed row, each guarded by the status it was read in; returns the ids
-    /// written.
+    /// written. Campaigns a deferral made send again are added to `reopened`.
     async fn write_rows(
         &self,
         conn: &mut AnyConnection,
         rows: &BTreeMap<i64, RowState>,
+        reopened: &mut HashSet<i64>,
     ) -> Result<HashSet<i64>> {
         // Most statuses only move a row the dispatcher recorded as sent forward: those are
         // written touching only the columns that change, which spares the indexes on the rest
@@ -422,14 +428,15 @@ impl Store {
             let sql = format!(
                 "UPDATE campaigns SET status = 'sending', finished_at = NULL, \
                  status_reason = NULL WHERE status = 'completed' AND id IN \
-                 (SELECT campaign_id FROM recipients WHERE id IN ({}))",
+                 (SELECT campaign_id FROM recipients WHERE id IN ({})) RETURNING id",
                 self.json_ids(1)
             );
-            sqlx::query(&sql)
+            let campaigns: Vec<i64> = sqlx::query_scalar(&sql)
                 .bind(json_list(&ids))
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
             tx.commit().await?;
+            reopened.extend(campaigns);
             written.extend(ids);
         }
         if !progress.is_empty() {

@@ -250,6 +250,11 @@ async fn a_per_user_marketing_limit_reported_by_webhook_defers_the_recipient_too
         ("sending", "1", "1", "0"),
         "{report:?}"
     );
+    let notice = app.wait_for_admin_text("campaign 1 is sending again").await;
+    assert!(
+        notice.contains("131049") && notice.contains("6 hours"),
+        "{notice}"
+    );
 
     // Hours later, not minutes.
     app.advance(Duration::hours(5));
