@@ -868,16 +868,11 @@ impl Engine {
         if campaign.kind != CampaignKind::OneTime || self.store.has_pending(campaign.id).await? {
             return Ok(false);
         }
-        let now = self.clock.now();
+        // Checked again, together with the completion, under the campaign's lock: a deferred
+        // recipient may be queued again at any moment.
         if self
             .store
-            .transition(
-                campaign.id,
-                &[CampaignStatus::Sending],
-                CampaignStatus::Completed,
-                None,
-                now,
-            )
+            .complete_if_done(campaign.id, self.clock.now())
             .await?
         {
             self.show_progress(campaign, true).await?;

@@ -282,6 +282,45 @@ impl Store {
         Ok(q.execute(&self.pool).await?.rows_affected() > 0)
     }
 
+    /// Completes a sending campaign with nothing left to do. One transaction holds the campaign's
+    /// row while it looks for pending recipients, and a deferral that queues a recipient again
+    /// holds the same row (see [`Store::apply_statuses`]): so either the deferral's recipient is
+    /// seen here, or the deferral finds the campaign completed and makes it send again. Never a
+    /// queued recipient on a completed campaign.
+    pub async fn complete_if_done(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let status: Option<String> = sqlx::query_scalar(&format!(
+            "SELECT status FROM campaigns WHERE id = $1{}",
+            self.lock_rows()
+        ))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if status.as_deref() != Some(CampaignStatus::Sending.as_str()) {
+            return Ok(false);
+        }
+        let pending = sqlx::query(
+            "SELECT id FROM recipients WHERE campaign_id = $1 AND work_due IS NOT NULL LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if pending {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE campaigns SET status = $1, status_reason = NULL, finished_at = $2 WHERE id = $3",
+        )
+        .bind(CampaignStatus::Completed.as_str())
+        .bind(to_ms(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Starts sending: the status change and the fan-out to one recipient row per audience
     /// contact happen in one transaction, so a crash leaves either both or neither, and only one
     /// process can win the start. `audience_sql` is a condition over `contacts c` whose

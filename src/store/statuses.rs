@@ -414,7 +414,8 @@ impl Store {
             // keeps the code and reason until it is. A campaign that completed meanwhile (the
             // usual case for a small one: the news comes after its last send) is sending again
             // until the retry is done; the two writes commit together, so a crash cannot leave
-            // a queued recipient on a completed campaign.
+            // a queued recipient on a completed campaign, and the transaction holds the
+            // campaign's row, so neither can a campaign completing at the same moment.
             let sql = format!(
                 "UPDATE recipients AS r SET status = 'queued', next_attempt_at = v.due, \
                  error_code = v.error_code, reason = v.reason, sent_at = NULL, \
@@ -423,7 +424,20 @@ impl Store {
                  AND r.campaign_id IN (SELECT id FROM campaigns \
                  WHERE status IN ({OPEN_FOR_DEFERRAL})) RETURNING id"
             );
+            let mut campaigns: Vec<i64> = deferred.iter().map(|(_, row)| row.campaign_id).collect();
+            campaigns.sort_unstable();
+            campaigns.dedup();
             let mut tx = conn.begin().await?;
+            // The campaigns' rows first, as completing a campaign does (`complete_if_done`).
+            let lock = format!(
+                "SELECT id FROM campaigns WHERE id IN ({}) ORDER BY id{}",
+                self.json_ids(1),
+                self.lock_rows()
+            );
+            sqlx::query(&lock)
+                .bind(json_list(&campaigns))
+                .fetch_all(&mut *tx)
+                .await?;
             let ids = self.write_guarded(&mut tx, &sql, writes).await?;
             let sql = format!(
                 "UPDATE campaigns SET status = 'sending', finished_at = NULL, \
