@@ -46,12 +46,12 @@ impl ManualClock {
     }
 
     pub fn advance(&self, d: chrono::Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = crate::lock(&self.now);
         *now += d;
     }
 
     pub fn set(&self, t: DateTime<Utc>) {
-        let mut now = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = crate::lock(&self.now);
         *now = t;
     }
 }
@@ -59,7 +59,7 @@ impl ManualClock {
 #[async_trait]
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+        *crate::lock(&self.now)
     }
 
     async fn sleep(&self, d: Duration) {

@@ -34,3 +34,12 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
+
+/// Locks a mutex that guards plain state (counters, caches, times). A thread that panicked while
+/// holding it cannot have left that state half-written in a way that matters more than stopping
+/// every later caller, so a poisoned lock is used as it is.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

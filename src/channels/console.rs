@@ -53,18 +53,12 @@ impl ConsoleChannel {
         if self.echo {
             println!("{line}");
         }
-        self.transcript
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line.to_string());
+        crate::lock(&self.transcript).push(line.to_string());
     }
 
     /// Everything printed so far, one entry per message (admin replies may span lines).
     pub fn transcript(&self) -> Vec<String> {
-        self.transcript
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        crate::lock(&self.transcript).clone()
     }
 
     /// Messages a customer received, as `(address, text)`.

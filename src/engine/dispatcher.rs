@@ -17,6 +17,7 @@ use super::{Engine, Result};
 use crate::channels::{Audience, Channel, ErrorClass, Outbound, OutboundBody, SendError};
 use crate::config::Tier;
 use crate::domain::content::{self, ContactFields, MissingVars};
+use crate::lock;
 use crate::store::recipients::Outcome;
 use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Contact, Template};
 
@@ -928,10 +929,6 @@ fn refund(outcome: Outcome) -> Outcome {
         },
         other => other,
     }
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn hold(at: DateTime<Utc>, reason: &str) -> Outcome {

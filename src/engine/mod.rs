@@ -173,7 +173,7 @@ impl Engine {
     /// Whether a campaign is still `sending` (read at most every [`STATUS_TTL`]).
     pub async fn still_sending(&self, campaign_id: i64) -> Result<bool> {
         {
-            let mut cache = self.status_cache.lock().unwrap_or_else(|e| e.into_inner());
+            let mut cache = crate::lock(&self.status_cache);
             if let Some((at, sending)) = cache.get_mut(&campaign_id) {
                 if at.elapsed() < STATUS_TTL {
                     return Ok(*sending);
@@ -188,19 +188,13 @@ impl Engine {
             .campaign(campaign_id)
             .await?
             .is_some_and(|c| c.status == crate::store::CampaignStatus::Sending);
-        self.status_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(campaign_id, (std::time::Instant::now(), sending));
+        crate::lock(&self.status_cache).insert(campaign_id, (std::time::Instant::now(), sending));
         Ok(sending)
     }
 
     /// Forgets a cached status (this process just changed it).
     pub fn status_changed(&self, campaign_id: i64) {
-        self.status_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&campaign_id);
+        crate::lock(&self.status_cache).remove(&campaign_id);
     }
 
     /// Tells the dispatcher there may be new work.
@@ -244,10 +238,7 @@ impl Engine {
             return Ok(());
         };
         {
-            let mut shown = self
-                .progress_shown
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut shown = crate::lock(&self.progress_shown);
             let due = shown.get(&campaign.id).is_none_or(|t| t.elapsed() >= every);
             if !due && !last {
                 return Ok(());
@@ -312,7 +303,7 @@ impl Engine {
     /// The token that tells the dispatcher to stop: the running loop's shutdown, or one that
     /// never fires when no loop runs (tests, the console).
     pub(crate) fn stop_token(&self) -> CancellationToken {
-        self.stop.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        crate::lock(&self.stop).clone()
     }
 
     pub(crate) fn is_stopping(&self) -> bool {
@@ -326,7 +317,7 @@ impl Engine {
     /// brings back the work of processes that died (their leases ran out), so on PostgreSQL the
     /// survivors finish a dead process's share without a restart.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        *self.stop.lock().unwrap_or_else(|e| e.into_inner()) = shutdown.clone();
+        *crate::lock(&self.stop) = shutdown.clone();
         let scheduler = {
             let engine = self.clone();
             let shutdown = shutdown.clone();

@@ -42,7 +42,7 @@ impl Pacer {
 
     /// Reserves the next send time at or after `now`.
     pub fn reserve(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = crate::lock(&self.state);
         let slot = match s.next {
             Some(next) if next > now => next,
             _ => now,
@@ -69,7 +69,7 @@ impl Pacer {
     /// A rate-limit answer: nothing leaves before `until`, and the pace slows (halves the rate
     /// each time, up to 1/8) until sends succeed again.
     pub fn back_off(&self, until: DateTime<Utc>) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = crate::lock(&self.state);
         if s.next.is_none_or(|n| n < until) {
             s.next = Some(until);
         }
@@ -77,7 +77,7 @@ impl Pacer {
     }
 
     pub fn succeeded(&self) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = crate::lock(&self.state);
         s.slowdown *= 0.9;
         if s.slowdown < 0.01 {
             s.slowdown = 0.0;

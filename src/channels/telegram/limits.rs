@@ -59,7 +59,7 @@ impl Limiter {
     /// Reserves the earliest time a message may go to `chat`.
     pub fn reserve(&self, chat: i64) -> DateTime<Utc> {
         let now = self.clock.now();
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = crate::lock(&self.state);
         let earliest = s
             .chats
             .get(&chat)
@@ -94,7 +94,7 @@ impl Limiter {
 
     /// Telegram answered 429 for `chat`: nothing more goes there before `until`.
     pub fn hold_chat(&self, chat: i64, until: DateTime<Utc>) {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = crate::lock(&self.state);
         let next = s.chats.entry(chat).or_insert(until);
         if *next < until {
             *next = until;

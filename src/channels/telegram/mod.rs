@@ -230,7 +230,7 @@ impl TelegramChannel {
                     pending,
                     ..
                 } => {
-                    let rx = pending.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let rx = crate::lock(pending).take();
                     let Some(rx) = rx else {
                         tracing::error!("telegram: the webhook receiver was already started");
                         return;
@@ -296,10 +296,7 @@ impl TelegramChannel {
         };
         match self.bot.set_my_commands(commands).scope(scope).send().await {
             Ok(_) => {
-                self.menus_set
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(admin);
+                crate::lock(&self.menus_set).insert(admin);
             }
             // Typically "chat not found": that admin has not written to the bot yet; it is
             // tried again when they do.
@@ -432,11 +429,7 @@ impl TelegramChannel {
             }
         };
         if let Some(admin) = updates::chat_id(&inbound.from).filter(|id| self.admins.contains(id)) {
-            let missing = !self
-                .menus_set
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&admin);
+            let missing = !crate::lock(&self.menus_set).contains(&admin);
             if missing {
                 self.register_admin_menu(admin).await;
             }
@@ -496,7 +489,7 @@ impl TelegramChannel {
     }
 
     fn remember_progress(&self, key: &str, chat: i64, message_id: MessageId) {
-        let mut p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = crate::lock(&self.progress);
         p.seq += 1;
         let seq = p.seq;
         p.by_key.insert(
@@ -570,10 +563,7 @@ impl Channel for TelegramChannel {
     #[tracing::instrument(skip_all, fields(admin = %admin, key = %key))]
     async fn show_progress(&self, admin: &str, key: &str, text: &str) -> Result<(), SendError> {
         let chat = chat_of(admin)?;
-        let known = self
-            .progress
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let known = crate::lock(&self.progress)
             .by_key
             .get(key)
             .copied()

@@ -486,7 +486,7 @@ impl Pacer {
     /// Reserves the next slot at or after `now`.
     fn reserve(&self, now: Instant) -> Instant {
         // A poisoned lock only means another sender panicked mid-bump; the time inside is valid.
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = crate::lock(&self.next);
         let slot = (*next).max(now);
         *next = slot + self.interval;
         slot
