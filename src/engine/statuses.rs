@@ -144,8 +144,9 @@ async fn apply_with_retries(
             Ok(changes) => return Ok(changes),
             Err(error) if attempt < ATTEMPTS => {
                 // A dropped connection, rows that kept moving: statuses only move forward and a
-                // replay changes nothing, so applying the batch again is safe. (A status written
-                // just before the error reads as a replay then, so its /on rules are skipped.)
+                // replay changes nothing, so applying the batch again is safe. One pass's writes
+                // commit together; a status written by an earlier pass, or before the rules were
+                // read, reads as a replay then, and its /on rules are skipped.
                 tracing::warn!(attempt, error = %crate::error_chain(&error), "delivery statuses: trying the batch again");
                 tokio::time::sleep(Duration::from_millis(25 * u64::from(attempt))).await;
                 attempt += 1;

@@ -391,6 +391,37 @@ impl Store {
         let (progress, full): (Vec<_>, Vec<_>) = changed
             .into_iter()
             .partition(|(_, row)| row.recorded && row.failure.is_none());
+        let groups = [&deferred, &progress, &full]
+            .iter()
+            .filter(|group| !group.is_empty())
+            .count();
+        if groups < 2 {
+            return self
+                .write_groups(conn, &deferred, &progress, &full, reopened)
+                .await;
+        }
+        // Several statements: all or nothing. A batch that fails half-written would be tried
+        // again, and the statuses already written would then read as replays and never fire
+        // their `/on` rules.
+        let mut tx = conn.begin().await?;
+        let mut opened = HashSet::new();
+        let written = self
+            .write_groups(&mut tx, &deferred, &progress, &full, &mut opened)
+            .await?;
+        tx.commit().await?;
+        reopened.extend(opened);
+        Ok(written)
+    }
+
+    /// [`Self::write_rows`]'s statements, one per group of rows that is not empty.
+    async fn write_groups(
+        &self,
+        conn: &mut AnyConnection,
+        deferred: &[(&i64, &RowState)],
+        progress: &[(&i64, &RowState)],
+        full: &[(&i64, &RowState)],
+        reopened: &mut HashSet<i64>,
+    ) -> Result<HashSet<i64>> {
         let mut written = HashSet::new();
         if !deferred.is_empty() {
             let writes: Vec<serde_json::Value> = deferred

@@ -260,7 +260,7 @@ async fn an_unpaced_chunk_stopped_by_an_error_before_sending_goes_back_to_the_qu
     let app = ConsoleApp::start().await;
     promo_campaign(&app, &["/campaign pace 1 rate=0"]).await;
     // Recording the send against the tier budget, the last check before it goes out, fails.
-    db::inject_failure(app.engine.store.pool(), "INSERT", "tier_usage").await;
+    db::inject_failure(app.engine.store.pool(), "INSERT", "tier_usage", None).await;
     app.admin("/campaign send 1").await;
     assert!(app.engine.settle().await.is_err(), "the failure surfaces");
     assert!(app.received("+15550001").is_empty());

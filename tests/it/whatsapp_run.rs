@@ -950,7 +950,7 @@ async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processe
     let stop = webhooks::text(ANN, "Ann", "STOP", &app.wamid(), app.now_secs());
 
     // The database fails mid-way: herald does not answer 200, so Meta will redeliver.
-    db::inject_failure(app.engine.store.pool(), "UPDATE", "contacts").await;
+    db::inject_failure(app.engine.store.pool(), "UPDATE", "contacts", None).await;
     assert_eq!(
         app.post_webhook(&stop).await,
         StatusCode::INTERNAL_SERVER_ERROR
@@ -965,6 +965,53 @@ async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processe
     let history = app.engine.store.consent_history(ann.id).await.unwrap();
     assert_eq!(history.iter().filter(|e| e.kind == "opt_out").count(), 1);
     assert_eq!(app.fake.accepted_for(ANN), 1, "one confirmation");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_status_batch_that_fails_half_way_fires_its_rules_when_redelivered() {
+    let app = RunApp::start().await;
+    spring_sale_setup(&app).await;
+    app.setup(&["/on 1 delivered label+=got", "/campaign send 1"])
+        .await;
+    app.wait_for_campaign_sends(3).await;
+    app.wait_for_idle(1).await;
+    let (ann, bob) = (app.campaign_send_to(ANN), app.campaign_send_to(BOB));
+    let at = app.now_secs();
+    // Ann's delivery is one write, Bob's failure another; the second fails in the database.
+    let body = webhooks::batch(&[
+        webhooks::status(
+            ann.wamid.as_deref().unwrap(),
+            "delivered",
+            ANN,
+            ann.callback(),
+            at,
+        ),
+        webhooks::failed(
+            bob.wamid.as_deref().unwrap(),
+            BOB,
+            131026,
+            "Message undeliverable",
+            bob.callback(),
+            at,
+        ),
+    ]);
+    let pool = app.engine.store.pool();
+    db::inject_failure(pool, "UPDATE", "recipients", Some("NEW.status = 'failed'")).await;
+    assert_eq!(
+        app.post_webhook(&body).await,
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
+    db::heal(pool, "recipients").await;
+
+    // Nothing was half-written, so the redelivery applies both and Ann's rule fires.
+    assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
+    let report = app.report(1).await;
+    assert_eq!(
+        (count(&report, "delivered"), count(&report, "failed")),
+        (1, 1)
+    );
+    assert_eq!(app.contact("wa:15550001").await.labels, vec!["got", "vip"]);
     app.stop().await;
 }
 

@@ -95,8 +95,10 @@ impl TestDb {
 }
 
 /// Makes every `event` (`INSERT`, `UPDATE`, `DELETE`) on `table` fail inside the database, as a
-/// full disk or a broken constraint would, until [`heal`]. One injected failure at a time.
-pub async fn inject_failure(pool: &sqlx::AnyPool, event: &str, table: &str) {
+/// full disk or a broken constraint would, until [`heal`]; with `when` (a condition on `NEW`),
+/// only the rows it holds for. One injected failure at a time.
+pub async fn inject_failure(pool: &sqlx::AnyPool, event: &str, table: &str, when: Option<&str>) {
+    let when = when.map(|c| format!(" WHEN ({c})")).unwrap_or_default();
     let statements = if is_postgres() {
         vec![
             "CREATE OR REPLACE FUNCTION herald_test_fail() RETURNS trigger AS $$ \
@@ -104,12 +106,12 @@ pub async fn inject_failure(pool: &sqlx::AnyPool, event: &str, table: &str) {
                 .to_string(),
             format!(
                 "CREATE TRIGGER herald_test_fail BEFORE {event} ON {table} \
-                 FOR EACH ROW EXECUTE FUNCTION herald_test_fail()"
+                 FOR EACH ROW{when} EXECUTE FUNCTION herald_test_fail()"
             ),
         ]
     } else {
         vec![format!(
-            "CREATE TRIGGER herald_test_fail BEFORE {event} ON {table} \
+            "CREATE TRIGGER herald_test_fail BEFORE {event} ON {table}{when} \
              BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
         )]
     };
