@@ -155,9 +155,6 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// A subquery yielding the ids in JSON array parameter `$param` (one parameter, whatever the
-    /// count: the statement text stays the same, so it is prepared once, and SQLite binds one
-    /// value instead of hundreds).
     /// What a `SELECT` adds to hold the rows it reads until the transaction ends: `FOR UPDATE`
     /// on PostgreSQL; nothing on SQLite, whose single writer already serializes transactions.
     fn lock_rows(&self) -> &'static str {
@@ -167,6 +164,9 @@ impl Store {
         }
     }
 
+    /// A subquery yielding the ids in JSON array parameter `$param` (one parameter, whatever the
+    /// count: the statement text stays the same, so it is prepared once, and SQLite binds one
+    /// value instead of hundreds).
     fn json_ids(&self, param: usize) -> String {
         match self.backend {
             Backend::Postgres => {

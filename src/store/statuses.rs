@@ -133,17 +133,15 @@ impl RowState {
             self.before.as_str()
         };
         let (next, events) = step(current, &update.status)?;
+        let tries_left = defer.filter(|d| self.attempts < d.max_attempts);
+        if let (DeliveryStatus::Failed { code, title }, Some(d)) = (&update.status, tries_left) {
+            self.deferred = Some((code.clone(), title.clone(), to_ms(d.until)));
+            self.status = "queued";
+            self.changed = true;
+            return Some((Vec::new(), true));
+        }
         let t = to_ms(update.at);
         match &update.status {
-            DeliveryStatus::Failed { code, title }
-                if defer.is_some_and(|d| self.attempts < d.max_attempts) =>
-            {
-                let until = defer.map_or(t, |d| to_ms(d.until));
-                self.deferred = Some((code.clone(), title.clone(), until));
-                self.status = "queued";
-                self.changed = true;
-                return Some((Vec::new(), true));
-            }
             DeliveryStatus::Failed { code, title } => {
                 self.failure = Some((code.clone(), title.clone(), t));
             }
