@@ -218,18 +218,25 @@ impl Engine {
     #[tracing::instrument(skip_all, fields(campaign_id = campaign.id))]
     async fn dispatch_campaign(&self, campaign: &Campaign) -> Result<DispatchOutcome> {
         let pacer = self.pacer_for(campaign);
-        let held = std::sync::Mutex::new(HashSet::new());
+        // The leases of this step's claims: renewed while it works, ended once every row they
+        // cover is recorded. A step that fails leaves them to run out, and recovery settles
+        // whatever they still hold.
+        let leases = std::sync::Mutex::new(HashSet::new());
         let out = if pacer.is_paced() {
             let claimed = self
                 .claim_window(campaign, Self::window_size(&pacer))
                 .await?;
-            lock(&held).extend(claimed.iter().map(|c| c.recipient_id));
-            self.with_heartbeat(&held, self.work_window(campaign, &pacer, claimed, &held))
+            lock(&leases).extend(claimed.iter().map(|c| c.lease));
+            self.with_heartbeat(&leases, self.work_window(campaign, &pacer, claimed))
                 .await?
         } else {
-            self.with_heartbeat(&held, self.send_unpaced(campaign, &pacer, &held))
+            self.with_heartbeat(&leases, self.send_unpaced(campaign, &pacer, &leases))
                 .await?
         };
+        let leases: Vec<i64> = lock(&leases).drain().collect();
+        if let Err(error) = self.store.end_leases(&leases, &self.worker_id).await {
+            tracing::warn!(%error, "could not end the step's leases: they run out instead");
+        }
         if out.is_idle() {
             self.finish_if_done(campaign).await?;
             return Ok(out);
@@ -245,31 +252,25 @@ impl Engine {
 
     /// Claims up to `limit` due recipients of `campaign` for this worker.
     async fn claim_window(&self, campaign: &Campaign, limit: i64) -> Result<Vec<Claimed>> {
-        let now = self.clock.now();
-        let lease = self.unique_lease(now);
         Ok(self
             .store
-            .claim(campaign.id, &self.worker_id, now, lease, limit)
+            .claim(
+                campaign.id,
+                &self.worker_id,
+                self.clock.now(),
+                self.lease(),
+                limit,
+            )
             .await?)
     }
 
-    /// The lease for a claim made at `now`, its end a millisecond past the previous claim's if
-    /// need be: the store finds a claim's rows by worker and lease end, so two claims of this
-    /// engine must never end at the same instant.
-    fn unique_lease(&self, now: DateTime<Utc>) -> Duration {
-        let mut last = lock(&self.last_lease_end);
-        let end = (now + self.lease()).max(*last + Duration::milliseconds(1));
-        *last = end;
-        end - now
-    }
-
-    /// Runs `work` while renewing this worker's lease on the rows in `held` every third of a
-    /// lease, so the lease can stay short (a dead process's rows come back soon) however long a
-    /// paced window or a slow channel makes the work. The renewal uses wall time: it guards
-    /// against real processes dying, whatever the engine's clock says.
+    /// Runs `work` while renewing the `leases` it holds every third of a lease, so a lease can
+    /// stay short (a dead process's rows come back soon) however long a paced window or a slow
+    /// channel makes the work. The renewal uses wall time: it guards against real processes
+    /// dying, whatever the engine's clock says.
     async fn with_heartbeat<T>(
         &self,
-        held: &std::sync::Mutex<HashSet<i64>>,
+        leases: &std::sync::Mutex<HashSet<i64>>,
         work: impl std::future::Future<Output = T>,
     ) -> T {
         let every = (self.lease() / 3)
@@ -280,7 +281,7 @@ impl Engine {
             loop {
                 tokio::time::sleep(every).await;
                 let until = self.clock.now() + self.lease();
-                let ids: Vec<i64> = lock(held).iter().copied().collect();
+                let ids: Vec<i64> = lock(leases).iter().copied().collect();
                 if let Err(error) = self.store.renew(&ids, &self.worker_id, until).await {
                     tracing::warn!(%error, "could not renew the lease");
                 }
@@ -321,7 +322,6 @@ impl Engine {
         campaign: &Campaign,
         pacer: &Arc<Pacer>,
         claimed: Vec<Claimed>,
-        held: &std::sync::Mutex<HashSet<i64>>,
     ) -> Result<DispatchOutcome> {
         let Ok(template) = self.campaign_template(campaign).await? else {
             let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
@@ -346,7 +346,7 @@ impl Engine {
             let _ = stages.to_send.send(ready);
             Ok(())
         };
-        out.add(self.send_and_record(campaign, pacer, held, feed).await?);
+        out.add(self.send_and_record(campaign, pacer, feed).await?);
         Ok(out)
     }
 
@@ -358,7 +358,7 @@ impl Engine {
         &self,
         campaign: &Campaign,
         pacer: &Arc<Pacer>,
-        held: &std::sync::Mutex<HashSet<i64>>,
+        leases: &std::sync::Mutex<HashSet<i64>>,
     ) -> Result<DispatchOutcome> {
         let Ok(template) = self.campaign_template(campaign).await? else {
             return Ok(DispatchOutcome::default());
@@ -373,7 +373,7 @@ impl Engine {
             let claims = futures::stream::poll_fn(|_| {
                 std::task::Poll::Ready(more.load(Relaxed).then_some(()))
             })
-            .map(|()| self.claim_chunk(campaign, template, &stages.ahead, held))
+            .map(|()| self.claim_chunk(campaign, template, &stages.ahead, leases))
             .buffered(2);
             futures::pin_mut!(claims);
             // Every claim started is worked to the end, even after another one failed: its rows
@@ -404,7 +404,7 @@ impl Engine {
             }
             failed.map_or(Ok(()), Err)
         };
-        self.send_and_record(campaign, pacer, held, feed).await
+        self.send_and_record(campaign, pacer, feed).await
     }
 
     /// One chunk of an unpaced campaign claimed straight into `sending`, after waiting for room
@@ -415,7 +415,7 @@ impl Engine {
         campaign: &Campaign,
         template: Option<&Template>,
         ahead: &tokio::sync::Semaphore,
-        held: &std::sync::Mutex<HashSet<i64>>,
+        leases: &std::sync::Mutex<HashSet<i64>>,
     ) -> Result<Chunk> {
         let room = ahead
             .acquire_many(CLAIM_CHUNK as u32)
@@ -426,14 +426,13 @@ impl Engine {
             return Ok(chunk);
         }
         let now = self.clock.now();
-        let lease = self.unique_lease(now);
         let claimed = self
             .store
-            .claim_for_sending(campaign.id, &self.worker_id, now, lease, CLAIM_CHUNK)
+            .claim_for_sending(campaign.id, &self.worker_id, now, self.lease(), CLAIM_CHUNK)
             .await?;
         chunk.claimed = claimed.len();
         let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
-        lock(held).extend(&ids);
+        lock(leases).extend(claimed.first().map(|c| c.lease));
         for r in claimed {
             let prepared = match self.prepare(campaign, template, &r, now).await {
                 Ok(prepared) => prepared,
@@ -443,10 +442,6 @@ impl Engine {
                     // lease still runs out: unknown, never sent twice.)
                     if let Err(e) = self.store.release_unsent(&ids, &self.worker_id).await {
                         tracing::warn!(campaign = campaign.id, error = %e, "could not give back an unsent chunk");
-                    }
-                    let mut held = lock(held);
-                    for id in &ids {
-                        held.remove(id);
                     }
                     return Err(error);
                 }
@@ -561,7 +556,6 @@ impl Engine {
         &self,
         campaign: &Campaign,
         pacer: &Arc<Pacer>,
-        held: &std::sync::Mutex<HashSet<i64>>,
         feed: F,
     ) -> Result<DispatchOutcome>
     where
@@ -635,12 +629,6 @@ impl Engine {
                     }
                 }
                 self.store.record_many(&batch, &self.worker_id).await?;
-                {
-                    let mut held = lock(held);
-                    for (id, _, _) in &batch {
-                        held.remove(id);
-                    }
-                }
                 // What follows a recorded outcome: the contact's next drip step, `/on failed`.
                 for ((_, outcome, _), contact_id) in batch.iter().zip(contacts) {
                     match outcome {

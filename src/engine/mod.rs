@@ -57,8 +57,6 @@ pub struct Engine {
     progress_shown: Mutex<HashMap<i64, std::time::Instant>>,
     /// Fires when the running loop shuts down, so windows in flight stop starting sends.
     stop: Mutex<CancellationToken>,
-    /// When the last claim's lease ends (see `dispatcher::unique_lease`).
-    last_lease_end: Mutex<chrono::DateTime<chrono::Utc>>,
     /// Applies delivery statuses in batches; started with the first status.
     statuses: std::sync::OnceLock<statuses::StatusWriter>,
     /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
@@ -84,7 +82,6 @@ impl Engine {
             progress_shown: Mutex::new(HashMap::new()),
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
-            last_lease_end: Mutex::new(chrono::DateTime::<chrono::Utc>::MIN_UTC),
             statuses: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         }

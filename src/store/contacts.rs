@@ -229,7 +229,7 @@ impl Store {
             0
         } else {
             sqlx::query(
-                "UPDATE recipients SET status = 'skipped', reason = 'opted_out', lease_until = NULL \
+                "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
                  WHERE contact_id = $1 AND status IN ('queued', 'claimed')",
             )
             .bind(contact_id)

@@ -236,6 +236,8 @@ pub struct Claimed {
     pub campaign_id: i64,
     pub attempts: i64,
     pub contact: Contact,
+    /// The claim's lease (one per claim): renewed, and ended, as a whole.
+    pub lease: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -55,14 +55,12 @@ pub enum Outcome {
 
 impl Store {
     /// Leases up to `limit` due recipients of one campaign to `worker` until `now + lease`, the
-    /// earliest due first. On PostgreSQL concurrent workers skip each other's rows (`FOR UPDATE
-    /// SKIP LOCKED`), so any number of processes share a campaign without waiting on each other;
-    /// SQLite has a single writer. The outer `status = 'queued'` re-check keeps a row another
-    /// worker claimed in between from being claimed twice. The claimed rows come back with their
-    /// contacts' attributes folded in as JSON: on PostgreSQL from the claiming statement itself;
-    /// on SQLite by a second statement that finds them by worker and lease end through the
-    /// in-flight index, so a caller claiming twice for one campaign within the same millisecond
-    /// must vary `lease`, or the second answer includes the first claim's rows.
+    /// earliest due first, as one claim with one lease row (see [`Store::renew`]). On PostgreSQL
+    /// concurrent workers skip each other's rows (`FOR UPDATE SKIP LOCKED`), so any number of
+    /// processes share a campaign without waiting on each other; SQLite has a single writer. The
+    /// outer `status = 'queued'` re-check keeps a row another worker claimed in between from
+    /// being claimed twice. The claimed rows come back with their contacts' attributes folded in
+    /// as JSON.
     pub async fn claim(
         &self,
         campaign_id: i64,
@@ -106,14 +104,23 @@ impl Store {
         } else {
             ("claimed", "", &self.relaxed)
         };
-        // `work_due` is the due time of a queued row (migration 0006), so the index walks the
-        // campaign's due rows in order and the LIMIT stops after one window.
-        let due = "SELECT id FROM recipients WHERE campaign_id = $3 \
-             AND work_due BETWEEN 0 AND $4 ORDER BY work_due, id LIMIT $5";
-        let claim = |pick: &str, returning: &str| {
+        // A claim changes `status` and `claimed_by` alone, neither of them indexed: PostgreSQL
+        // writes the row in place. `work_due` (migration 0007) is the due time of a row that
+        // needs work, so the index walks the campaign's due rows in order, passing over the few
+        // in flight at its head, and the LIMIT stops after one window.
+        let due = |first: usize| {
             format!(
-                "UPDATE recipients SET status = '{status}', lease_until = $1, claimed_by = $2\
-                 {set_attempts} WHERE status = 'queued' AND {pick}{returning}"
+                "SELECT id FROM recipients WHERE campaign_id = ${first} \
+                 AND work_due BETWEEN 0 AND ${} AND status = 'queued' \
+                 ORDER BY work_due, id LIMIT ${}",
+                first + 1,
+                first + 2
+            )
+        };
+        let set = |worker: usize| {
+            format!(
+                "UPDATE recipients SET status = '{status}', claimed_by = ${worker}{set_attempts} \
+                 WHERE status = 'queued'"
             )
         };
         // Each contact comes with what rendering and the send rules need: its attributes as a
@@ -127,20 +134,20 @@ impl Store {
             )
         };
         let until = to_ms(now + lease);
-        // The claim and the read-back on one connection: each acquire costs a round trip.
-        let mut conn = pool.acquire().await?;
         let rows = match self.backend {
             Backend::Postgres => {
-                // One statement: the claimed rows feed the read-back directly. `= ANY(ARRAY(...))`
-                // runs the locking subquery exactly once; an `IN (...)` semi-join may be
-                // re-scanned by the planner and lock more rows than the limit.
+                // One statement: the claimed rows feed their lease and the read-back directly.
+                // `= ANY(ARRAY(...))` runs the locking subquery exactly once; an `IN (...)`
+                // semi-join may be re-scanned by the planner and lock more rows than the limit.
                 let sql = format!(
-                    "WITH r AS ({}) SELECT {} FROM r JOIN contacts c ON c.id = r.contact_id \
-                     ORDER BY r.id",
-                    claim(
-                        &format!("id = ANY(ARRAY({due} FOR UPDATE SKIP LOCKED))"),
-                        " RETURNING id, campaign_id, attempts, contact_id"
-                    ),
+                    "WITH r AS ({} AND id = ANY(ARRAY({} FOR UPDATE SKIP LOCKED)) \
+                     RETURNING id, campaign_id, attempts, contact_id), \
+                     l AS (INSERT INTO leases (worker, until, recipient_ids) \
+                     SELECT $2, $1, json_agg(id)::text FROM r HAVING COUNT(*) > 0 RETURNING id) \
+                     SELECT {}, l.id AS lease FROM r JOIN contacts c ON c.id = r.contact_id \
+                     CROSS JOIN l ORDER BY r.id",
+                    set(2),
+                    due(3),
                     columns(
                         "(SELECT COALESCE(json_object_agg(a.key, a.value), '{}')::text \
                          FROM contact_attrs a WHERE a.contact_id = c.id)"
@@ -152,40 +159,51 @@ impl Store {
                     .bind(campaign_id)
                     .bind(to_ms(now))
                     .bind(limit)
-                    .fetch_all(&mut *conn)
+                    .fetch_all(pool)
                     .await?
             }
             Backend::Sqlite => {
-                let claimed = sqlx::query(&claim(&format!("id IN ({due})"), ""))
-                    .bind(until)
-                    .bind(worker)
-                    .bind(campaign_id)
-                    .bind(to_ms(now))
-                    .bind(limit)
-                    .execute(&mut *conn)
-                    .await?
-                    .rows_affected();
-                if claimed == 0 {
+                // The same in three statements, in one transaction that takes the write lock at
+                // once: a deferred one would read first and could not wait for another process's
+                // writer to finish (SQLite answers "database is locked" at once then).
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let ids: Vec<i64> =
+                    sqlx::query(&format!("{} AND id IN ({}) RETURNING id", set(1), due(2)))
+                        .bind(worker)
+                        .bind(campaign_id)
+                        .bind(to_ms(now))
+                        .bind(limit)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .iter()
+                        .map(|r| r.try_get("id"))
+                        .collect::<Result<_, _>>()?;
+                if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                // This claim's rows are the ones of this worker with this lease end (a worker
-                // never gives two claims the same one).
+                let ids = json_list(&ids);
+                let lease: i64 = sqlx::query(
+                    "INSERT INTO leases (worker, until, recipient_ids) VALUES ($1, $2, $3) \
+                     RETURNING id",
+                )
+                .bind(worker)
+                .bind(until)
+                .bind(&ids)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("id")?;
                 let sql = format!(
-                    "SELECT {} FROM recipients r JOIN contacts c ON c.id = r.contact_id \
-                     WHERE r.lease_until = $1 AND r.status = '{status}' \
-                     AND r.claimed_by = $2 AND r.campaign_id = $3 \
-                     ORDER BY r.id",
+                    "SELECT {}, {lease} AS lease FROM recipients r \
+                     JOIN contacts c ON c.id = r.contact_id WHERE r.id IN ({}) ORDER BY r.id",
                     columns(
                         "(SELECT json_group_object(a.key, a.value) FROM contact_attrs a \
                          WHERE a.contact_id = c.id)"
                     ),
+                    self.json_ids(1),
                 );
-                sqlx::query(&sql)
-                    .bind(until)
-                    .bind(worker)
-                    .bind(campaign_id)
-                    .fetch_all(&mut *conn)
-                    .await?
+                let rows = sqlx::query(&sql).bind(&ids).fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                rows
             }
         };
         rows.iter()
@@ -198,6 +216,7 @@ impl Store {
                     campaign_id: r.try_get("campaign_id")?,
                     attempts: r.try_get("attempts")?,
                     contact,
+                    lease: r.try_get("lease")?,
                 })
             })
             .collect()
@@ -246,24 +265,42 @@ impl Store {
         Ok(ours)
     }
 
-    /// Extends `worker`'s lease on rows it still holds (a heartbeat while a window is in flight),
-    /// so the lease can be short and a dead process's rows come back soon.
-    pub async fn renew(&self, ids: &[i64], worker: &str, until: DateTime<Utc>) -> Result<u64> {
-        if ids.is_empty() {
+    /// Extends `worker`'s leases (a heartbeat while a window is in flight), so a lease can be
+    /// short and a dead process's rows come back soon. Returns how many were still there: a
+    /// lease recovery already took is gone.
+    pub async fn renew(&self, leases: &[i64], worker: &str, until: DateTime<Utc>) -> Result<u64> {
+        if leases.is_empty() {
             return Ok(0);
         }
         let sql = format!(
-            "UPDATE recipients SET lease_until = $1 WHERE claimed_by = $2 \
-             AND status IN ('claimed', 'sending') AND id IN ({})",
+            "UPDATE leases SET until = $1 WHERE worker = $2 AND id IN ({})",
             self.json_ids(3)
         );
         Ok(sqlx::query(&sql)
             .bind(to_ms(until))
             .bind(worker)
-            .bind(json_list(ids))
+            .bind(json_list(leases))
             .execute(&self.relaxed)
             .await?
             .rows_affected())
+    }
+
+    /// Ends `worker`'s leases once every row they covered is recorded (or given back). A lease
+    /// left behind by a failure runs out instead, and recovery settles what it still holds.
+    pub async fn end_leases(&self, leases: &[i64], worker: &str) -> Result<()> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "DELETE FROM leases WHERE worker = $1 AND id IN ({})",
+            self.json_ids(2)
+        );
+        sqlx::query(&sql)
+            .bind(worker)
+            .bind(json_list(leases))
+            .execute(&self.relaxed)
+            .await?;
+        Ok(())
     }
 
     /// Records how an attempt by `worker` ended. Only a row `worker` still holds is touched, so a
@@ -288,7 +325,7 @@ impl Store {
             } => {
                 sql = format!(
                     "UPDATE recipients SET status = 'sent', provider_id = $2, variant = $3, \
-                 cost_category = $4, outside_window = $5, sent_at = $6, lease_until = NULL, \
+                 cost_category = $4, outside_window = $5, sent_at = $6, \
                  reason = NULL, error_code = NULL WHERE id = $7 AND {ours}"
                 );
                 sqlx::query(&sql)
@@ -302,7 +339,7 @@ impl Store {
             }
             Outcome::Skipped { reason } => {
                 sql = format!(
-                    "UPDATE recipients SET status = 'skipped', reason = $2, lease_until = NULL \
+                    "UPDATE recipients SET status = 'skipped', reason = $2 \
                  WHERE id = $3 AND {ours}"
                 );
                 sqlx::query(&sql)
@@ -313,7 +350,7 @@ impl Store {
             Outcome::Failed { code, reason } => {
                 sql = format!(
                     "UPDATE recipients SET status = 'failed', error_code = $2, reason = $3, \
-                 failed_at = $4, lease_until = NULL WHERE id = $5 AND {ours}"
+                 failed_at = $4 WHERE id = $5 AND {ours}"
                 );
                 sqlx::query(&sql)
                     .bind(worker)
@@ -331,7 +368,7 @@ impl Store {
                 sql = format!(
                     "UPDATE recipients SET status = 'queued', next_attempt_at = $2, \
                  error_code = COALESCE($3, error_code), reason = COALESCE($4, reason), \
-                 attempts = attempts - $5, lease_until = NULL, claimed_by = NULL \
+                 attempts = attempts - $5, claimed_by = NULL \
                  WHERE id = $6 AND {ours}"
                 );
                 sqlx::query(&sql)
@@ -403,7 +440,7 @@ impl Store {
             let sql = format!(
                 "UPDATE recipients AS r SET status = 'sent', provider_id = v.provider_id, \
                  variant = v.variant, cost_category = v.category, \
-                 outside_window = v.outside_window, sent_at = v.sent_at, lease_until = NULL, \
+                 outside_window = v.outside_window, sent_at = v.sent_at, \
                  reason = NULL, error_code = NULL FROM {v} WHERE r.id = v.id AND {ours}"
             );
             sqlx::query(&sql)
@@ -422,8 +459,8 @@ impl Store {
                 .collect();
             let v = self.json_rows(2, &[("id", "bigint"), ("reason", "text")]);
             let sql = format!(
-                "UPDATE recipients AS r SET status = 'skipped', reason = v.reason, \
-                 lease_until = NULL FROM {v} WHERE r.id = v.id AND {ours}"
+                "UPDATE recipients AS r SET status = 'skipped', reason = v.reason \
+                 FROM {v} WHERE r.id = v.id AND {ours}"
             );
             sqlx::query(&sql)
                 .bind(worker)
@@ -443,7 +480,7 @@ impl Store {
         }
         let sql = format!(
             "UPDATE recipients SET status = 'queued', attempts = attempts - 1, \
-             lease_until = NULL, claimed_by = NULL \
+             claimed_by = NULL \
              WHERE status = 'sending' AND claimed_by = $1 AND id IN ({})",
             self.json_ids(2)
         );
@@ -462,7 +499,7 @@ impl Store {
             return Ok(());
         }
         let sql = format!(
-            "UPDATE recipients SET status = 'queued', lease_until = NULL, claimed_by = NULL \
+            "UPDATE recipients SET status = 'queued', claimed_by = NULL \
              WHERE status = 'claimed' AND id IN ({})",
             self.json_ids(1)
         );
@@ -480,25 +517,41 @@ impl Store {
     /// them). Returns (requeued, unknown).
     pub async fn recover(&self, now: DateTime<Utc>, everything: bool) -> Result<(u64, u64)> {
         let cutoff = if everything { i64::MAX } else { to_ms(now) };
-        // `lease_until <= $1` implies the in-flight index's `lease_until IS NOT NULL`, which is
-        // what lets both databases use it.
-        let requeued = sqlx::query(
-            "UPDATE recipients SET status = 'queued', lease_until = NULL, claimed_by = NULL \
-             WHERE lease_until <= $1 AND status = 'claimed'",
-        )
+        // The recipients of the leases that ran out, each with the worker that held it: a row
+        // another worker has claimed since (it was recorded and queued again) is not touched.
+        let expired = match self.backend {
+            Backend::Postgres => {
+                "(SELECT l.worker, e::bigint AS id FROM leases l, \
+                 json_array_elements_text(l.recipient_ids::json) AS e WHERE l.until <= $1) AS x"
+            }
+            Backend::Sqlite => {
+                "(SELECT l.worker, e.value AS id FROM leases l, json_each(l.recipient_ids) AS e \
+                 WHERE l.until <= $1) AS x"
+            }
+        };
+        let mut tx = self.relaxed.begin().await?;
+        let requeued = sqlx::query(&format!(
+            "UPDATE recipients AS r SET status = 'queued', claimed_by = NULL FROM {expired} \
+             WHERE r.id = x.id AND r.claimed_by = x.worker AND r.status = 'claimed'"
+        ))
         .bind(cutoff)
-        .execute(&self.relaxed)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        let unknown = sqlx::query(
-            "UPDATE recipients SET status = 'unknown', \
-             reason = 'interrupted while sending: may have been delivered', lease_until = NULL \
-             WHERE lease_until <= $1 AND status = 'sending'",
-        )
+        let unknown = sqlx::query(&format!(
+            "UPDATE recipients AS r SET status = 'unknown', \
+             reason = 'interrupted while sending: may have been delivered' FROM {expired} \
+             WHERE r.id = x.id AND r.claimed_by = x.worker AND r.status = 'sending'"
+        ))
         .bind(cutoff)
-        .execute(&self.relaxed)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+        sqlx::query("DELETE FROM leases WHERE until <= $1")
+            .bind(cutoff)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok((requeued, unknown))
     }
 
@@ -527,13 +580,15 @@ impl Store {
 
     /// When the next held recipient of a campaign becomes due, if any is waiting.
     pub async fn next_due(&self, campaign_id: i64) -> Result<Option<DateTime<Utc>>> {
+        // Rows in flight keep their due time (`work_due`), and come first: passed over.
         let row = sqlx::query(
-            "SELECT MIN(work_due) AS t FROM recipients WHERE campaign_id = $1 AND work_due >= 0",
+            "SELECT work_due AS t FROM recipients WHERE campaign_id = $1 AND work_due >= 0 \
+             AND status = 'queued' ORDER BY work_due LIMIT 1",
         )
         .bind(campaign_id)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        opt_time(&row, "t")
+        row.map_or(Ok(None), |row| opt_time(&row, "t"))
     }
 
     /// Queues one contact on a campaign (a trigger firing). False if they were on it already:
@@ -572,7 +627,7 @@ impl Store {
     /// A contact wrote in: their pending steps of drips that stop on reply are dropped.
     pub async fn stop_drips_on_reply(&self, contact_id: i64) -> Result<u64> {
         Ok(sqlx::query(
-            "UPDATE recipients SET status = 'skipped', reason = 'replied', lease_until = NULL \
+            "UPDATE recipients SET status = 'skipped', reason = 'replied' \
              WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND campaign_id IN \
              (SELECT s.id FROM campaigns s JOIN campaigns d ON d.id = s.parent_id \
               WHERE s.kind = 'drip_step' AND d.stop_on_reply = 1)",
@@ -586,7 +641,7 @@ impl Store {
     /// Cancelling drops everything not yet handed to a channel.
     pub async fn skip_pending(&self, campaign_id: i64, reason: &str) -> Result<u64> {
         Ok(sqlx::query(
-            "UPDATE recipients SET status = 'skipped', reason = $1, lease_until = NULL \
+            "UPDATE recipients SET status = 'skipped', reason = $1 \
              WHERE campaign_id = $2 AND work_due IS NOT NULL AND status IN ('queued', 'claimed')",
         )
         .bind(reason)

@@ -448,7 +448,7 @@ impl Store {
             let sql = format!(
                 "UPDATE recipients AS r SET status = 'queued', next_attempt_at = v.due, \
                  error_code = v.error_code, reason = v.reason, sent_at = NULL, \
-                 provider_id = NULL, delivered_at = NULL, read_at = NULL, lease_until = NULL, \
+                 provider_id = NULL, delivered_at = NULL, read_at = NULL, \
                  claimed_by = NULL FROM {v} WHERE r.id = v.rid AND r.status = v.before \
                  AND r.campaign_id IN (SELECT id FROM campaigns \
                  WHERE status IN ({OPEN_FOR_DEFERRAL})) RETURNING id"
@@ -548,15 +548,14 @@ impl Store {
                 ],
             );
             // A row that ends failed keeps the failure's code and reason; one that ends sent,
-            // delivered or read carries no reason. Either way it is no longer in flight, so its
-            // lease (if a dead worker left one) goes.
+            // delivered or read carries no reason.
             let sql = format!(
                 "UPDATE recipients AS r SET status = v.status, \
                  sent_at = COALESCE(r.sent_at, v.sent_at), \
                  delivered_at = COALESCE(r.delivered_at, v.delivered_at), \
                  read_at = COALESCE(r.read_at, v.read_at), \
                  provider_id = COALESCE(r.provider_id, v.provider_id), \
-                 reason = v.reason, lease_until = NULL, \
+                 reason = v.reason, \
                  error_code = CASE WHEN v.status = 'failed' THEN v.error_code ELSE r.error_code END, \
                  failed_at = CASE WHEN v.status = 'failed' THEN v.failed_at ELSE r.failed_at END \
                  FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"

@@ -10,6 +10,7 @@ use chrono::Duration as ChronoDuration;
 use herald::channels::{ChannelEvent, DeliveryStatus, StatusUpdate};
 use herald::clock::{Clock, ManualClock, SharedClock, SystemClock};
 use herald::engine::Engine;
+use herald::store::recipients::Outcome;
 use herald::store::CampaignStatus;
 
 use crate::support::console_app::t0;
@@ -387,5 +388,123 @@ async fn the_run_loop_brings_back_a_dead_processes_rows_while_it_runs() {
         fake.accepted().len(),
         2,
         "only the never-sent rows went out"
+    );
+}
+
+/// How many claims' leases are on record.
+async fn leases(engine: &Engine) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT COUNT(*) AS n FROM leases")
+        .fetch_one(engine.store.pool())
+        .await
+        .unwrap()
+        .get::<i64, _>("n")
+}
+
+#[tokio::test]
+async fn a_renewed_lease_keeps_its_rows_and_a_finished_step_leaves_no_lease_behind() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let clock = ManualClock::new(t0());
+    let engine = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    campaign_to(&engine, 6).await;
+    let store = &engine.store;
+    let claimed = store
+        .claim(
+            1,
+            "slow-worker",
+            clock.now(),
+            ChronoDuration::seconds(30),
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    let lease = claimed[0].lease;
+    assert!(
+        claimed.iter().all(|c| c.lease == lease),
+        "one lease a claim"
+    );
+
+    // The heartbeat: only the lease's own worker extends it.
+    clock.advance(ChronoDuration::seconds(20));
+    let until = clock.now() + ChronoDuration::seconds(30);
+    assert_eq!(
+        store
+            .renew(&[lease], "another-worker", until)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        store.renew(&[lease], "slow-worker", until).await.unwrap(),
+        1
+    );
+
+    // Past the first end, within the renewed one: nothing comes back.
+    clock.advance(ChronoDuration::seconds(20));
+    assert!(
+        !engine.recover(false).await.unwrap(),
+        "the lease was renewed"
+    );
+    assert_eq!(statuses(store, 1).await.get("claimed"), Some(&3));
+
+    // Past the renewed end: the rows are queued again and the lease is gone.
+    clock.advance(ChronoDuration::seconds(11));
+    assert!(engine.recover(false).await.unwrap(), "the lease ran out");
+    assert_eq!(statuses(store, 1).await.get("queued"), Some(&6));
+    assert_eq!(
+        store.renew(&[lease], "slow-worker", until).await.unwrap(),
+        0
+    );
+
+    engine.settle().await.unwrap();
+    assert_eq!(fake.accepted().len(), 6);
+    assert_eq!(leases(&engine).await, 0, "each step ended its leases");
+}
+
+#[tokio::test]
+async fn recovery_leaves_alone_a_row_another_worker_claimed_since() {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let clock = ManualClock::new(t0());
+    let engine = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    campaign_to(&engine, 4).await;
+    let store = &engine.store;
+    // Worker A claims two rows, and puts one of them back (a retry due at once).
+    let a = store
+        .claim(1, "worker-a", clock.now(), ChronoDuration::seconds(30), 2)
+        .await
+        .unwrap();
+    let (back, kept) = (a[0].recipient_id, a[1].recipient_id);
+    let retry = Outcome::Retry {
+        at: clock.now(),
+        code: None,
+        reason: None,
+        refund_attempt: true,
+    };
+    store
+        .record(back, &retry, "worker-a", clock.now())
+        .await
+        .unwrap();
+    // Worker B, with a longer lease, claims everything queued: the row A put back among them.
+    let b = store
+        .claim(1, "worker-b", clock.now(), ChronoDuration::minutes(5), 10)
+        .await
+        .unwrap();
+    let b_ids: Vec<i64> = b.iter().map(|c| c.recipient_id).collect();
+    assert!(b_ids.contains(&back), "{b_ids:?}");
+    assert!(!b_ids.contains(&kept), "{b_ids:?}");
+
+    // A's lease runs out: its remaining row comes back, B's claim stands.
+    clock.advance(ChronoDuration::seconds(31));
+    assert!(engine.recover(false).await.unwrap());
+    let by_status = statuses(store, 1).await;
+    assert_eq!(by_status.get("claimed"), Some(&3), "{by_status:?}");
+    assert_eq!(by_status.get("queued"), Some(&1), "{by_status:?}");
+    assert_eq!(
+        store.mark_sending(&[back], "worker-b").await.unwrap(),
+        vec![back],
+        "still B's to send"
     );
 }

@@ -1,0 +1,29 @@
+-- Leases move out of `recipients` into a table of their own, one row per claim (PostgreSQL then
+-- writes a claimed recipient in place; SQLite keeps the same shape so both run the same queries,
+-- and a claim no longer rewrites two index entries per recipient).
+
+-- One row per claim: whose it is, until when, and the recipients it took (a JSON array of ids).
+CREATE TABLE leases (
+    id            INTEGER PRIMARY KEY,
+    worker        TEXT NOT NULL,
+    until         INTEGER NOT NULL,
+    recipient_ids TEXT NOT NULL
+);
+CREATE INDEX leases_by_until ON leases(until);
+
+-- Rows in flight at the upgrade keep their lease, as one claim per worker and lease end.
+INSERT INTO leases (worker, until, recipient_ids)
+    SELECT claimed_by, lease_until, json_group_array(id)
+    FROM recipients
+    WHERE status IN ('claimed', 'sending') AND claimed_by IS NOT NULL AND lease_until IS NOT NULL
+    GROUP BY claimed_by, lease_until;
+DROP INDEX recipients_leased;
+ALTER TABLE recipients DROP COLUMN lease_until;
+
+-- `work_due` now keeps a row's due time while it is in flight: a claim changes `status` alone.
+DROP INDEX recipients_work;
+ALTER TABLE recipients DROP COLUMN work_due;
+ALTER TABLE recipients ADD COLUMN work_due INTEGER GENERATED ALWAYS AS (
+    CASE WHEN status IN ('queued', 'claimed', 'sending') THEN next_attempt_at END
+) VIRTUAL;
+CREATE INDEX recipients_work ON recipients(campaign_id, work_due, id) WHERE work_due IS NOT NULL;
