@@ -1,6 +1,5 @@
 -- Leases move out of `recipients` into a table of their own, one row per claim (PostgreSQL then
--- writes a claimed recipient in place; SQLite keeps the same shape so both run the same queries,
--- and a claim no longer rewrites two index entries per recipient).
+-- writes a claimed recipient in place; SQLite keeps the same shape so both run the same queries).
 
 -- One row per claim: whose it is, until when, and the recipients it took (a JSON array of ids).
 CREATE TABLE leases (
@@ -20,10 +19,6 @@ INSERT INTO leases (worker, until, recipient_ids)
 DROP INDEX recipients_leased;
 ALTER TABLE recipients DROP COLUMN lease_until;
 
--- `work_due` now keeps a row's due time while it is in flight: a claim changes `status` alone.
-DROP INDEX recipients_work;
-ALTER TABLE recipients DROP COLUMN work_due;
-ALTER TABLE recipients ADD COLUMN work_due INTEGER GENERATED ALWAYS AS (
-    CASE WHEN status IN ('queued', 'claimed', 'sending') THEN next_attempt_at END
-) VIRTUAL;
-CREATE INDEX recipients_work ON recipients(campaign_id, work_due, id) WHERE work_due IS NOT NULL;
+-- `work_due` keeps its meaning here (-1 while in flight): SQLite has no in-place updates to win,
+-- and the claim would pass over the rows in flight one by one. PostgreSQL's keeps the due time;
+-- the queries read both alike (they look for `status = 'queued'` among rows due from 0 on).

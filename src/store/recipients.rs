@@ -105,9 +105,10 @@ impl Store {
             ("claimed", "", &self.relaxed)
         };
         // A claim changes `status` and `claimed_by` alone, neither of them indexed: PostgreSQL
-        // writes the row in place. `work_due` (migration 0007) is the due time of a row that
-        // needs work, so the index walks the campaign's due rows in order, passing over the few
-        // in flight at its head, and the LIMIT stops after one window.
+        // writes the row in place. There `work_due` (migration 0007) is the due time of a row
+        // that needs work, so the index walks the campaign's due rows in order, passing over the
+        // few in flight at its head; on SQLite rows in flight are -1 and not even passed over.
+        // Either way the LIMIT stops after one window.
         let due = |first: usize| {
             format!(
                 "SELECT id FROM recipients WHERE campaign_id = ${first} \
@@ -580,7 +581,8 @@ impl Store {
 
     /// When the next held recipient of a campaign becomes due, if any is waiting.
     pub async fn next_due(&self, campaign_id: i64) -> Result<Option<DateTime<Utc>>> {
-        // Rows in flight keep their due time (`work_due`), and come first: passed over.
+        // On PostgreSQL rows in flight keep their due time (`work_due`), and come first: passed
+        // over.
         let row = sqlx::query(
             "SELECT work_due AS t FROM recipients WHERE campaign_id = $1 AND work_due >= 0 \
              AND status = 'queued' ORDER BY work_due LIMIT 1",
