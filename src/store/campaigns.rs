@@ -288,7 +288,7 @@ impl Store {
     /// seen here, or the deferral finds the campaign completed and makes it send again. Never a
     /// queued recipient on a completed campaign.
     pub async fn complete_if_done(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
         let status: Option<String> = sqlx::query_scalar(&format!(
             "SELECT status FROM campaigns WHERE id = $1{}",
             self.lock_rows()
@@ -333,7 +333,7 @@ impl Store {
         binds: &[String],
         now: DateTime<Utc>,
     ) -> Result<Option<u64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
         let won = sqlx::query(
             "UPDATE campaigns SET status = 'sending', started_at = $1, status_reason = NULL \
              WHERE id = $2 AND status IN ('draft', 'scheduled')",
@@ -394,7 +394,7 @@ impl Store {
         next: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
         let moved = sqlx::query(
             "UPDATE campaigns SET scheduled_at = COALESCE($1, scheduled_at), \
              status = CASE WHEN $2 = 1 THEN status ELSE 'completed' END, \

@@ -135,7 +135,7 @@ impl Store {
 
     /// Writes the fields an admin or an import gave; labels and attributes are added to.
     pub async fn update_contact(&self, contact_id: i64, update: &ContactUpdate) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
         sqlx::query(
             "UPDATE contacts SET name = COALESCE($1, name), lang = COALESCE($2, lang), \
              tz = COALESCE($3, tz) WHERE id = $4",
@@ -202,7 +202,7 @@ impl Store {
         keyword: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
         sqlx::query(
             "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
              VALUES ($1, $2, $3, $4, $5)",

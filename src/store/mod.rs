@@ -155,6 +155,16 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// The statement that begins a transaction that writes. SQLite must take the write lock at
+    /// once (`BEGIN IMMEDIATE`): a deferred transaction that reads first cannot wait for another
+    /// connection's writer to finish, and fails at once with "database is locked" instead.
+    fn begin_write(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "BEGIN",
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+        }
+    }
+
     /// What a `SELECT` adds to hold the rows it reads until the transaction ends: `FOR UPDATE`
     /// on PostgreSQL; nothing on SQLite, whose single writer already serializes transactions.
     fn lock_rows(&self) -> &'static str {

@@ -164,10 +164,8 @@ impl Store {
                     .await?
             }
             Backend::Sqlite => {
-                // The same in three statements, in one transaction that takes the write lock at
-                // once: a deferred one would read first and could not wait for another process's
-                // writer to finish (SQLite answers "database is locked" at once then).
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                // The same in three statements, in one transaction.
+                let mut tx = pool.begin_with(self.begin_write()).await?;
                 let ids: Vec<i64> =
                     sqlx::query(&format!("{} AND id IN ({}) RETURNING id", set(1), due(2)))
                         .bind(worker)
@@ -514,8 +512,8 @@ impl Store {
     /// After a crash or a lost worker: leases that ran out come back. `claimed` rows were never
     /// handed to a channel and are queued again; `sending` rows may have left, so they become
     /// `unknown` (a status webhook can still reconcile them) and are never sent again. With
-    /// `everything`, leases are ignored (a single-process SQLite start: nobody else can hold
-    /// them). Returns (requeued, unknown).
+    /// `everything`, every lease counts as run out (a single-process SQLite start: nobody else
+    /// can hold one). The leases recovered are deleted. Returns (requeued, unknown).
     pub async fn recover(&self, now: DateTime<Utc>, everything: bool) -> Result<(u64, u64)> {
         let cutoff = if everything { i64::MAX } else { to_ms(now) };
         // The recipients of the leases that ran out, each with the worker that held it: a row
@@ -530,7 +528,7 @@ impl Store {
                  WHERE l.until <= $1) AS x"
             }
         };
-        let mut tx = self.relaxed.begin().await?;
+        let mut tx = self.relaxed.begin_with(self.begin_write()).await?;
         let requeued = sqlx::query(&format!(
             "UPDATE recipients AS r SET status = 'queued', claimed_by = NULL FROM {expired} \
              WHERE r.id = x.id AND r.claimed_by = x.worker AND r.status = 'claimed'"

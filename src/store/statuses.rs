@@ -401,7 +401,7 @@ impl Store {
         // Several statements: all or nothing. A batch that fails half-written would be tried
         // again, and the statuses already written would then read as replays and never fire
         // their `/on` rules.
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with(self.begin_write()).await?;
         let mut opened = HashSet::new();
         let written = self
             .write_groups(&mut tx, &deferred, &progress, &full, &mut opened)
@@ -456,7 +456,7 @@ impl Store {
             let mut campaigns: Vec<i64> = deferred.iter().map(|(_, row)| row.campaign_id).collect();
             campaigns.sort_unstable();
             campaigns.dedup();
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with(self.begin_write()).await?;
             // The campaigns' rows first, as completing a campaign does (`complete_if_done`).
             let lock = format!(
                 "SELECT id FROM campaigns WHERE id IN ({}) ORDER BY id{}",
