@@ -38,6 +38,29 @@ async fn campaign_to(engine: &Engine, n: u64) {
     .await;
 }
 
+/// One engine on a fresh database, its clock stopped at a fixed instant, with campaign 1 sending
+/// unpaced to `n` contacts.
+struct OneEngine {
+    db: TestDb,
+    fake: FakeGraph,
+    clock: ManualClock,
+    engine: Arc<Engine>,
+}
+
+async fn sending_to(n: u64) -> OneEngine {
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    let clock = ManualClock::new(t0());
+    let engine = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
+    campaign_to(&engine, n).await;
+    OneEngine {
+        db,
+        fake,
+        clock,
+        engine,
+    }
+}
+
 /// Dispatches until campaign 1 is no longer sending; returns what this engine sent.
 async fn drain(engine: &Engine) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -175,11 +198,12 @@ async fn dead_worker(engine: &Engine, lease: ChronoDuration) -> Vec<i64> {
 
 #[tokio::test]
 async fn rows_claimed_straight_into_sending_by_a_dead_worker_become_unknown_never_resent() {
-    let db = TestDb::new().await;
-    let fake = FakeGraph::start().await;
-    let clock = ManualClock::new(t0());
-    let survivor = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
-    campaign_to(&survivor, 6).await;
+    let OneEngine {
+        db: _db,
+        fake,
+        clock,
+        engine: survivor,
+    } = sending_to(6).await;
     let lease = ChronoDuration::seconds(30);
     let claimed = survivor
         .store
@@ -239,11 +263,12 @@ async fn address_of(engine: &Engine, recipient: i64) -> String {
 
 #[tokio::test]
 async fn a_dead_workers_claims_come_back_and_its_sends_are_reconciled_not_repeated() {
-    let db = TestDb::new().await;
-    let fake = FakeGraph::start().await;
-    let clock = ManualClock::new(t0());
-    let survivor = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
-    campaign_to(&survivor, 10).await;
+    let OneEngine {
+        db: _db,
+        fake,
+        clock,
+        engine: survivor,
+    } = sending_to(10).await;
     let ids = dead_worker(&survivor, ChronoDuration::seconds(30)).await;
     let (sending, claimed) = (&ids[..2], &ids[2..]);
 
@@ -314,11 +339,12 @@ async fn a_dead_workers_claims_come_back_and_its_sends_are_reconciled_not_repeat
 
 #[tokio::test]
 async fn a_starting_process_leaves_live_leases_alone_on_postgres() {
-    let db = TestDb::new().await;
-    let fake = FakeGraph::start().await;
-    let clock = ManualClock::new(t0());
-    let first = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
-    campaign_to(&first, 10).await;
+    let OneEngine {
+        db,
+        fake,
+        clock,
+        engine: first,
+    } = sending_to(10).await;
     dead_worker(&first, ChronoDuration::minutes(5)).await;
 
     let _second = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
@@ -403,11 +429,12 @@ async fn leases(engine: &Engine) -> i64 {
 
 #[tokio::test]
 async fn a_renewed_lease_keeps_its_rows_and_a_finished_step_leaves_no_lease_behind() {
-    let db = TestDb::new().await;
-    let fake = FakeGraph::start().await;
-    let clock = ManualClock::new(t0());
-    let engine = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
-    campaign_to(&engine, 6).await;
+    let OneEngine {
+        db: _db,
+        fake,
+        clock,
+        engine,
+    } = sending_to(6).await;
     let store = &engine.store;
     let claimed = store
         .claim(
@@ -465,11 +492,12 @@ async fn a_renewed_lease_keeps_its_rows_and_a_finished_step_leaves_no_lease_behi
 
 #[tokio::test]
 async fn recovery_leaves_alone_a_row_another_worker_claimed_since() {
-    let db = TestDb::new().await;
-    let fake = FakeGraph::start().await;
-    let clock = ManualClock::new(t0());
-    let engine = whatsapp_engine(config(&db.url), &fake, Arc::new(clock.clone())).await;
-    campaign_to(&engine, 4).await;
+    let OneEngine {
+        db: _db,
+        fake: _fake,
+        clock,
+        engine,
+    } = sending_to(4).await;
     let store = &engine.store;
     // Worker A claims two rows, and puts one of them back (a retry due at once).
     let a = store
