@@ -9,6 +9,7 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 use crate::domain::consent::{ConsentWords, DEFAULT_OPT_IN, DEFAULT_OPT_OUT};
+use crate::domain::{Address, AddressKind};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -287,18 +288,35 @@ impl Config {
                 )
             })?;
         }
+        // Admin numbers go through the one address parser, so `+1 555-777-0001` is the number
+        // the webhook reports as `15557770001`; a typo stops the start instead of locking out.
         c.admin_whatsapp = list("ADMIN_WHATSAPP")
             .into_iter()
-            .map(|n| format!("wa:{}", n.trim_start_matches("wa:").trim_start_matches('+')))
-            .collect();
+            .map(|n| match Address::parse(&n) {
+                Ok(a) if a.kind() == AddressKind::Phone => Ok(a.into_string()),
+                _ => Err(invalid(
+                    "ADMIN_WHATSAPP",
+                    format!("expected phone numbers like +15557770001, got {n:?}"),
+                )),
+            })
+            .collect::<Result<_, _>>()?;
         c.telegram_token = get("TELEGRAM_TOKEN");
         c.telegram_api_url = get("TELEGRAM_API_URL");
         c.telegram_webhook_url = get("TELEGRAM_WEBHOOK_URL");
         c.telegram_secret_token = get("TELEGRAM_SECRET_TOKEN");
         c.admin_telegram = list("ADMIN_TELEGRAM")
             .into_iter()
-            .map(|id| format!("tg:{}", id.trim_start_matches("tg:")))
-            .collect();
+            .map(|id| {
+                let qualified = format!("tg:{}", id.trim().trim_start_matches("tg:"));
+                match Address::parse(&qualified) {
+                    Ok(a) => Ok(a.into_string()),
+                    Err(_) => Err(invalid(
+                        "ADMIN_TELEGRAM",
+                        format!("expected Telegram user ids like 123456, got {id:?}"),
+                    )),
+                }
+            })
+            .collect::<Result<_, _>>()?;
         let opt_out = get("OPTOUT_WORDS").map(|v| ConsentWords::parse_list(&v));
         let opt_in = get("OPTIN_WORDS").map(|v| ConsentWords::parse_list(&v));
         if opt_out.is_some() || opt_in.is_some() {

@@ -81,7 +81,12 @@ impl Channel for ConsoleChannel {
     async fn send(&self, msg: &Outbound) -> Result<Sent, SendError> {
         match msg.audience {
             Audience::Admin => self.print(msg.body.rendered()),
-            Audience::Customer => self.print(&format!("-> {}: {}", msg.to, msg.body.rendered())),
+            // Phone numbers print as console users type them (`+15550001`), not as stored.
+            Audience::Customer => {
+                let to = crate::domain::Address::parse(&msg.to)
+                    .map_or_else(|_| msg.to.clone(), |a| a.display_phone());
+                self.print(&format!("-> {to}: {}", msg.body.rendered()))
+            }
         }
         Ok(Sent::default())
     }

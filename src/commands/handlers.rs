@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{parse, Command, ReportFormat, StepContent, TriggerPattern, TriggerTarget};
 use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
+use crate::domain::{Address, Label};
 use crate::domain::csv_import::parse_contacts_csv;
 use crate::engine::dispatcher::{render_for, RenderError};
 use crate::engine::rules::{self, Decision, MessageKind};
@@ -87,7 +88,7 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             optin,
             attrs,
         } => {
-            let address = engine.normalize_address(&address)?;
+            engine.check_reachable(&address)?;
             let (contact, created) = store.ensure_contact(&address, None, now).await?;
             let update = ContactUpdate {
                 name,
@@ -107,7 +108,7 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             Ok(format!("contact {verb}: {}", describe_contact_line(&contact)))
         }
         Command::ContactShow { address } => {
-            let address = engine.normalize_address(&address)?;
+            engine.check_reachable(&address)?;
             let contact = find(engine, &address).await?;
             show_contact(engine, &contact, now).await
         }
@@ -118,17 +119,12 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             ),
             Some(data) => import_csv(engine, &data, now).await,
         },
-        Command::LabelAdd { label, addresses } | Command::LabelRemove { label, addresses }
-            if addresses.is_empty() || label.is_empty() =>
-        {
-            said("name a label and at least one address")
-        }
         Command::LabelAdd { label, addresses } => set_label(engine, &label, &addresses, true).await,
         Command::LabelRemove { label, addresses } => {
             set_label(engine, &label, &addresses, false).await
         }
         Command::OptIn { address } => {
-            let address = engine.normalize_address(&address)?;
+            engine.check_reachable(&address)?;
             let contact = find(engine, &address).await?;
             if contact.consent == Consent::OptedIn {
                 return Ok(format!("{address} is already opted in"));
@@ -139,7 +135,7 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             Ok(format!("{address} opted in"))
         }
         Command::OptOut { address } => {
-            let address = engine.normalize_address(&address)?;
+            engine.check_reachable(&address)?;
             let contact = find(engine, &address).await?;
             if contact.consent == Consent::OptedOut {
                 return Ok(format!("{address} is already opted out"));
@@ -187,8 +183,7 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             let (expr, created) = resolve_audience(engine, &audience, now).await?;
             let canonical = expr.to_string();
             store.set_audience(campaign.id, &canonical).await?;
-            let (sql, binds) = expr.to_sql(1);
-            let size = store.count_audience(&sql, &binds).await?;
+            let size = store.count_audience(&expr).await?;
             let new = if created > 0 {
                 format!(", {created} of them new and not opted in yet")
             } else {
@@ -231,7 +226,7 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                     campaign.id,
                     &TemplateRef {
                         name: name.clone(),
-                        lang: lang.clone(),
+                        lang: lang.to_string(),
                         params,
                     },
                 )
@@ -657,7 +652,14 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 StepContent::Text(text) => store.set_text(step, &text).await?,
                 StepContent::Template { name, lang, params } => {
                     store
-                        .set_template(step, &TemplateRef { name, lang, params })
+                        .set_template(
+                            step,
+                            &TemplateRef {
+                                name,
+                                lang: lang.into(),
+                                params,
+                            },
+                        )
                         .await?
                 }
             }
@@ -679,13 +681,9 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
                 ));
             };
             let (expr, _) = resolve_audience(engine, &audience, now).await?;
-            let (sql, binds) = expr.to_sql(4);
             let due = now + chrono::Duration::milliseconds(first.step_delay_ms);
-            let enrolled = store
-                .enroll_audience(first.id, &sql, &binds, due, now)
-                .await?;
-            let (count_sql, count_binds) = expr.to_sql(1);
-            let selected = store.count_audience(&count_sql, &count_binds).await?;
+            let enrolled = store.enroll_audience(first.id, &expr, due, now).await?;
+            let selected = store.count_audience(&expr).await?;
             engine.make_live(&d).await?;
             Ok(format!(
                 "{enrolled} contact(s) enrolled in drip {id} ({} were already)",
@@ -762,11 +760,11 @@ async fn resolve_audience(
     spec: &str,
     now: DateTime<Utc>,
 ) -> Result<(AudienceExpr, usize), Refusal> {
-    let mut expr = parse_audience(spec).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
+    let expr = parse_audience(spec).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
     let mut created = 0;
-    if let AudienceExpr::Addresses(list) = &mut expr {
-        for address in list.iter_mut() {
-            *address = engine.normalize_address(address)?;
+    if let AudienceExpr::Addresses(list) = &expr {
+        for address in list.iter() {
+            engine.check_reachable(address)?;
             if engine.store.ensure_contact(address, None, now).await?.1 {
                 created += 1;
             }
@@ -809,7 +807,7 @@ async fn drip(engine: &Engine, id: i64) -> Result<crate::store::Campaign, Refusa
     Ok(c)
 }
 
-async fn find(engine: &Engine, address: &str) -> Result<Contact, Refusal> {
+async fn find(engine: &Engine, address: &Address) -> Result<Contact, Refusal> {
     engine.store.find_contact(address).await?.ok_or_else(|| {
         Refusal::Said(format!(
             "no contact {address}; add it with /contact add {address}"
@@ -876,7 +874,7 @@ fn describe_pace(p: &Pace) -> String {
 }
 
 fn describe_contact_line(c: &Contact) -> String {
-    let mut s = c.address.clone();
+    let mut s = c.address.to_string();
     if let Some(n) = &c.name {
         let _ = write!(s, " {n}");
     }
@@ -935,16 +933,13 @@ async fn show_contact(engine: &Engine, c: &Contact, now: DateTime<Utc>) -> Reply
     Ok(s.trim_end().to_string())
 }
 
-async fn set_label(engine: &Engine, label: &str, addresses: &[String], present: bool) -> Reply {
-    let label = crate::domain::audience::normalize_label(label)
-        .map_err(|e| Refusal::Said(format!("label: {e}")))?;
+async fn set_label(engine: &Engine, label: &Label, addresses: &[Address], present: bool) -> Reply {
     let mut ids = Vec::new();
     let mut unknown = Vec::new();
-    for a in addresses {
-        let address = engine.normalize_address(a)?;
-        match engine.store.find_contact(&address).await? {
+    for address in addresses {
+        match engine.store.find_contact(address).await? {
             Some(c) => ids.push(c.id),
-            None => unknown.push(address),
+            None => unknown.push(address.as_str()),
         }
     }
     if !unknown.is_empty() {
@@ -953,7 +948,7 @@ async fn set_label(engine: &Engine, label: &str, addresses: &[String], present: 
             unknown.join(", ")
         ));
     }
-    let changed = engine.store.set_label(&label, &ids, present).await?;
+    let changed = engine.store.set_label(label, &ids, present).await?;
     let verb = if present { "added to" } else { "removed from" };
     Ok(format!("label {label} {verb} {changed} contact(s)"))
 }
@@ -963,11 +958,7 @@ async fn import_csv(engine: &Engine, data: &str, now: DateTime<Utc>) -> Reply {
     let (records, errors) = parse_contacts_csv(data);
     let (mut added, mut updated) = (0, 0);
     for r in &records {
-        let address = match engine.normalize_address(&r.address) {
-            Ok(a) => a,
-            Err(_) => continue,
-        };
-        let (contact, created) = engine.store.ensure_contact(&address, None, now).await?;
+        let (contact, created) = engine.store.ensure_contact(&r.address, None, now).await?;
         let update = ContactUpdate {
             name: r.name.clone(),
             lang: r.lang.clone(),
@@ -1016,8 +1007,7 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
     Engine::check_ready(&c)?;
     let expr = parse_audience(c.audience.as_deref().unwrap_or_default())
         .map_err(|e| Refusal::Said(format!("audience: {e}")))?;
-    let (sql, binds) = expr.to_sql(1);
-    let contacts = engine.store.audience_contacts(&sql, &binds).await?;
+    let contacts = engine.store.audience_contacts(&expr).await?;
     let template = match &c.template {
         Some(t) => Some(
             engine
@@ -1053,7 +1043,7 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
                 }
                 Err(RenderError::Missing(vars)) => {
                     for v in vars {
-                        missing.entry(v).or_default().push(contact.address.clone());
+                        missing.entry(v).or_default().push(contact.address.to_string());
                     }
                     *skipped.entry("missing_variable").or_default() += 1;
                 }
@@ -1133,13 +1123,15 @@ async fn test_send(engine: &Engine, admin: &str, id: i64) -> Reply {
     };
     // Fill variables from the admin's own contact if there is one, else from the first
     // audience contact, so the test shows a realistic message.
-    let mut sample = engine.store.find_contact(admin).await?;
+    let mut sample = match Address::parse(admin) {
+        Ok(address) => engine.store.find_contact(&address).await?,
+        Err(_) => None,
+    };
     if sample.is_none() {
         if let Ok(expr) = parse_audience(c.audience.as_deref().unwrap_or_default()) {
-            let (sql, binds) = expr.to_sql(1);
             sample = engine
                 .store
-                .audience_contacts(&sql, &binds)
+                .audience_contacts(&expr)
                 .await?
                 .into_iter()
                 .next();

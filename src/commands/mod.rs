@@ -5,6 +5,8 @@ pub mod handlers;
 pub mod help;
 pub mod parse;
 
+pub use crate::domain::actions::{PostAction, RecipientEvent};
+use crate::domain::{Address, AttrKey, Label, Lang};
 pub use parse::{parse, ParseError};
 
 /// A label expression or explicit addresses, kept as typed; `domain::audience` compiles it.
@@ -18,17 +20,17 @@ pub enum Command {
         topic: Option<String>,
     },
     ContactAdd {
-        address: String,
+        address: Address,
         name: Option<String>,
-        labels: Vec<String>,
-        lang: Option<String>,
+        labels: Vec<Label>,
+        lang: Option<Lang>,
         tz: Option<String>,
         optin: bool,
         /// Extra `attr.KEY=value` pairs.
-        attrs: Vec<(String, String)>,
+        attrs: Vec<(AttrKey, String)>,
     },
     ContactShow {
-        address: String,
+        address: Address,
     },
     /// `/contact import`: the CSV rides along as an attachment (or follows on the next lines in the
     /// console); `csv` is `None` when nothing was attached.
@@ -36,22 +38,22 @@ pub enum Command {
         csv: Option<String>,
     },
     LabelAdd {
-        label: String,
-        addresses: Vec<String>,
+        label: Label,
+        addresses: Vec<Address>,
     },
     LabelRemove {
-        label: String,
-        addresses: Vec<String>,
+        label: Label,
+        addresses: Vec<Address>,
     },
     OptIn {
-        address: String,
+        address: Address,
     },
     OptOut {
-        address: String,
+        address: Address,
     },
     TemplateAdd {
         name: String,
-        lang: String,
+        lang: Lang,
         category: TemplateCategory,
         body: String,
     },
@@ -74,7 +76,7 @@ pub enum Command {
     CampaignTemplate {
         id: i64,
         name: String,
-        lang: String,
+        lang: Lang,
         /// Literal text, `{{name}}` or `{{attr.KEY}}`, in `{{1}}..{{n}}` order.
         params: Vec<String>,
     },
@@ -211,105 +213,13 @@ pub enum TriggerTarget {
     Drip(i64),
 }
 
-/// Something that happens to one recipient of a campaign.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecipientEvent {
-    Delivered,
-    Read,
-    Replied,
-    /// A quick-reply or inline button was pressed; the payload or title as sent.
-    Clicked(String),
-    Failed,
-}
-
-impl RecipientEvent {
-    /// The stored form: `delivered`, `read`, `replied`, `clicked:<button>`, `failed`.
-    pub fn key(&self) -> String {
-        match self {
-            RecipientEvent::Delivered => "delivered".into(),
-            RecipientEvent::Read => "read".into(),
-            RecipientEvent::Replied => "replied".into(),
-            RecipientEvent::Clicked(b) => format!("clicked:{}", b.to_lowercase()),
-            RecipientEvent::Failed => "failed".into(),
-        }
-    }
-
-    pub fn from_key(key: &str) -> Option<RecipientEvent> {
-        let lower = key.to_lowercase();
-        Some(match lower.as_str() {
-            "delivered" => RecipientEvent::Delivered,
-            "read" => RecipientEvent::Read,
-            "replied" => RecipientEvent::Replied,
-            "failed" => RecipientEvent::Failed,
-            _ => {
-                let button = lower.strip_prefix("clicked:")?.trim();
-                if button.is_empty() {
-                    return None;
-                }
-                RecipientEvent::Clicked(button.to_string())
-            }
-        })
-    }
-}
-
-/// What a post-campaign trigger does to the contact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PostAction {
-    AddLabel(String),
-    RemoveLabel(String),
-    SetAttr {
-        key: String,
-        value: String,
-    },
-    /// Do-not-disturb: opt the contact out.
-    OptOut,
-}
-
-impl PostAction {
-    /// The stored and shown form: `label+=x`, `label-=x`, `attr.KEY=value`, `optout`.
-    pub fn key(&self) -> String {
-        match self {
-            PostAction::AddLabel(l) => format!("label+={l}"),
-            PostAction::RemoveLabel(l) => format!("label-={l}"),
-            PostAction::SetAttr { key, value } => format!("attr.{key}={value}"),
-            PostAction::OptOut => "optout".into(),
-        }
-    }
-
-    pub fn from_key(s: &str) -> Option<PostAction> {
-        let s = s.trim();
-        if s.eq_ignore_ascii_case("optout") {
-            return Some(PostAction::OptOut);
-        }
-        if let Some(l) = s.strip_prefix("label+=") {
-            return crate::domain::audience::normalize_label(l)
-                .ok()
-                .map(PostAction::AddLabel);
-        }
-        if let Some(l) = s.strip_prefix("label-=") {
-            return crate::domain::audience::normalize_label(l)
-                .ok()
-                .map(PostAction::RemoveLabel);
-        }
-        let (key, value) = s.strip_prefix("attr.")?.split_once('=')?;
-        let key = crate::domain::audience::normalize_attr_key(key)?;
-        if value.is_empty() {
-            return None;
-        }
-        Some(PostAction::SetAttr {
-            key,
-            value: value.to_string(),
-        })
-    }
-}
-
 /// What one drip step sends.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepContent {
     Text(String),
     Template {
         name: String,
-        lang: String,
+        lang: Lang,
         params: Vec<String>,
     },
 }

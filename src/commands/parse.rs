@@ -11,6 +11,7 @@ use super::{
     TriggerPattern, TriggerTarget,
 };
 use crate::domain::schedule::Repeat;
+use crate::domain::{Address, AttrKey, Label, Lang};
 
 const CAMPAIGN_STATUSES: [&str; 7] = [
     "draft",
@@ -167,10 +168,19 @@ impl<'a> Args<'a> {
         }
     }
 
-    fn address(&mut self) -> Result<String, ParseError> {
+    fn address(&mut self) -> Result<Address, ParseError> {
         let word = self.require("address")?;
-        check_address(&word).map_err(|reason| self.err(reason))?;
-        Ok(word)
+        Address::parse(&word).map_err(|e| self.err(e.to_string()))
+    }
+
+    fn label(&mut self) -> Result<Label, ParseError> {
+        let word = self.require("label")?;
+        Label::parse(&word).map_err(|e| self.err(e.to_string()))
+    }
+
+    fn lang(&mut self) -> Result<Lang, ParseError> {
+        let word = self.require("language")?;
+        Lang::parse(&word).map_err(|e| self.err(e.to_string()))
     }
 
     fn end(&mut self) -> Result<(), ParseError> {
@@ -261,71 +271,8 @@ fn shorten(value: &str) -> String {
     format!("{:?}", format!("{cut}…"))
 }
 
-/// Shape only: whether the contact exists is the handler's business. The console accepts any
-/// address, so only the channel-qualified forms are checked closely.
-fn check_address(address: &str) -> Result<(), String> {
-    let digits = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit());
-    let ok = if let Some(rest) = address.strip_prefix('+') {
-        digits(rest)
-    } else if let Some(rest) = address.strip_prefix("tg:") {
-        digits(rest.strip_prefix('-').unwrap_or(rest))
-    } else if let Some(rest) = address.strip_prefix("wa:") {
-        digits(rest.strip_prefix('+').unwrap_or(rest))
-    } else {
-        !address.is_empty()
-            && !address.contains(['=', ',', '/'])
-            && !address.starts_with('-')
-            && !address.chars().any(char::is_whitespace)
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "expected an address like +15550001, wa:15550001 or tg:123456, got {}",
-            shorten(address)
-        ))
-    }
-}
 
-/// Labels are combined with `,` `+` and `-` in audience expressions, so they cannot contain them
-/// (a `-` inside is fine, but not in front).
-fn check_label(label: &str) -> Result<(), String> {
-    let ok = label
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_alphanumeric() || c == '_')
-        && label
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "a label is one word of letters, digits, _ - or ., got {}",
-            shorten(label)
-        ))
-    }
-}
 
-/// `en`, `pt`, `pt_BR`, `en-US`: ISO 639 language, optional region (WhatsApp uses `_`).
-fn check_lang(lang: &str) -> Result<(), String> {
-    let (language, region) = match lang.split_once(['_', '-']) {
-        Some((l, r)) => (l, Some(r)),
-        None => (lang, None),
-    };
-    let language_ok =
-        (2..=3).contains(&language.len()) && language.chars().all(|c| c.is_ascii_alphabetic());
-    let region_ok = region
-        .is_none_or(|r| (2..=4).contains(&r.len()) && r.chars().all(|c| c.is_ascii_alphanumeric()));
-    if language_ok && region_ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "language must be a code like en or pt_BR, got {}",
-            shorten(lang)
-        ))
-    }
-}
 
 /// IANA names, in any case: phones capitalise or not as they please.
 fn parse_tz(zone: &str) -> Result<Tz, String> {
@@ -345,21 +292,6 @@ fn parse_tz(zone: &str) -> Result<Tz, String> {
         })
 }
 
-/// Attribute keys end up in `{{attr.KEY}}` variables, so they keep to identifier characters.
-fn check_attr_key(key: &str) -> Result<(), String> {
-    if !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-    {
-        Ok(())
-    } else {
-        Err(format!(
-            "attribute name must be letters, digits, _ or -, got {}",
-            shorten(key)
-        ))
-    }
-}
 
 fn help_command(args: &mut Args) -> Result<Command, ParseError> {
     let mut words = Vec::new();
@@ -409,11 +341,11 @@ fn contact(args: &mut Args) -> Result<Command, ParseError> {
 fn contact_add(args: &mut Args) -> Result<Command, ParseError> {
     let address = args.address()?;
     let mut name = None;
-    let mut labels: Option<Vec<String>> = None;
+    let mut labels: Option<Vec<Label>> = None;
     let mut lang = None;
     let mut tz = None;
     let mut optin = false;
-    let mut attrs: Vec<(String, String)> = Vec::new();
+    let mut attrs: Vec<(AttrKey, String)> = Vec::new();
 
     while let Some(word) = args.word()? {
         if word.eq_ignore_ascii_case("optin") {
@@ -442,14 +374,12 @@ fn contact_add(args: &mut Args) -> Result<Command, ParseError> {
                 }
             }
             "labels" => {
-                let list: Vec<String> = value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                for label in &list {
-                    check_label(label).map_err(|reason| args.err(reason))?;
+                let mut list: Vec<Label> = Vec::new();
+                for raw in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+                    let label = Label::parse(raw).map_err(|e| args.err(e.to_string()))?;
+                    if !list.contains(&label) {
+                        list.push(label);
+                    }
                 }
                 if list.is_empty() {
                     return Err(args.err("labels needs a value"));
@@ -459,8 +389,8 @@ fn contact_add(args: &mut Args) -> Result<Command, ParseError> {
                 }
             }
             "lang" => {
-                check_lang(value).map_err(|reason| args.err(reason))?;
-                if lang.replace(value.to_string()).is_some() {
+                let value = Lang::parse(value).map_err(|e| args.err(e.to_string()))?;
+                if lang.replace(value).is_some() {
                     return Err(twice());
                 }
             }
@@ -477,13 +407,11 @@ fn contact_add(args: &mut Args) -> Result<Command, ParseError> {
                         shorten(key)
                     )));
                 };
-                // Keep the key as typed (the prefix is case-insensitive, the name is data).
-                let attr = &key[key.len() - attr.len()..];
-                check_attr_key(attr).map_err(|reason| args.err(reason))?;
-                if attrs.iter().any(|(k, _)| k == attr) {
+                let attr = AttrKey::parse(attr).map_err(|e| args.err(e.to_string()))?;
+                if attrs.iter().any(|(k, _)| *k == attr) {
                     return Err(twice());
                 }
-                attrs.push((attr.to_string(), value.to_string()));
+                attrs.push((attr, value.to_string()));
             }
         }
     }
@@ -506,12 +434,13 @@ fn label(args: &mut Args) -> Result<Command, ParseError> {
         other => return Err(args.err(format!("unknown subcommand {}", shorten(other)))),
     };
     let args = args.with_usage(if add { "label add" } else { "label remove" });
-    let label = args.require("label")?;
-    check_label(&label).map_err(|reason| args.err(reason))?;
+    let label = args.label()?;
     let mut addresses = vec![args.address()?];
     while let Some(word) = args.word()? {
-        check_address(&word).map_err(|reason| args.err(reason))?;
-        addresses.push(word);
+        let address = Address::parse(&word).map_err(|e| args.err(e.to_string()))?;
+        if !addresses.contains(&address) {
+            addresses.push(address);
+        }
     }
     Ok(if add {
         Command::LabelAdd { label, addresses }
@@ -532,8 +461,7 @@ fn template(args: &mut Args) -> Result<Command, ParseError> {
                     shorten(&name)
                 )));
             }
-            let lang = args.require("language")?;
-            check_lang(&lang).map_err(|reason| args.err(reason))?;
+            let lang = args.lang()?;
             let category_word = args.require("category")?;
             let category = TemplateCategory::from_name(&category_word).ok_or_else(|| {
                 args.err(format!(
@@ -692,8 +620,7 @@ fn campaign(args: &mut Args) -> Result<Command, ParseError> {
 fn campaign_template(args: &mut Args) -> Result<Command, ParseError> {
     let id = args.id("campaign id")?;
     let name = args.require("template name")?;
-    let lang = args.require("language")?;
-    check_lang(&lang).map_err(|reason| args.err(reason))?;
+    let lang = args.lang()?;
     let rest = args.rest.trim();
     args.rest = "";
     let params = split_params(rest).map_err(|reason| args.err(reason))?;
@@ -946,8 +873,7 @@ fn drip_step(args: &mut Args) -> Result<Command, ParseError> {
         "text" => StepContent::Text(args.text("message")?),
         "template" => {
             let name = args.require("template name")?;
-            let lang = args.require("language")?;
-            check_lang(&lang).map_err(|reason| args.err(reason))?;
+            let lang = args.lang()?;
             let rest = args.rest.trim();
             args.rest = "";
             let params = split_params(rest).map_err(|reason| args.err(reason))?;

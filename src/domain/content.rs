@@ -11,7 +11,7 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 use sha2::{Digest, Sha256};
 
-use super::audience::normalize_attr_key;
+use super::label::AttrKey;
 
 /// `{{ ... }}` with no braces inside and something other than spaces in it; the name is trimmed.
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
@@ -87,7 +87,7 @@ pub fn is_known_variable(name: &str) -> bool {
     BUILTIN_VARIABLES.contains(&name)
         || name
             .strip_prefix("attr.")
-            .is_some_and(|key| normalize_attr_key(key).as_deref() == Some(key))
+            .is_some_and(|key| AttrKey::parse(key).is_ok_and(|k| k == key))
 }
 
 /// The variables of a text that are not variables at all, for rejecting a command early.
@@ -166,9 +166,9 @@ fn parse_index(raw: &str) -> Option<usize> {
 fn canonical_name(raw: &str) -> String {
     let lower = raw.trim().to_lowercase();
     match lower.strip_prefix("attr.") {
-        Some(key) => match normalize_attr_key(key) {
-            Some(key) => format!("attr.{key}"),
-            None => lower,
+        Some(key) => match AttrKey::parse(key) {
+            Ok(key) => format!("attr.{key}"),
+            Err(_) => lower,
         },
         None => lower,
     }
@@ -184,13 +184,8 @@ fn lookup<'a>(name: &str, c: &ContactFields<'a>) -> Option<&'a str> {
             if !is_known_variable(name) {
                 return None;
             }
-            // Keys are normally stored normalised; the scan covers one written otherwise.
-            c.attrs.get(key).map(String::as_str).or_else(|| {
-                c.attrs
-                    .iter()
-                    .find(|(k, _)| normalize_attr_key(k).as_deref() == Some(key))
-                    .map(|(_, v)| v.as_str())
-            })
+            // Keys are stored canonical (AttrKey), as `key` is here.
+            c.attrs.get(key).map(String::as_str)
         }
     };
     value.filter(|v| !v.trim().is_empty())
@@ -286,11 +281,12 @@ mod tests {
     }
 
     #[test]
-    fn finds_attr_stored_under_an_unnormalised_key() {
-        let a = attrs(&[("City", "Porto")]);
+    fn attribute_variables_are_case_insensitive() {
+        // Keys are stored canonical (lower case); the variable may be typed in any case.
+        let a = attrs(&[("city", "Porto")]);
         assert_eq!(
-            render("{{attr.city}}", &contact(&a)),
-            Ok("Porto".to_string())
+            render("{{attr.City}} {{ATTR.CITY}}", &contact(&a)),
+            Ok("Porto Porto".to_string())
         );
     }
 

@@ -24,20 +24,22 @@ use std::collections::HashMap;
 
 use chrono_tz::Tz;
 
-use super::audience::{normalize_address, normalize_attr_key, normalize_label, normalize_lang};
+use super::address::{looks_like_address, Address};
+use super::label::{AttrKey, Label};
+use super::lang::Lang;
 
 /// One contact as read from a row; values are trimmed and validated, blanks are `None`/absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContactRecord {
-    pub address: String,
+    pub address: Address,
     pub name: Option<String>,
-    pub lang: Option<String>,
+    pub lang: Option<Lang>,
     /// Canonical IANA name.
     pub tz: Option<String>,
-    /// Normalised labels (see [`normalize_label`]), without repeats.
-    pub labels: Vec<String>,
-    /// Attribute key (normalised, see [`normalize_attr_key`]) and value, in column order.
-    pub attrs: Vec<(String, String)>,
+    /// Labels without repeats.
+    pub labels: Vec<Label>,
+    /// Attribute keys and values, in column order.
+    pub attrs: Vec<(AttrKey, String)>,
     /// `Some(true)` opted in, `Some(false)` opted out, `None` unknown.
     pub consent: Option<bool>,
 }
@@ -82,7 +84,7 @@ pub fn parse_contacts_csv(data: &str) -> (Vec<ContactRecord>, Vec<RowError>) {
 
     let mut records = Vec::new();
     // Address → line of the row that first used it, for the duplicate message.
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut seen: HashMap<Address, usize> = HashMap::new();
     for (index, row) in reader.records().enumerate() {
         // `index + 2` is the line when rows hold no line breaks; the parser's own count is
         // preferred because a quoted cell may span lines.
@@ -108,7 +110,7 @@ pub fn parse_contacts_csv(data: &str) -> (Vec<ContactRecord>, Vec<RowError>) {
                     errors.push(RowError {
                         line,
                         message: format!(
-                            "duplicate address {:?} (first on line {first})",
+                            "duplicate address {} (first on line {first}, maybe spelled otherwise)",
                             record.address
                         ),
                     });
@@ -135,7 +137,7 @@ enum Column {
     Tz,
     Labels,
     Consent,
-    Attr(String),
+    Attr(AttrKey),
     Ignored,
 }
 
@@ -169,7 +171,7 @@ fn column_for(header: &str) -> Result<Column, String> {
         "consent" | "optin" | "opt_in" => Column::Consent,
         other => {
             let key = other.strip_prefix("attr.").unwrap_or(other);
-            Column::Attr(normalize_attr_key(key).ok_or_else(|| {
+            Column::Attr(AttrKey::parse(key).map_err(|_| {
                 format!("column {header:?} skipped: attribute names use a-z, 0-9 and _")
             })?)
         }
@@ -203,7 +205,9 @@ fn map_columns(
         columns.push(column);
     }
     if !columns.iter().any(|c| matches!(c, Column::Address(_))) {
-        if let Some(data) = headers.iter().find(|h| normalize_address(h).is_some()) {
+        if let Some(data) = headers
+            .iter()
+            .find(|h| looks_like_address(h) && Address::parse(h).is_ok()) {
             return Err(format!(
                 "the first row must name the columns (e.g. address,name,labels), but it holds {data:?}"
             ));
@@ -218,7 +222,17 @@ fn map_columns(
 
 /// Reads one row; on failure, every problem found in it.
 fn parse_row(row: &csv::StringRecord, columns: &[Column]) -> Result<ContactRecord, Vec<String>> {
-    let mut record = ContactRecord::default();
+    // Every file has an address column (map_columns insists), so a row either sets the address
+    // or records a problem: the empty placeholder is never returned.
+    let mut record = ContactRecord {
+        address: Address::from_canonical(String::new()),
+        name: None,
+        lang: None,
+        tz: None,
+        labels: Vec::new(),
+        attrs: Vec::new(),
+        consent: None,
+    };
     let mut problems = Vec::new();
     if let Some(extra) = row.iter().skip(columns.len()).find(|v| !v.is_empty()) {
         problems.push(format!(
@@ -237,11 +251,9 @@ fn parse_row(row: &csv::StringRecord, columns: &[Column]) -> Result<ContactRecor
             },
             Column::Name => record.name = non_empty(value),
             Column::Lang if value.is_empty() => {}
-            Column::Lang => match normalize_lang(value) {
-                Some(_) => record.lang = Some(value.to_string()),
-                None => problems.push(format!(
-                    "bad language {value:?} (use a code like pt or pt-BR)"
-                )),
+            Column::Lang => match Lang::parse(value) {
+                Ok(lang) => record.lang = Some(lang),
+                Err(e) => problems.push(e.to_string()),
             },
             Column::Tz if value.is_empty() => {}
             Column::Tz => match value.parse::<Tz>() {
@@ -254,7 +266,7 @@ fn parse_row(row: &csv::StringRecord, columns: &[Column]) -> Result<ContactRecor
                     .map(str::trim)
                     .filter(|l| !l.is_empty())
                 {
-                    match normalize_label(raw) {
+                    match Label::parse(raw) {
                         Ok(label) if !record.labels.contains(&label) => record.labels.push(label),
                         Ok(_) => {}
                         Err(e) => problems.push(e.to_string()),
@@ -278,7 +290,7 @@ fn parse_row(row: &csv::StringRecord, columns: &[Column]) -> Result<ContactRecor
     }
 }
 
-fn parse_address(value: &str, kind: AddressKind) -> Result<String, String> {
+fn parse_address(value: &str, kind: AddressKind) -> Result<Address, String> {
     if value.is_empty() {
         return Err("empty address".into());
     }
@@ -288,9 +300,13 @@ fn parse_address(value: &str, kind: AddressKind) -> Result<String, String> {
         AddressKind::Telegram if !lower.starts_with("tg:") => format!("tg:{value}"),
         _ => value.to_string(),
     };
-    normalize_address(&qualified).ok_or_else(|| {
-        format!("bad address {value:?} (use +15550001, 15550001, tg:123 or wa:15550001)")
-    })
+    if !looks_like_address(&qualified) {
+        return Err(format!(
+            "bad address {:?}: use a phone number (+15550001) or tg:<chat id>",
+            value.chars().take(40).collect::<String>()
+        ));
+    }
+    Address::parse(&qualified).map_err(|e| e.to_string())
 }
 
 fn parse_consent(value: &str) -> Result<Option<bool>, String> {
@@ -343,7 +359,12 @@ mod tests {
     fn record(address: &str) -> ContactRecord {
         ContactRecord {
             address: address.into(),
-            ..ContactRecord::default()
+            name: None,
+            lang: None,
+            tz: None,
+            labels: Vec::new(),
+            attrs: Vec::new(),
+            consent: None,
         }
     }
 
@@ -440,15 +461,15 @@ mod tests {
     #[test]
     fn consent_values() {
         let data = "address,consent\n\
-            +1001,yes\n+1002,Y\n+1003,TRUE\n+1004,1\n+1005,opted_in\n+1006,opted-in\n\
-            +1007,no\n+1008,n\n+1009,False\n+1010,0\n+1011,OPTED_OUT\n+1012,\n";
+            +155501001,yes\n+155501002,Y\n+155501003,TRUE\n+155501004,1\n+155501005,opted_in\n+155501006,opted-in\n\
+            +155501007,no\n+155501008,n\n+155501009,False\n+155501010,0\n+155501011,OPTED_OUT\n+155501012,\n";
         let consents: Vec<Option<bool>> = ok(data).iter().map(|r| r.consent).collect();
         let mut want = vec![Some(true); 6];
         want.extend([Some(false); 5]);
         want.push(None);
         assert_eq!(consents, want);
         assert_eq!(
-            errors("address,optin\n+1001,maybe\n"),
+            errors("address,optin\n+155501001,maybe\n"),
             vec!["line 2: bad consent \"maybe\" (use yes or no, or leave it empty for unknown)"]
         );
     }
@@ -465,16 +486,16 @@ mod tests {
             +15550005,,,\n";
         let (records, errs) = parse_contacts_csv(data);
         let addresses: Vec<&str> = records.iter().map(|r| r.address.as_str()).collect();
-        assert_eq!(addresses, ["+15550001", "+15550005"]);
+        assert_eq!(addresses, ["wa:15550001", "wa:15550005"]);
         let messages: Vec<String> = errs.iter().map(RowError::to_string).collect();
         assert_eq!(
             messages,
             [
                 "line 3: empty address",
-                "line 4: bad address \"abc\" (use +15550001, 15550001, tg:123 or wa:15550001)",
+                "line 4: bad address \"abc\": use a phone number (+15550001) or tg:<chat id>",
                 "line 5: bad timezone \"Mars/Base\"",
                 "line 6: bad label \"bad label!\": labels use only a-z, 0-9, _ and -",
-                "line 7: bad language \"portuguese\" (use a code like pt or pt-BR)",
+                "line 7: bad language \"portuguese\": use a code like pt or pt_BR",
             ]
         );
     }
@@ -483,7 +504,7 @@ mod tests {
     fn a_row_lists_all_its_problems() {
         assert_eq!(
             errors("address,tz,consent\nnope,Mars/Base,maybe\n"),
-            vec!["line 2: bad address \"nope\" (use +15550001, 15550001, tg:123 or wa:15550001); bad timezone \"Mars/Base\"; bad consent \"maybe\" (use yes or no, or leave it empty for unknown)"]
+            vec!["line 2: bad address \"nope\": use a phone number (+15550001) or tg:<chat id>; bad timezone \"Mars/Base\"; bad consent \"maybe\" (use yes or no, or leave it empty for unknown)"]
         );
     }
 
@@ -497,7 +518,7 @@ mod tests {
             errs,
             vec![RowError {
                 line: 3,
-                message: "duplicate address \"+15550001\" (first on line 2)".into()
+                message: "duplicate address wa:15550001 (first on line 2, maybe spelled otherwise)".into()
             }]
         );
     }
@@ -545,7 +566,7 @@ mod tests {
         let (records, errs) = parse_contacts_csv("address,prénom,,city\n+15550001,Zé,x,Porto\n");
         assert_eq!(
             records[0].attrs,
-            vec![("city".to_string(), "Porto".to_string())]
+            vec![("city".into(), "Porto".to_string())]
         );
         assert_eq!(
             errs.iter().map(RowError::to_string).collect::<Vec<_>>(),

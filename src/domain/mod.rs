@@ -1,9 +1,18 @@
-//! Pure domain rules: audience expressions, message content, consent keywords and contact
-//! import. No I/O here, so each rule is unit-tested on its own and shared by the engine,
-//! the command handlers and the store.
+//! Pure domain rules: the values herald parses once (addresses, labels, attribute keys,
+//! languages), audience expressions, message content, consent keywords and contact import. No
+//! I/O here and no import from the rest of the crate, so each rule is unit-tested on its own and
+//! shared by the engine, the command handlers, the channels and the store.
 
+pub mod actions;
+pub mod address;
 pub mod audience;
 pub mod consent;
 pub mod content;
 pub mod csv_import;
+pub mod label;
+pub mod lang;
 pub mod schedule;
+
+pub use address::{Address, AddressKind};
+pub use label::{AttrKey, Label};
+pub use lang::Lang;

@@ -2,7 +2,7 @@
 //! campaign's rules for that event to the contact.
 
 use super::{Engine, Result};
-use crate::commands::PostAction;
+use crate::domain::actions::PostAction;
 use crate::store::ContactUpdate;
 
 impl Engine {

@@ -507,7 +507,7 @@ impl Engine {
             }
         }
         let msg = Outbound {
-            to: r.contact.address.clone(),
+            to: r.contact.address.to_string(),
             audience: Audience::Customer,
             body: rendered.body.clone(),
             callback: Some(format!("r{}:c{}", r.recipient_id, campaign.id)),

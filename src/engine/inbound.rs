@@ -6,7 +6,8 @@
 use chrono::Duration;
 use regex::RegexBuilder;
 
-use super::{Engine, Result};
+use super::{Engine, EngineError, Result};
+use crate::domain::Address;
 use crate::channels::{
     Audience, ChannelEvent, DeliveryStatus, ErrorClass, Inbound, Outbound, OutboundBody,
     StatusUpdate,
@@ -22,13 +23,18 @@ pub const OPT_OUT_CONFIRMATION: &str =
     "You are unsubscribed and will get no more messages from us. Reply START to subscribe again.";
 pub const OPT_IN_CONFIRMATION: &str = "You are subscribed. Reply STOP at any time to unsubscribe.";
 
+/// The contact an event comes from, through the one address parser.
+fn sender(from: &str) -> Result<Address> {
+    Address::parse(from).map_err(|e| EngineError::Rejected(format!("inbound from {e}")))
+}
+
 impl Engine {
     pub async fn handle_event(&self, event: ChannelEvent) -> Result<()> {
         match event {
             ChannelEvent::Inbound(msg) => self.handle_inbound(msg).await,
             ChannelEvent::Status(status) => self.handle_status(status).await,
             ChannelEvent::MarketingPreference { from, stop, at } => {
-                let (contact, _) = self.store.ensure_contact(&from, None, at).await?;
+                let (contact, _) = self.store.ensure_contact(&sender(&from)?, None, at).await?;
                 self.store.set_marketing_stopped(contact.id, stop).await?;
                 Ok(())
             }
@@ -68,7 +74,7 @@ impl Engine {
         }
         let (contact, _) = self
             .store
-            .ensure_contact(&msg.from, msg.name.as_deref(), msg.at)
+            .ensure_contact(&sender(&msg.from)?, msg.name.as_deref(), msg.at)
             .await?;
         self.store.touch_inbound(contact.id, msg.at).await?;
 
@@ -150,7 +156,7 @@ impl Engine {
     /// window they just opened, so it needs no campaign rules.
     async fn reply_to_customer(&self, contact: &Contact, text: &str) {
         let msg = Outbound {
-            to: contact.address.clone(),
+            to: contact.address.to_string(),
             audience: Audience::Customer,
             body: OutboundBody::Text(text.to_string()),
             callback: None,

@@ -95,40 +95,19 @@ impl Engine {
         &self.worker_id
     }
 
-    /// The canonical form of an address an admin typed. The console takes any address as typed;
-    /// with real channels a bare phone number means WhatsApp (`+1 555-0001` -> `wa:15550001`).
-    pub fn normalize_address(&self, raw: &str) -> Result<String> {
-        let raw = raw.trim();
-        if raw.is_empty() {
-            return Err(EngineError::Rejected("empty address".into()));
-        }
-        if self
+    /// Refuses an address no running channel can reach: a bare name is only a console contact.
+    pub fn check_reachable(&self, address: &crate::domain::Address) -> Result<()> {
+        let console = self
             .channels
             .kinds()
-            .contains(&crate::channels::ChannelKind::Console)
-        {
-            return Ok(raw.to_string());
-        }
-        if let Some(id) = raw.strip_prefix("tg:") {
-            if id.parse::<i64>().is_ok() {
-                return Ok(raw.to_string());
-            }
+            .contains(&crate::channels::ChannelKind::Console);
+        if address.kind() == crate::domain::AddressKind::Name && !console {
             return Err(EngineError::Rejected(format!(
-                "{raw:?} is not a Telegram chat id (tg:<number>)"
+                "{address:?} is not an address: use a phone number (+15550001) or tg:<chat id>",
+                address = address.as_str()
             )));
         }
-        let digits: String = raw
-            .trim_start_matches("wa:")
-            .chars()
-            .filter(|c| !matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
-            .collect();
-        if (7..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) {
-            Ok(format!("wa:{digits}"))
-        } else {
-            Err(EngineError::Rejected(format!(
-                "{raw:?} is not an address: use a phone number (+15550001) or tg:<chat id>"
-            )))
-        }
+        Ok(())
     }
 
     /// A time as the admins read it (their `TZ`).

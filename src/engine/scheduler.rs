@@ -114,10 +114,9 @@ impl Engine {
         Self::check_ready(campaign)?;
         let spec = campaign.audience.as_deref().unwrap_or_default();
         let expr = parse_audience(spec).map_err(|e| EngineError::Rejected(e.to_string()))?;
-        let (sql, binds) = expr.to_sql(3);
         let n = self
             .store
-            .start_campaign(campaign.id, &sql, &binds, self.clock.now())
+            .start_campaign(campaign.id, &expr, self.clock.now())
             .await?;
         if n.is_some() {
             self.wake();

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::domain::audience::AudienceExpr;
 use super::{
     opt_time, Campaign, CampaignKind, CampaignStatus, Pace, Result, Store, StoreError, Template,
     TemplateRef, Trigger,
@@ -323,16 +324,15 @@ impl Store {
 
     /// Starts sending: the status change and the fan-out to one recipient row per audience
     /// contact happen in one transaction, so a crash leaves either both or neither, and only one
-    /// process can win the start. `audience_sql` is a condition over `contacts c` whose
-    /// parameters start at `$3`. Returns the number of recipients, or `None` if the campaign was
+    /// process can win the start. Returns the number of recipients, or `None` if the campaign was
     /// not startable.
     pub async fn start_campaign(
         &self,
         id: i64,
-        audience_sql: &str,
-        binds: &[String],
+        audience: &AudienceExpr,
         now: DateTime<Utc>,
     ) -> Result<Option<u64>> {
+        let (audience_sql, binds) = super::audience::condition(audience, 3);
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
         let won = sqlx::query(
             "UPDATE campaigns SET status = 'sending', started_at = $1, status_reason = NULL \
@@ -353,7 +353,7 @@ impl Store {
              ON CONFLICT (campaign_id, contact_id) DO NOTHING"
         );
         let mut q = sqlx::query(&sql).bind(id).bind(to_ms(now));
-        for b in binds {
+        for b in &binds {
             q = q.bind(b.as_str());
         }
         let n = q.execute(&mut *tx).await?.rows_affected();
@@ -471,17 +471,16 @@ impl Store {
         Ok(())
     }
 
-    /// Enrolls every contact an audience condition (parameters from `$4`) selects on a drip's
-    /// first step, due at `due`. A contact already enrolled stays as they are. Returns how many
-    /// were enrolled now.
+    /// Enrolls every contact of an audience on a drip's first step, due at `due`. A contact
+    /// already enrolled stays as they are. Returns how many were enrolled now.
     pub async fn enroll_audience(
         &self,
         step_id: i64,
-        audience_sql: &str,
-        binds: &[String],
+        audience: &AudienceExpr,
         due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        let (audience_sql, binds) = super::audience::condition(audience, 4);
         let sql = format!(
             "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
              SELECT $1, c.id, $2, $3 FROM contacts c WHERE {audience_sql} \
@@ -491,7 +490,7 @@ impl Store {
             .bind(step_id)
             .bind(to_ms(now))
             .bind(to_ms(due));
-        for b in binds {
+        for b in &binds {
             q = q.bind(b.as_str());
         }
         Ok(q.execute(&self.pool).await?.rows_affected())

@@ -6,8 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::domain::audience::AudienceExpr;
 use super::{opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store};
 use crate::clock::to_ms;
+use crate::domain::{Address, Label, Lang};
 
 const CONTACT_COLUMNS: &str = "id, address, name, lang, tz, consent, consent_at, last_inbound_at, \
                                marketing_stopped, unreachable";
@@ -15,7 +17,7 @@ const CONTACT_COLUMNS: &str = "id, address, name, lang, tz, consent, consent_at,
 pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact> {
     Ok(Contact {
         id: row.try_get("id")?,
-        address: row.try_get("address")?,
+        address: Address::from_canonical(row.try_get::<String, _>("address")?),
         name: row.try_get("name")?,
         lang: row.try_get("lang")?,
         tz: row.try_get("tz")?,
@@ -30,10 +32,10 @@ pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact> {
 }
 
 impl Store {
-    pub async fn find_contact(&self, address: &str) -> Result<Option<Contact>> {
+    pub async fn find_contact(&self, address: &Address) -> Result<Option<Contact>> {
         let sql = format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE address = $1");
         let row = sqlx::query(&sql)
-            .bind(address)
+            .bind(address.as_str())
             .fetch_optional(&self.pool)
             .await?;
         self.with_details(row).await
@@ -102,7 +104,7 @@ impl Store {
     /// fills an empty name but never replaces one an admin set.
     pub async fn ensure_contact(
         &self,
-        address: &str,
+        address: &Address,
         name: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(Contact, bool)> {
@@ -110,7 +112,7 @@ impl Store {
             "INSERT INTO contacts (address, name, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (address) DO NOTHING",
         )
-        .bind(address)
+        .bind(address.as_str())
         .bind(name)
         .bind(to_ms(now))
         .execute(&self.pool)
@@ -121,7 +123,7 @@ impl Store {
             if let Some(name) = name {
                 sqlx::query("UPDATE contacts SET name = $1 WHERE address = $2 AND name IS NULL")
                     .bind(name)
-                    .bind(address)
+                    .bind(address.as_str())
                     .execute(&self.pool)
                     .await?;
             }
@@ -141,7 +143,7 @@ impl Store {
              tz = COALESCE($3, tz) WHERE id = $4",
         )
         .bind(update.name.as_deref())
-        .bind(update.lang.as_deref())
+        .bind(update.lang.as_ref().map(Lang::as_str))
         .bind(update.tz.as_deref())
         .bind(contact_id)
         .execute(&mut *tx)
@@ -172,7 +174,7 @@ impl Store {
     }
 
     /// Adds or removes a label; returns how many contacts changed.
-    pub async fn set_label(&self, label: &str, contact_ids: &[i64], present: bool) -> Result<u64> {
+    pub async fn set_label(&self, label: &Label, contact_ids: &[i64], present: bool) -> Result<u64> {
         let mut changed = 0;
         for id in contact_ids {
             let sql = if present {
@@ -182,7 +184,7 @@ impl Store {
             };
             changed += sqlx::query(sql)
                 .bind(*id)
-                .bind(label)
+                .bind(label.as_str())
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
@@ -320,22 +322,20 @@ impl Store {
             .try_get("n")?)
     }
 
-    /// How many contacts an audience condition (parameters from `$1`) selects now.
-    pub async fn count_audience(&self, condition: &str, binds: &[String]) -> Result<i64> {
+    /// How many contacts an audience selects now.
+    pub async fn count_audience(&self, audience: &AudienceExpr) -> Result<i64> {
+        let (condition, binds) = super::audience::condition(audience, 1);
         let sql = format!("SELECT COUNT(*) FROM contacts c WHERE {condition}");
         let mut q = sqlx::query_scalar::<_, i64>(&sql);
-        for b in binds {
+        for b in &binds {
             q = q.bind(b.as_str());
         }
         Ok(q.fetch_one(&self.pool).await?)
     }
 
-    /// The contacts an audience condition (parameters from `$1`) selects, with details.
-    pub async fn audience_contacts(
-        &self,
-        condition: &str,
-        binds: &[String],
-    ) -> Result<Vec<Contact>> {
+    /// The contacts an audience selects, with details.
+    pub async fn audience_contacts(&self, audience: &AudienceExpr) -> Result<Vec<Contact>> {
+        let (condition, binds) = super::audience::condition(audience, 1);
         let cols = CONTACT_COLUMNS
             .split(", ")
             .map(|c| format!("c.{}", c.trim()))
@@ -343,7 +343,7 @@ impl Store {
             .join(", ");
         let sql = format!("SELECT {cols} FROM contacts c WHERE {condition} ORDER BY c.id");
         let mut q = sqlx::query(&sql);
-        for b in binds {
+        for b in &binds {
             q = q.bind(b.as_str());
         }
         let rows = q.fetch_all(&self.pool).await?;

@@ -4,6 +4,7 @@
 //! own migrations folder, and the few statements that must differ (claiming work) branch on
 //! [`Backend`]. The engine never sees which backend it runs on.
 
+mod audience;
 mod campaigns;
 mod contacts;
 pub mod model;

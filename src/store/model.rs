@@ -5,6 +5,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::{Address, AttrKey, Label, Lang};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consent {
     Unknown,
@@ -33,7 +35,7 @@ impl Consent {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Contact {
     pub id: i64,
-    pub address: String,
+    pub address: Address,
     pub name: Option<String>,
     pub lang: Option<String>,
     pub tz: Option<String>,
@@ -50,10 +52,10 @@ pub struct Contact {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ContactUpdate {
     pub name: Option<String>,
-    pub lang: Option<String>,
+    pub lang: Option<Lang>,
     pub tz: Option<String>,
-    pub labels: Vec<String>,
-    pub attrs: Vec<(String, String)>,
+    pub labels: Vec<Label>,
+    pub attrs: Vec<(AttrKey, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

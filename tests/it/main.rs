@@ -4,11 +4,13 @@
 mod support;
 
 mod admin_commands;
+mod architecture;
 mod commands_doc;
 mod console_binary;
 mod console_flow;
 mod crash;
 mod drips;
+mod one_spelling;
 mod pause_resume;
 mod post_actions;
 mod quality_guard;

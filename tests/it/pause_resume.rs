@@ -12,7 +12,7 @@ fn address(i: usize) -> String {
 async fn slow_campaign(app: &ConsoleApp) {
     for i in 0..PEOPLE {
         app.setup(&[&format!(
-            "/contact add {} name=P{i} labels=all optin",
+            "/contact add {} name=P{i} labels=crowd optin",
             address(i)
         )])
         .await;

@@ -63,9 +63,11 @@ async fn too_many_failures_pause_the_campaign_and_tell_the_admin() {
     };
     for i in 0..100 {
         let address = format!("+1555020{i:02}");
-        run(format!("/contact add {address} labels=all optin")).await;
+        run(format!("/contact add {address} labels=crowd optin")).await;
         if i % 3 == 0 {
-            refusing.refuse.lock().unwrap().insert(address);
+            // The channel sees the stored form of the number.
+            let stored = format!("wa:{}", &address[1..]);
+            refusing.refuse.lock().unwrap().insert(stored);
         }
     }
     run("/template add note en utility Note".into()).await;

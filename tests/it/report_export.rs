@@ -70,10 +70,10 @@ async fn csv_export_has_a_row_per_recipient_with_status_and_reason() {
     assert_eq!(
         rows,
         vec![
-            row("+15550001", "sent", ""),
-            row("+15550002", "sent", ""),
-            row("+15550003", "skipped", "no_consent"),
-            row("+15550004", "skipped", "opted_out"),
+            row("wa:15550001", "sent", ""),
+            row("wa:15550002", "sent", ""),
+            row("wa:15550003", "skipped", "no_consent"),
+            row("wa:15550004", "skipped", "opted_out"),
         ]
     );
 }

@@ -157,14 +157,14 @@ async fn a_hold_of_an_unpaced_campaign_uses_no_attempt() {
     let app = morning_campaign(&["/campaign pace 1 rate=0"]).await;
     assert_eq!(
         attempts(&app, 1).await,
-        vec![("+15550001".into(), 0), ("+15550002".into(), 1)]
+        vec![("wa:15550001".into(), 0), ("wa:15550002".into(), 1)]
     );
     app.clock.advance(Duration::hours(3));
     app.settle().await;
     assert_eq!(app.received("+15550001"), vec!["Hello Ann"]);
     assert_eq!(
         attempts(&app, 1).await,
-        vec![("+15550001".into(), 1), ("+15550002".into(), 1)]
+        vec![("wa:15550001".into(), 1), ("wa:15550002".into(), 1)]
     );
 }
 
@@ -186,7 +186,7 @@ async fn a_missing_variable_is_named_in_the_preview_and_never_sent_blank() {
     .await;
     let preview = app.admin("/campaign preview 1").await;
     assert!(preview.contains("attr.city"), "{preview}");
-    assert!(preview.contains("+15550002"), "{preview}");
+    assert!(preview.contains("wa:15550002"), "{preview}");
     assert!(preview.contains("See you in Lisbon, Ann"), "{preview}");
     app.admin("/campaign send 1").await;
     app.settle().await;
@@ -268,9 +268,9 @@ async fn an_unpaced_chunk_stopped_by_an_error_before_sending_goes_back_to_the_qu
     assert_eq!(
         attempts(&app, 1).await,
         vec![
-            ("+15550001".into(), 0),
-            ("+15550002".into(), 0),
-            ("+15550003".into(), 0)
+            ("wa:15550001".into(), 0),
+            ("wa:15550002".into(), 0),
+            ("wa:15550003".into(), 0)
         ]
     );
 

@@ -149,7 +149,7 @@ impl TgApp {
     async fn contact(&self, chat: i64) -> herald::store::Contact {
         self.engine
             .store
-            .find_contact(&format!("tg:{chat}"))
+            .find_contact(&format!("tg:{chat}").parse().expect("an address"))
             .await
             .expect("store")
             .expect("contact exists")
@@ -604,7 +604,7 @@ async fn webhook_mode_registers_the_webhook_and_refuses_requests_without_the_sec
     assert!(app
         .engine
         .store
-        .find_contact("tg:100")
+        .find_contact(&"tg:100".parse().expect("an address"))
         .await
         .unwrap()
         .is_none());

@@ -13,39 +13,29 @@ pub use errors::classify;
 pub use signature::{sign, verify as verify_signature};
 pub use webhook::{parse_webhook, verify_handshake, WebhookError};
 
+use crate::domain::Address;
+
 /// The header Meta signs every webhook POST with (`sha256=<hex HMAC of the raw body>`).
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
 
-/// herald's address for a WhatsApp user id (`972987654321` → `wa:972987654321`).
-///
-/// Only digits are kept, so `+1 555-0001` and `15550001` are the same contact. `None` when nothing
-/// numeric is left (placeholders, or a BSUID-only user herald cannot address by number).
+/// herald's address for a WhatsApp user id (`972987654321` → `wa:972987654321`), through the
+/// one address parser, so a number imported as `+972 98-765-4321` is the same contact. `None`
+/// for what is not a phone number (placeholders, or a BSUID-only user herald cannot address).
 pub fn address(wa_id: &str) -> Option<String> {
-    let digits: String = wa_id.chars().filter(char::is_ascii_digit).collect();
-    if digits.is_empty() {
-        None
-    } else {
-        Some(format!("wa:{digits}"))
-    }
-}
-
-/// The Cloud API `to` value for a herald address: `wa:+1 555-0001` → `15550001`.
-///
-/// Bare numbers are accepted too (WhatsApp can be the fallback channel for unprefixed addresses),
-/// but an address of another network (`tg:42`) or one with letters is refused rather than turned
-/// into some other number.
-pub fn recipient_digits(address: &str) -> Option<String> {
-    let rest = address.strip_prefix("wa:").unwrap_or(address).trim();
-    let allowed = |c: char| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '(' | ')' | '.');
-    if rest.is_empty() || !rest.chars().all(allowed) {
+    let digits = wa_id.trim();
+    if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '+') {
         return None;
     }
-    let digits: String = rest.chars().filter(char::is_ascii_digit).collect();
-    if digits.is_empty() {
-        None
-    } else {
-        Some(digits)
-    }
+    Address::parse(digits).ok().map(Address::into_string)
+}
+
+/// The Cloud API `to` value for a herald address: `wa:+1 555-0001` → `15550001`. An address of
+/// another network (`tg:42`) or a name is refused rather than turned into some other number.
+pub fn recipient_digits(address: &str) -> Option<String> {
+    Address::parse(address)
+        .ok()?
+        .phone_digits()
+        .map(str::to_string)
 }
 
 #[cfg(test)]

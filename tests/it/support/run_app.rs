@@ -90,7 +90,7 @@ impl RunApp {
     pub async fn contact(&self, address: &str) -> herald::store::Contact {
         self.engine
             .store
-            .find_contact(address)
+            .find_contact(&address.parse().expect("an address"))
             .await
             .expect("store answers")
             .unwrap_or_else(|| panic!("no contact {address}"))
