@@ -7,7 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use herald::channels::console::{self, ConsoleChannel};
+use herald::app::console;
+use herald::channels::console::ConsoleChannel;
 use herald::clock::SystemClock;
 use herald::config::Config;
 
@@ -135,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
                     .context("cannot open the database")?;
             let reply = herald::commands::handlers::run(
                 &engine,
-                console::CONSOLE_ADMIN,
+                herald::channels::console::CONSOLE_ADMIN,
                 &format!("/contact import\n{data}"),
             )
             .await;

@@ -12,6 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
+
 /// Which network an address lives on. The console stands in for WhatsApp, so it keeps WhatsApp's
 /// rules (24 h window, templates) to make demos honest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,27 +66,6 @@ pub struct Inbound {
     pub at: DateTime<Utc>,
     /// The channel's message id; a redelivered message with the same id is ignored.
     pub provider_id: Option<String>,
-}
-
-/// Delivery progress of a message herald sent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StatusUpdate {
-    /// The channel's id of the sent message (WhatsApp wamid).
-    pub provider_id: String,
-    /// What herald attached to the send (`biz_opaque_callback_data`), if echoed back.
-    pub callback: Option<String>,
-    pub status: DeliveryStatus,
-    pub at: DateTime<Utc>,
-    /// The recipient's address as the channel reports it.
-    pub recipient: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum DeliveryStatus {
-    Sent,
-    Delivered,
-    Read,
-    Failed { code: String, title: String },
 }
 
 /// What a message to someone is for: customer messages follow the campaign rules, admin replies

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use super::{parse, Command, ReportFormat, StepContent, TriggerPattern, TriggerTarget};
 use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
-use crate::domain::{Address, Label};
 use crate::domain::csv_import::parse_contacts_csv;
+use crate::domain::{Address, Label};
 use crate::engine::dispatcher::{render_for, RenderError};
 use crate::engine::rules::{self, Decision, MessageKind};
 use crate::engine::{Engine, EngineError};
@@ -1043,7 +1043,10 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
                 }
                 Err(RenderError::Missing(vars)) => {
                     for v in vars {
-                        missing.entry(v).or_default().push(contact.address.to_string());
+                        missing
+                            .entry(v)
+                            .or_default()
+                            .push(contact.address.to_string());
                     }
                     *skipped.entry("missing_variable").or_default() += 1;
                 }

@@ -9,6 +9,17 @@ pub use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::{Address, AttrKey, Label, Lang};
 pub use parse::{parse, ParseError};
 
+/// The command layer as the engine's [`crate::engine::AdminDesk`]: parses and applies one
+/// admin message, and words the reply.
+pub struct Desk;
+
+#[async_trait::async_trait]
+impl crate::engine::AdminDesk for Desk {
+    async fn answer(&self, engine: &crate::engine::Engine, admin: &str, text: &str) -> String {
+        handlers::run(engine, admin, text).await
+    }
+}
+
 /// A label expression or explicit addresses, kept as typed; `domain::audience` compiles it.
 pub type AudienceSpec = String;
 

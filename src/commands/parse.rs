@@ -271,9 +271,6 @@ fn shorten(value: &str) -> String {
     format!("{:?}", format!("{cut}…"))
 }
 
-
-
-
 /// IANA names, in any case: phones capitalise or not as they please.
 fn parse_tz(zone: &str) -> Result<Tz, String> {
     Tz::from_str(zone)
@@ -291,7 +288,6 @@ fn parse_tz(zone: &str) -> Result<Tz, String> {
             )
         })
 }
-
 
 fn help_command(args: &mut Args) -> Result<Command, ParseError> {
     let mut words = Vec::new();

@@ -232,7 +232,9 @@ mod tests {
     use super::*;
 
     fn canon(raw: &str) -> String {
-        Address::parse(raw).map(Address::into_string).unwrap_or_else(|e| format!("error: {e}"))
+        Address::parse(raw)
+            .map(Address::into_string)
+            .unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
@@ -253,8 +255,14 @@ mod tests {
     fn telegram_chats_keep_their_sign() {
         assert_eq!(canon("tg:42"), "tg:42");
         assert_eq!(canon("TG:-1001"), "tg:-1001");
-        assert_eq!(Address::parse("tg:-1001").unwrap().telegram_chat(), Some(-1001));
-        assert!(Address::parse("tg:99999999999999999999").is_err(), "past i64");
+        assert_eq!(
+            Address::parse("tg:-1001").unwrap().telegram_chat(),
+            Some(-1001)
+        );
+        assert!(
+            Address::parse("tg:99999999999999999999").is_err(),
+            "past i64"
+        );
         assert!(Address::parse("tg:abc").is_err());
     }
 
@@ -269,7 +277,14 @@ mod tests {
 
     #[test]
     fn numbers_outside_e164_are_refused_with_a_reason() {
-        for bad in ["+12345", "1234567890123456", "+1555abc", "wa:", "wa:12", "+"] {
+        for bad in [
+            "+12345",
+            "1234567890123456",
+            "+1555abc",
+            "wa:",
+            "wa:12",
+            "+",
+        ] {
             let err = Address::parse(bad).unwrap_err().to_string();
             assert!(!err.contains('\n') && !err.is_empty(), "{bad:?}: {err}");
         }

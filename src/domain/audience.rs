@@ -240,8 +240,8 @@ fn parse_condition(token: &str) -> Result<Condition, AudienceError> {
         hint,
     };
     if let Some(attr) = key.strip_prefix("attr.") {
-        let key =
-            AttrKey::parse(attr).map_err(|_| bad("attribute names use a-z, 0-9 and _".to_string()))?;
+        let key = AttrKey::parse(attr)
+            .map_err(|_| bad("attribute names use a-z, 0-9 and _".to_string()))?;
         return Ok(Condition::Attr {
             key,
             value: value.to_string(),
@@ -460,7 +460,10 @@ mod tests {
                 "+1555x",
                 AudienceError::BadAddress(AddressError::BadPhone("+1555x".into())),
             ),
-            ("12", AudienceError::BadAddress(AddressError::BadPhone("12".into()))),
+            (
+                "12",
+                AudienceError::BadAddress(AddressError::BadPhone("12".into())),
+            ),
             (
                 "lang=portuguese",
                 AudienceError::BadLang("portuguese".into()),
@@ -620,5 +623,4 @@ mod tests {
         assert!(expr.matches("tg:7", &strs(&["blocked"]), &none, None));
         assert!(!expr.matches("wa:15550002", &strs(&["vip"]), &none, Some("pt")));
     }
-
 }

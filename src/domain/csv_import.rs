@@ -207,7 +207,8 @@ fn map_columns(
     if !columns.iter().any(|c| matches!(c, Column::Address(_))) {
         if let Some(data) = headers
             .iter()
-            .find(|h| looks_like_address(h) && Address::parse(h).is_ok()) {
+            .find(|h| looks_like_address(h) && Address::parse(h).is_ok())
+        {
             return Err(format!(
                 "the first row must name the columns (e.g. address,name,labels), but it holds {data:?}"
             ));
@@ -518,7 +519,8 @@ mod tests {
             errs,
             vec![RowError {
                 line: 3,
-                message: "duplicate address wa:15550001 (first on line 2, maybe spelled otherwise)".into()
+                message: "duplicate address wa:15550001 (first on line 2, maybe spelled otherwise)"
+                    .into()
             }]
         );
     }
@@ -564,10 +566,7 @@ mod tests {
     #[test]
     fn odd_attribute_columns_are_skipped_with_a_warning() {
         let (records, errs) = parse_contacts_csv("address,prénom,,city\n+15550001,Zé,x,Porto\n");
-        assert_eq!(
-            records[0].attrs,
-            vec![("city".into(), "Porto".to_string())]
-        );
+        assert_eq!(records[0].attrs, vec![("city".into(), "Porto".to_string())]);
         assert_eq!(
             errs.iter().map(RowError::to_string).collect::<Vec<_>>(),
             vec!["line 1: column \"prénom\" skipped: attribute names use a-z, 0-9 and _"]

@@ -159,8 +159,20 @@ mod tests {
     #[test]
     fn labels_are_one_lowercase_spelling() {
         assert_eq!(Label::parse("VIP").unwrap(), Label::parse("vip").unwrap());
-        assert_eq!(Label::parse(" Early-Bird_2 ").unwrap().as_str(), "early-bird_2");
-        for bad in ["", "-x", "123", "all", "a.b", "a,b", "vip+new", &"x".repeat(65)] {
+        assert_eq!(
+            Label::parse(" Early-Bird_2 ").unwrap().as_str(),
+            "early-bird_2"
+        );
+        for bad in [
+            "",
+            "-x",
+            "123",
+            "all",
+            "a.b",
+            "a,b",
+            "vip+new",
+            &"x".repeat(65),
+        ] {
             assert!(Label::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -59,7 +59,10 @@ impl Lang {
     /// not `ptx`; `pt_BR` does not match `pt`.
     pub fn covers(&self, have: &str) -> bool {
         let have = format!("{}-", have.to_ascii_lowercase().replace('_', "-"));
-        have.starts_with(&format!("{}-", self.0.to_ascii_lowercase().replace('_', "-")))
+        have.starts_with(&format!(
+            "{}-",
+            self.0.to_ascii_lowercase().replace('_', "-")
+        ))
     }
 }
 
@@ -90,7 +93,15 @@ mod tests {
         }
         assert_eq!(Lang::parse("zh-hant").unwrap().as_str(), "zh_Hant");
         assert_eq!(Lang::parse("EN").unwrap().as_str(), "en");
-        for bad in ["", "p", "portuguese", "pt_", "pt_toolong", "1a", "zh_Hant_TW_x"] {
+        for bad in [
+            "",
+            "p",
+            "portuguese",
+            "pt_",
+            "pt_toolong",
+            "1a",
+            "zh_Hant_TW_x",
+        ] {
             assert!(Lang::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -9,6 +9,7 @@ pub mod audience;
 pub mod consent;
 pub mod content;
 pub mod csv_import;
+pub mod delivery;
 pub mod label;
 pub mod lang;
 pub mod schedule;

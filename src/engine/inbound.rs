@@ -7,12 +7,12 @@ use chrono::Duration;
 use regex::RegexBuilder;
 
 use super::{Engine, EngineError, Result};
-use crate::domain::Address;
 use crate::channels::{
     Audience, ChannelEvent, DeliveryStatus, ErrorClass, Inbound, Outbound, OutboundBody,
     StatusUpdate,
 };
 use crate::domain::consent::keyword_matches;
+use crate::domain::Address;
 use crate::store::statuses::Deferral;
 use crate::store::{CampaignKind, Contact};
 
@@ -67,7 +67,10 @@ impl Engine {
             let reply = if text.eq_ignore_ascii_case("/start") {
                 "herald is ready, and you are an admin here. Send /help for the commands.".into()
             } else {
-                crate::commands::handlers::run(self, &msg.from, text).await
+                match self.admin_desk.get() {
+                    Some(desk) => desk.answer(self, &msg.from, text).await,
+                    None => "admin commands are not wired in this process".into(),
+                }
             };
             self.tell(&msg.from, reply).await;
             return Ok(());

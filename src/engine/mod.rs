@@ -39,6 +39,12 @@ pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 /// How stale a cached campaign status may be; bounds how long a pause takes to land.
 const STATUS_TTL: Duration = Duration::from_millis(200);
 
+/// Answers one admin `/command` (the command layer implements it).
+#[async_trait]
+pub trait AdminDesk: Send + Sync {
+    async fn answer(&self, engine: &Engine, admin: &str, text: &str) -> String;
+}
+
 pub struct Engine {
     pub store: Store,
     pub config: Arc<Config>,
@@ -59,6 +65,9 @@ pub struct Engine {
     stop: Mutex<CancellationToken>,
     /// Applies delivery statuses in batches; started with the first status.
     statuses: std::sync::OnceLock<statuses::StatusWriter>,
+    /// Answers admins' `/commands`: the command layer sits above the engine, so the
+    /// application hands it in ([`Engine::set_admin_desk`]) rather than the engine naming it.
+    admin_desk: std::sync::OnceLock<Arc<dyn AdminDesk>>,
     /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -83,8 +92,14 @@ impl Engine {
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
             statuses: std::sync::OnceLock::new(),
+            admin_desk: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         }
+    }
+
+    /// Wires the admin command layer; the first call wins.
+    pub fn set_admin_desk(&self, desk: Arc<dyn AdminDesk>) {
+        let _ = self.admin_desk.set(desk);
     }
 
     pub fn channels(&self) -> &ChannelRouter {

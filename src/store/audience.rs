@@ -125,7 +125,10 @@ mod tests {
 
     #[test]
     fn sql_for_every_contact() {
-        assert_eq!(condition(&AudienceExpr::all(), 1), ("1 = 1".to_string(), vec![]));
+        assert_eq!(
+            condition(&AudienceExpr::all(), 1),
+            ("1 = 1".to_string(), vec![])
+        );
     }
 
     #[test]
@@ -197,5 +200,4 @@ mod tests {
             }
         }
     }
-
 }

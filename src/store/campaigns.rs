@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::domain::audience::AudienceExpr;
 use super::{
     opt_time, Campaign, CampaignKind, CampaignStatus, Pace, Result, Store, StoreError, Template,
     TemplateRef, Trigger,
 };
 use crate::clock::{from_ms, to_ms};
+use crate::domain::audience::AudienceExpr;
 
 const CAMPAIGN_COLUMNS: &str = "id, title, kind, status, owner, audience, text, variants, \
     template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, batch_size, \

@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::domain::audience::AudienceExpr;
 use super::{opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store};
 use crate::clock::to_ms;
+use crate::domain::audience::AudienceExpr;
 use crate::domain::{Address, Label, Lang};
 
 const CONTACT_COLUMNS: &str = "id, address, name, lang, tz, consent, consent_at, last_inbound_at, \
@@ -174,7 +174,12 @@ impl Store {
     }
 
     /// Adds or removes a label; returns how many contacts changed.
-    pub async fn set_label(&self, label: &Label, contact_ids: &[i64], present: bool) -> Result<u64> {
+    pub async fn set_label(
+        &self,
+        label: &Label,
+        contact_ids: &[i64],
+        present: bool,
+    ) -> Result<u64> {
         let mut changed = 0;
         for id in contact_ids {
             let sql = if present {

@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{AnyConnection, Connection, Row};
 
 use super::{json_list, Result, Store, StoreError};
-use crate::channels::{DeliveryStatus, StatusUpdate};
 use crate::clock::to_ms;
+use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 
 /// A delivery status that changed a recipient, the events it means for `/on` rules, and the
 /// rules of its campaign those events fire.

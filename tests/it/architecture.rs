@@ -13,7 +13,10 @@ const ALLOWED: &[(&str, &[&str])] = &[("domain", &[]), ("store", &["domain", "cl
 fn top_level_modules_form_no_cycle() {
     let graph = module_graph();
     if let Some(cycle) = find_cycle(&graph) {
-        panic!("modules import each other in a circle: {}", cycle.join(" -> "));
+        panic!(
+            "modules import each other in a circle: {}",
+            cycle.join(" -> ")
+        );
     }
 }
 
@@ -23,7 +26,11 @@ fn the_domain_and_the_store_import_only_what_they_may() {
     for (module, allowed) in ALLOWED {
         let extra: Vec<&String> = graph
             .get(*module)
-            .map(|deps| deps.iter().filter(|d| !allowed.contains(&d.as_str())).collect())
+            .map(|deps| {
+                deps.iter()
+                    .filter(|d| !allowed.contains(&d.as_str()))
+                    .collect()
+            })
             .unwrap_or_default();
         assert!(
             extra.is_empty(),
@@ -36,7 +43,10 @@ fn the_domain_and_the_store_import_only_what_they_may() {
 fn the_checker_sees_an_import_and_a_cycle() {
     // The checker itself: a `use crate::x::{..}` group and a plain path are both edges.
     let mut deps = BTreeSet::new();
-    collect_imports("use crate::{a::B, b};\nfn f() { crate::c::g(); }", &mut deps);
+    collect_imports(
+        "use crate::{a::B, b};\nfn f() { crate::c::g(); }",
+        &mut deps,
+    );
     assert_eq!(deps, BTreeSet::from(["a".into(), "b".into(), "c".into()]));
     let graph: BTreeMap<String, BTreeSet<String>> = [
         ("a".to_string(), BTreeSet::from(["b".to_string()])),

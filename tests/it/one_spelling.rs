@@ -22,7 +22,11 @@ async fn a_contact_imported_with_a_plus_is_opted_out_by_stop_on_whatsapp() {
     let ann = app.contact("+15559990001").await;
     assert_eq!(ann.address, "wa:15559990001");
     assert_eq!(ann.consent, Consent::OptedOut);
-    assert_eq!(ann.name.as_deref(), Some("Ann"), "the imported contact, not a new one");
+    assert_eq!(
+        ann.name.as_deref(),
+        Some("Ann"),
+        "the imported contact, not a new one"
+    );
 
     app.setup(&[
         "/campaign new After stop",
@@ -54,8 +58,11 @@ async fn labels_and_attribute_keys_are_case_insensitive() {
     .await;
     app.customer("+15550001", "hi").await;
     app.customer("+15550002", "hi").await;
-    app.setup(&["/campaign new T", "/campaign text 1 Hi {{name}} from {{attr.city}}"])
-        .await;
+    app.setup(&[
+        "/campaign new T",
+        "/campaign text 1 Hi {{name}} from {{attr.city}}",
+    ])
+    .await;
 
     let reply = app.admin("/campaign audience 1 vip").await;
     assert!(reply.contains("(2 contact(s) now"), "{reply}");

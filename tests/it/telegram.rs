@@ -85,7 +85,10 @@ impl TgApp {
             .await
             .expect("engine builds");
         let shutdown = CancellationToken::new();
-        let task = telegram.clone().start(engine.clone(), shutdown.clone());
+        let menu = herald::commands::help::command_list();
+        let task = telegram
+            .clone()
+            .start(engine.clone(), menu, shutdown.clone());
         TgApp {
             engine,
             fake,

@@ -36,12 +36,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{
-    Audience, Channel, ChannelEvent, ChannelKind, ErrorClass, Outbound, OutboundBody, SendError,
-    Sent,
+    Audience, Channel, ChannelEvent, ChannelKind, ErrorClass, EventSink, Outbound, OutboundBody,
+    SendError, Sent,
 };
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
-use crate::engine::Engine;
 use limits::Limiter;
 use updates::Action;
 
@@ -98,6 +97,9 @@ pub struct TelegramChannel {
     /// Admins whose command menu Telegram accepted; an admin who had not started the bot when
     /// herald started gets theirs when they first write.
     menus_set: Mutex<HashSet<i64>>,
+    /// The admin commands as `(command, description)`, shown as each admin's menu; handed in
+    /// by [`TelegramChannel::start`], since the command layer sits above the channels.
+    admin_menu: OnceLock<Vec<(String, String)>>,
 }
 
 /// One message per progress key, edited in place.
@@ -195,6 +197,7 @@ impl TelegramChannel {
             username: OnceLock::new(),
             progress: Mutex::new(ProgressMessages::default()),
             menus_set: Mutex::new(HashSet::new()),
+            admin_menu: OnceLock::new(),
         })))
     }
 
@@ -214,16 +217,19 @@ impl TelegramChannel {
     /// comes is finished first.
     pub fn start(
         self: Arc<Self>,
-        engine: Arc<Engine>,
+        inbox: Arc<dyn EventSink>,
+        admin_menu: Vec<(String, String)>,
         shutdown: CancellationToken,
     ) -> JoinHandle<()> {
+        let _ = self.admin_menu.set(admin_menu);
         tokio::spawn(async move {
+            let engine = inbox;
             if !self.connect(&shutdown).await {
                 return;
             }
             self.register_commands().await;
             match &self.mode {
-                Mode::Polling => self.poll(&engine, &shutdown).await,
+                Mode::Polling => self.poll(engine.as_ref(), &shutdown).await,
                 Mode::Webhook {
                     url,
                     secret,
@@ -235,7 +241,7 @@ impl TelegramChannel {
                         tracing::error!("telegram: the webhook receiver was already started");
                         return;
                     };
-                    self.serve_webhook(&engine, url, secret, rx, &shutdown)
+                    self.serve_webhook(engine.as_ref(), url, secret, rx, &shutdown)
                         .await;
                 }
             }
@@ -287,8 +293,11 @@ impl TelegramChannel {
 
     /// The admin commands as the menu of one admin's private chat.
     async fn register_admin_menu(&self, admin: i64) {
-        let commands: Vec<BotCommand> = crate::commands::help::command_list()
+        let commands: Vec<BotCommand> = self
+            .admin_menu
+            .get()
             .into_iter()
+            .flatten()
             .map(|(command, description)| BotCommand::new(command, description))
             .collect();
         let scope = BotCommandScope::Chat {
@@ -307,7 +316,7 @@ impl TelegramChannel {
     /// Long polling: `getUpdates` with the offset after the last handled update, so an update
     /// is confirmed to Telegram only once it was handled (a crash re-fetches it, and the
     /// engine drops the duplicate by its message id).
-    async fn poll(&self, engine: &Engine, shutdown: &CancellationToken) {
+    async fn poll(&self, engine: &dyn EventSink, shutdown: &CancellationToken) {
         // getUpdates is refused while a webhook is set (e.g. left by a webhook-mode run).
         if let Err(e) = self.poll_bot.delete_webhook().send().await {
             tracing::warn!(error = %e, "telegram: deleteWebhook failed");
@@ -358,7 +367,7 @@ impl TelegramChannel {
     /// before returning.
     async fn serve_webhook(
         &self,
-        engine: &Engine,
+        engine: &dyn EventSink,
         url: &reqwest::Url,
         secret: &str,
         mut rx: mpsc::Receiver<Update>,
@@ -403,7 +412,7 @@ impl TelegramChannel {
 
     /// One update, handed to the engine.
     #[tracing::instrument(skip_all, fields(update_id = update.id.0))]
-    async fn handle_update(&self, engine: &Engine, update: Update) {
+    async fn handle_update(&self, engine: &dyn EventSink, update: Update) {
         let username = self
             .username
             .get()
@@ -439,7 +448,7 @@ impl TelegramChannel {
             let customer_command = matches!(command, "/start" | "/stop");
             if command.starts_with('/')
                 && !customer_command
-                && !engine.config.is_admin(&inbound.from)
+                && !updates::chat_id(&inbound.from).is_some_and(|id| self.admins.contains(&id))
             {
                 // How an operator finds their own id: write /help to the bot and read this line.
                 tracing::warn!(
@@ -451,9 +460,7 @@ impl TelegramChannel {
                 );
             }
         }
-        if let Err(e) = engine.handle_event(ChannelEvent::Inbound(inbound)).await {
-            tracing::error!(error = %e, "telegram: could not process an update");
-        }
+        engine.on_event(ChannelEvent::Inbound(inbound)).await;
     }
 
     /// `sendMessage` of one piece of text, within the ceilings.

@@ -1,6 +1,8 @@
 //! Builds herald from configuration: the store, the channels, the engine, and (for `herald run`)
 //! the HTTP server; runs it until a shutdown signal.
 
+pub mod console;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -40,6 +42,7 @@ pub async fn build_engine(
     }
     let single_process = store.backend() == Backend::Sqlite;
     let engine = Arc::new(Engine::new(store, Arc::new(config), clock, router));
+    engine.set_admin_desk(Arc::new(crate::commands::Desk));
     // On SQLite this process is the only one, so every lease left behind is a crashed run's.
     engine.recover(single_process).await?;
     Ok(engine)
@@ -111,9 +114,10 @@ impl App {
                 .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
                 .await
         });
-        let telegram = self
-            .telegram
-            .map(|tg| tg.start(self.engine.clone(), shutdown.clone()));
+        let telegram = self.telegram.map(|tg| {
+            let menu = crate::commands::help::command_list();
+            tg.start(self.engine.clone(), menu, shutdown.clone())
+        });
         self.engine.clone().run(shutdown.clone()).await;
         if let Some(t) = telegram {
             let _ = t.await;
