@@ -44,6 +44,21 @@ pub struct ContactRecord {
     pub consent: Option<bool>,
 }
 
+impl ContactRecord {
+    /// A contact with only its address known.
+    pub fn new(address: Address) -> ContactRecord {
+        ContactRecord {
+            address,
+            name: None,
+            lang: None,
+            tz: None,
+            labels: Vec::new(),
+            attrs: Vec::new(),
+            consent: None,
+        }
+    }
+}
+
 /// Why a row (or, at line 1, the whole file) was rejected. `line` is the file line the row
 /// starts on, counting the header as line 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -225,15 +240,7 @@ fn map_columns(
 fn parse_row(row: &csv::StringRecord, columns: &[Column]) -> Result<ContactRecord, Vec<String>> {
     // Every file has an address column (map_columns insists), so a row either sets the address
     // or records a problem: the empty placeholder is never returned.
-    let mut record = ContactRecord {
-        address: Address::from_canonical(String::new()),
-        name: None,
-        lang: None,
-        tz: None,
-        labels: Vec::new(),
-        attrs: Vec::new(),
-        consent: None,
-    };
+    let mut record = ContactRecord::new(Address::from_canonical(String::new()));
     let mut problems = Vec::new();
     if let Some(extra) = row.iter().skip(columns.len()).find(|v| !v.is_empty()) {
         problems.push(format!(
@@ -358,15 +365,7 @@ mod tests {
     }
 
     fn record(address: &str) -> ContactRecord {
-        ContactRecord {
-            address: address.into(),
-            name: None,
-            lang: None,
-            tz: None,
-            labels: Vec::new(),
-            attrs: Vec::new(),
-            consent: None,
-        }
+        ContactRecord::new(address.into())
     }
 
     #[test]
