@@ -383,6 +383,22 @@ mod tests {
     }
 
     #[test]
+    fn admin_numbers_are_parsed_like_every_other_number() {
+        let c = Config::from_vars(&vars(&[
+            ("ADMIN_WHATSAPP", "+1 555-777-0001, wa:15557770002"),
+            ("ADMIN_TELEGRAM", "42,tg:-7"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.admin_whatsapp, ["wa:15557770001", "wa:15557770002"]);
+        assert!(c.is_admin("wa:15557770001"));
+        assert_eq!(c.admin_telegram, ["tg:42", "tg:-7"]);
+        for (key, bad) in [("ADMIN_WHATSAPP", "alice"), ("ADMIN_TELEGRAM", "@alice")] {
+            let err = Config::from_vars(&vars(&[(key, bad)])).expect_err(bad);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+
+    #[test]
     fn defaults_hold_without_variables() {
         let c = Config::from_vars(&HashMap::new()).unwrap();
         assert_eq!(c.database_url, "sqlite://herald.db");
