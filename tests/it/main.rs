@@ -11,6 +11,7 @@ mod console_flow;
 mod crash;
 mod drips;
 mod one_spelling;
+mod one_spelling_migration;
 mod pause_resume;
 mod post_actions;
 mod quality_guard;
