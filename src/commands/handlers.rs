@@ -9,9 +9,10 @@ use super::{parse, Command, ReportFormat, StepContent, TriggerPattern, TriggerTa
 use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
 use crate::domain::csv_import::parse_contacts_csv;
-use crate::domain::{Address, Label};
-use crate::engine::dispatcher::{render_for, RenderError};
-use crate::engine::rules::{self, Decision, MessageKind};
+use crate::domain::{Address, Label, SkipReason};
+use crate::engine::eligibility::{verdict, Verdict};
+use crate::engine::render::render_for;
+use crate::engine::rules;
 use crate::engine::{Engine, EngineError};
 use crate::report;
 use crate::store::{
@@ -445,14 +446,14 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
             {
                 return said(format!("campaign {id} changed meanwhile; try again"));
             }
-            let mut dropped = store.skip_pending(id, "cancelled").await?;
+            let mut dropped = store.skip_pending(id, SkipReason::Cancelled).await?;
             for run in store.runs(id).await? {
                 if store
                     .transition(run.id, &live, CampaignStatus::Cancelled, Some("cancelled by admin"), now)
                     .await?
                 {
                     engine.status_changed(run.id);
-                    dropped += store.skip_pending(run.id, "cancelled").await?;
+                    dropped += store.skip_pending(run.id, SkipReason::Cancelled).await?;
                 }
             }
             Ok(format!(
@@ -1020,38 +1021,38 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         ),
         None => None,
     };
-    let kind = MessageKind {
-        template_category: template.as_ref().map(|t| t.category.as_str()),
-        triggered: c.kind == CampaignKind::Triggered,
-    };
     let mut eligible = Vec::new();
-    let mut skipped: std::collections::BTreeMap<&str, usize> = Default::default();
+    let mut skipped: std::collections::BTreeMap<SkipReason, usize> = Default::default();
     let mut missing: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     let mut outside = 0usize;
     for contact in &contacts {
-        let Some(channel) = engine.channels().for_address(&contact.address) else {
-            *skipped.entry("no_channel").or_default() += 1;
-            continue;
-        };
-        match rules::check_contact(contact, channel.kind(), kind, now) {
-            Decision::Skip(reason) => *skipped.entry(reason).or_default() += 1,
-            Decision::Hold(_) => {}
-            Decision::Send { outside_window } => match render_for(&c, template.as_ref(), contact) {
-                Ok(_) => {
-                    outside += usize::from(outside_window);
-                    eligible.push(contact);
+        let channel = engine.channels().for_address(&contact.address);
+        match verdict(
+            &c,
+            template.as_ref(),
+            contact,
+            channel.map(|ch| ch.kind()),
+            now,
+        ) {
+            Verdict::Send {
+                rendered,
+                outside_window,
+            } => {
+                outside += usize::from(outside_window);
+                eligible.push((contact, rendered));
+            }
+            Verdict::Skip {
+                reason,
+                missing: vars,
+            } => {
+                for v in vars {
+                    missing
+                        .entry(v)
+                        .or_default()
+                        .push(contact.address.to_string());
                 }
-                Err(RenderError::Missing(vars)) => {
-                    for v in vars {
-                        missing
-                            .entry(v)
-                            .or_default()
-                            .push(contact.address.to_string());
-                    }
-                    *skipped.entry("missing_variable").or_default() += 1;
-                }
-                Err(e) => return said(e.to_string()),
-            },
+                *skipped.entry(reason).or_default() += 1;
+            }
         }
     }
     let mut s = String::new();
@@ -1063,16 +1064,12 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         c.audience.as_deref().unwrap_or("")
     );
     let _ = writeln!(s, "eligible: {}", eligible.len());
-    for reason in [
-        "opted_out",
-        "no_consent",
-        "outside_window",
-        "marketing_stopped",
-        "unreachable",
-        "missing_variable",
-        "no_channel",
-    ] {
-        let _ = writeln!(s, "{reason}: {}", skipped.get(reason).copied().unwrap_or(0));
+    for reason in SkipReason::PREVIEWED {
+        let _ = writeln!(
+            s,
+            "{reason}: {}",
+            skipped.get(&reason).copied().unwrap_or(0)
+        );
     }
     for (var, who) in &missing {
         let shown: Vec<&str> = who.iter().take(5).map(String::as_str).collect();
@@ -1088,10 +1085,13 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
             shown.join(", ")
         );
     }
-    for contact in eligible.iter().take(3) {
-        if let Ok(r) = render_for(&c, template.as_ref(), contact) {
-            let _ = writeln!(s, "sample {}: {}", contact.address, r.body.rendered());
-        }
+    for (contact, rendered) in eligible.iter().take(3) {
+        let _ = writeln!(
+            s,
+            "sample {}: {}",
+            contact.address,
+            rendered.body.rendered()
+        );
     }
     let category = template
         .as_ref()

@@ -13,7 +13,9 @@ pub mod delivery;
 pub mod label;
 pub mod lang;
 pub mod schedule;
+pub mod skip;
 
 pub use address::{Address, AddressKind};
 pub use label::{AttrKey, Label};
 pub use lang::Lang;
+pub use skip::SkipReason;

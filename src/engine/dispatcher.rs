@@ -11,15 +11,17 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use futures::stream::StreamExt;
 
+use super::eligibility::{self, Verdict};
 use super::pacing::Pacer;
-use super::rules::{self, Decision, MessageKind};
+use super::render::Rendered;
+use super::rules;
 use super::{Engine, Result};
-use crate::channels::{Audience, Channel, ErrorClass, Outbound, OutboundBody, SendError};
+use crate::channels::{Audience, Channel, ErrorClass, Outbound, SendError};
 use crate::config::Tier;
-use crate::domain::content::{self, ContactFields, MissingVars};
+use crate::domain::SkipReason;
 use crate::lock;
 use crate::store::recipients::Outcome;
-use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Contact, Template};
+use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Template};
 
 /// Rows claimed (straight into `sending`) by one statement when pacing is off.
 const CLAIM_CHUNK: i64 = 128;
@@ -60,85 +62,6 @@ impl DispatchOutcome {
         self.failed += o.failed;
         self.held += o.held;
     }
-}
-
-/// A message ready for one contact.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rendered {
-    pub body: OutboundBody,
-    pub variant: Option<i64>,
-    /// Template category, or `free` for free text (for cost).
-    pub category: String,
-}
-
-/// Renders a campaign's content for one contact: the deterministic variant of free text, or the
-/// template with its parameters filled. A missing variable is an error, never a blank.
-pub fn render_for(
-    campaign: &Campaign,
-    template: Option<&Template>,
-    contact: &Contact,
-) -> std::result::Result<Rendered, RenderError> {
-    let fields = ContactFields {
-        name: contact.name.as_deref(),
-        address: &contact.address,
-        lang: contact.lang.as_deref(),
-        attrs: &contact.attrs,
-    };
-    match (&campaign.template, template) {
-        (Some(tref), Some(t)) => {
-            let mut params = Vec::with_capacity(tref.params.len());
-            let mut missing = Vec::new();
-            for p in &tref.params {
-                match content::render(p, &fields) {
-                    Ok(v) => params.push(v),
-                    Err(MissingVars(m)) => missing.extend(m),
-                }
-            }
-            if !missing.is_empty() {
-                return Err(RenderError::Missing(missing));
-            }
-            let rendered = content::fill_template(&t.body, &params);
-            Ok(Rendered {
-                body: OutboundBody::Template {
-                    name: t.name.clone(),
-                    lang: t.lang.clone(),
-                    params,
-                    rendered,
-                    buttons: Vec::new(),
-                },
-                variant: None,
-                category: t.category.clone(),
-            })
-        }
-        (Some(tref), None) => Err(RenderError::NoTemplate(format!(
-            "template {} ({}) does not exist",
-            tref.name, tref.lang
-        ))),
-        (None, _) => {
-            let texts = campaign.texts();
-            if texts.is_empty() {
-                return Err(RenderError::NoContent);
-            }
-            let variant = content::choose_variant(campaign.id, contact.id, texts.len());
-            let text = content::render(texts[variant], &fields)
-                .map_err(|MissingVars(m)| RenderError::Missing(m))?;
-            Ok(Rendered {
-                body: OutboundBody::Text(text),
-                variant: (texts.len() > 1).then_some(variant as i64),
-                category: "free".into(),
-            })
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum RenderError {
-    #[error("missing {}", .0.join(", "))]
-    Missing(Vec<String>),
-    #[error("{0}")]
-    NoTemplate(String),
-    #[error("the campaign has no message yet: use /campaign text or /campaign template")]
-    NoContent,
 }
 
 /// How one message of a window ended, on its way to the recorder.
@@ -476,27 +399,25 @@ impl Engine {
         r: &Claimed,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Prepared, Outcome>> {
-        let skip = |reason: &str| {
-            Ok(Err(Outcome::Skipped {
-                reason: reason.to_string(),
-            }))
+        let channel = self.channels.for_address(&r.contact.address);
+        let (rendered, outside_window) = match eligibility::verdict(
+            campaign,
+            template,
+            &r.contact,
+            channel.as_ref().map(|c| c.kind()),
+            now,
+        ) {
+            Verdict::Send {
+                rendered,
+                outside_window,
+            } => (rendered, outside_window),
+            Verdict::Skip { reason, .. } => return Ok(Err(Outcome::Skipped { reason })),
         };
-        let Some(channel) = self.channels.for_address(&r.contact.address) else {
-            return skip("no_channel");
-        };
-        let kind = MessageKind {
-            template_category: template.map(|t| t.category.as_str()),
-            triggered: campaign.kind == CampaignKind::Triggered,
-        };
-        let outside_window = match rules::check_contact(&r.contact, channel.kind(), kind, now) {
-            Decision::Skip(reason) => return skip(reason),
-            Decision::Hold(at) => return Ok(Err(hold(at, "held"))),
-            Decision::Send { outside_window } => outside_window,
-        };
-        let rendered = match render_for(campaign, template, &r.contact) {
-            Ok(rendered) => rendered,
-            Err(RenderError::Missing(_)) => return skip("missing_variable"),
-            Err(_) => return skip("no_content"),
+        let Some(channel) = channel else {
+            // `verdict` skips a contact no channel serves.
+            return Ok(Err(Outcome::Skipped {
+                reason: SkipReason::NoChannel,
+            }));
         };
         if let Some(until) = rules::quiet_until(&self.config, &r.contact, now) {
             return Ok(Err(hold(until, "quiet_hours")));

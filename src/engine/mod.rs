@@ -5,8 +5,10 @@
 pub mod actions;
 pub mod dispatcher;
 pub mod drip;
+pub mod eligibility;
 pub mod inbound;
 pub mod pacing;
+pub mod render;
 pub mod rules;
 pub mod scheduler;
 pub mod statuses;

@@ -1,12 +1,14 @@
 //! The send rules of SPEC section 3, checked per recipient at send time, in this order:
 //! opted out, no consent, outside the service window, tier budget, quiet hours. The first three
-//! skip the recipient for good; the last two hold them for later.
+//! skip the recipient for good (see [`super::eligibility`], which adds the render); the last two
+//! hold them for later (the dispatcher's `prepare`).
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 use crate::channels::ChannelKind;
 use crate::config::{Config, QuietHours};
+use crate::domain::SkipReason;
 use crate::store::{Consent, Contact};
 
 pub const SERVICE_WINDOW: Duration = Duration::hours(24);
@@ -17,8 +19,7 @@ pub enum Decision {
     Send {
         outside_window: bool,
     },
-    Skip(&'static str),
-    Hold(DateTime<Utc>),
+    Skip(SkipReason),
 }
 
 /// What the message is, as far as the rules care.
@@ -44,20 +45,20 @@ pub fn check_contact(
     now: DateTime<Utc>,
 ) -> Decision {
     if contact.consent == Consent::OptedOut {
-        return Decision::Skip("opted_out");
+        return Decision::Skip(SkipReason::OptedOut);
     }
     if contact.consent != Consent::OptedIn && !msg.triggered {
-        return Decision::Skip("no_consent");
+        return Decision::Skip(SkipReason::NoConsent);
     }
     if contact.unreachable.is_some() {
-        return Decision::Skip("unreachable");
+        return Decision::Skip(SkipReason::Unreachable);
     }
     if contact.marketing_stopped && msg.template_category == Some("marketing") {
-        return Decision::Skip("marketing_stopped");
+        return Decision::Skip(SkipReason::MarketingStopped);
     }
     let open = in_window(contact, now);
     if channel.has_service_window() && msg.template_category.is_none() && !open {
-        return Decision::Skip("outside_window");
+        return Decision::Skip(SkipReason::OutsideWindow);
     }
     Decision::Send {
         outside_window: channel.has_service_window() && !open,
@@ -146,15 +147,15 @@ mod tests {
         let wa = ChannelKind::WhatsApp;
         assert_eq!(
             check_contact(&contact(Consent::OptedOut, open), wa, TEXT, now()),
-            Decision::Skip("opted_out")
+            Decision::Skip(SkipReason::OptedOut)
         );
         assert_eq!(
             check_contact(&contact(Consent::Unknown, closed), wa, TEXT, now()),
-            Decision::Skip("no_consent")
+            Decision::Skip(SkipReason::NoConsent)
         );
         assert_eq!(
             check_contact(&contact(Consent::OptedIn, closed), wa, TEXT, now()),
-            Decision::Skip("outside_window")
+            Decision::Skip(SkipReason::OutsideWindow)
         );
         assert_eq!(
             check_contact(&contact(Consent::OptedIn, closed), wa, MARKETING, now()),
@@ -204,7 +205,7 @@ mod tests {
                 kind,
                 now()
             ),
-            Decision::Skip("opted_out")
+            Decision::Skip(SkipReason::OptedOut)
         );
     }
 
@@ -214,7 +215,7 @@ mod tests {
         c.marketing_stopped = true;
         assert_eq!(
             check_contact(&c, ChannelKind::WhatsApp, MARKETING, now()),
-            Decision::Skip("marketing_stopped")
+            Decision::Skip(SkipReason::MarketingStopped)
         );
         assert!(matches!(
             check_contact(&c, ChannelKind::WhatsApp, TEXT, now()),

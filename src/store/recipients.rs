@@ -15,6 +15,7 @@ use super::{
     json_list, opt_time, Backend, Claimed, RecipientRow, Report, Result, Store, StoreError,
 };
 use crate::clock::to_ms;
+use crate::domain::SkipReason;
 
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
 const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
@@ -37,7 +38,7 @@ pub enum Outcome {
         outside_window: bool,
     },
     Skipped {
-        reason: String,
+        reason: SkipReason,
     },
     Failed {
         code: String,
@@ -452,7 +453,7 @@ impl Store {
             let rows: Vec<serde_json::Value> = chunk
                 .iter()
                 .filter_map(|(id, outcome, _)| match outcome {
-                    Outcome::Skipped { reason } => Some(serde_json::json!([id, reason])),
+                    Outcome::Skipped { reason } => Some(serde_json::json!([id, reason.as_str()])),
                     _ => None,
                 })
                 .collect();
@@ -627,24 +628,25 @@ impl Store {
     /// A contact wrote in: their pending steps of drips that stop on reply are dropped.
     pub async fn stop_drips_on_reply(&self, contact_id: i64) -> Result<u64> {
         Ok(sqlx::query(
-            "UPDATE recipients SET status = 'skipped', reason = 'replied' \
+            "UPDATE recipients SET status = 'skipped', reason = $2 \
              WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND campaign_id IN \
              (SELECT s.id FROM campaigns s JOIN campaigns d ON d.id = s.parent_id \
               WHERE s.kind = 'drip_step' AND d.stop_on_reply = 1)",
         )
         .bind(contact_id)
+        .bind(SkipReason::Replied.as_str())
         .execute(&self.pool)
         .await?
         .rows_affected())
     }
 
     /// Cancelling drops everything not yet handed to a channel.
-    pub async fn skip_pending(&self, campaign_id: i64, reason: &str) -> Result<u64> {
+    pub async fn skip_pending(&self, campaign_id: i64, reason: SkipReason) -> Result<u64> {
         Ok(sqlx::query(
             "UPDATE recipients SET status = 'skipped', reason = $1 \
              WHERE campaign_id = $2 AND work_due IS NOT NULL AND status IN ('queued', 'claimed')",
         )
-        .bind(reason)
+        .bind(reason.as_str())
         .bind(campaign_id)
         .execute(&self.pool)
         .await?

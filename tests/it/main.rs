@@ -14,6 +14,7 @@ mod one_spelling;
 mod one_spelling_migration;
 mod pause_resume;
 mod post_actions;
+mod preview_matches_send;
 mod quality_guard;
 mod recurring;
 mod report_export;

@@ -1,0 +1,85 @@
+//! A campaign's message for one contact: the deterministic variant of free text, or the template
+//! with its parameters filled.
+
+use crate::channels::OutboundBody;
+use crate::domain::content::{self, ContactFields, MissingVars};
+use crate::store::{Campaign, Contact, Template};
+
+/// A message ready for one contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub body: OutboundBody,
+    pub variant: Option<i64>,
+    /// Template category, or `free` for free text (for cost).
+    pub category: String,
+}
+
+/// Renders a campaign's content for one contact: the deterministic variant of free text, or the
+/// template with its parameters filled. A missing variable is an error, never a blank.
+pub fn render_for(
+    campaign: &Campaign,
+    template: Option<&Template>,
+    contact: &Contact,
+) -> std::result::Result<Rendered, RenderError> {
+    let fields = ContactFields {
+        name: contact.name.as_deref(),
+        address: &contact.address,
+        lang: contact.lang.as_deref(),
+        attrs: &contact.attrs,
+    };
+    match (&campaign.template, template) {
+        (Some(tref), Some(t)) => {
+            let mut params = Vec::with_capacity(tref.params.len());
+            let mut missing = Vec::new();
+            for p in &tref.params {
+                match content::render(p, &fields) {
+                    Ok(v) => params.push(v),
+                    Err(MissingVars(m)) => missing.extend(m),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(RenderError::Missing(missing));
+            }
+            let rendered = content::fill_template(&t.body, &params);
+            Ok(Rendered {
+                body: OutboundBody::Template {
+                    name: t.name.clone(),
+                    lang: t.lang.clone(),
+                    params,
+                    rendered,
+                    buttons: Vec::new(),
+                },
+                variant: None,
+                category: t.category.clone(),
+            })
+        }
+        (Some(tref), None) => Err(RenderError::NoTemplate(format!(
+            "template {} ({}) does not exist",
+            tref.name, tref.lang
+        ))),
+        (None, _) => {
+            let texts = campaign.texts();
+            if texts.is_empty() {
+                return Err(RenderError::NoContent);
+            }
+            let variant = content::choose_variant(campaign.id, contact.id, texts.len());
+            let text = content::render(texts[variant], &fields)
+                .map_err(|MissingVars(m)| RenderError::Missing(m))?;
+            Ok(Rendered {
+                body: OutboundBody::Text(text),
+                variant: (texts.len() > 1).then_some(variant as i64),
+                category: "free".into(),
+            })
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RenderError {
+    #[error("missing {}", .0.join(", "))]
+    Missing(Vec<String>),
+    #[error("{0}")]
+    NoTemplate(String),
+    #[error("the campaign has no message yet: use /campaign text or /campaign template")]
+    NoContent,
+}
