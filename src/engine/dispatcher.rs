@@ -21,7 +21,7 @@ use crate::config::Tier;
 use crate::domain::SkipReason;
 use crate::lock;
 use crate::store::recipients::Outcome;
-use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Template};
+use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Template, TierReservation};
 
 /// Rows claimed (straight into `sending`) by one statement when pacing is off.
 const CLAIM_CHUNK: i64 = 128;
@@ -445,8 +445,9 @@ impl Engine {
     }
 
     /// The rolling 24 h tier: a contact not yet reached outside their window in the last 24 h
-    /// takes one unit of budget, reserved now (before the send) so concurrent sends cannot
-    /// overspend. When the budget is spent, the hold lasts until the oldest unit ages out.
+    /// takes one unit of budget, reserved now (before the send, atomically across processes) so
+    /// concurrent sends cannot overspend. When the budget is spent, the hold lasts until the
+    /// oldest unit ages out.
     async fn tier_hold(
         &self,
         contact_id: i64,
@@ -456,16 +457,23 @@ impl Engine {
             return Ok(None);
         };
         let since = now - rules::SERVICE_WINDOW;
-        let (used, already) = self.store.tier_usage(since, contact_id).await?;
-        if already {
-            return Ok(None);
-        }
-        if used >= limit as i64 {
-            let oldest = self.store.tier_oldest(since).await?.unwrap_or(now);
-            return Ok(Some(oldest + rules::SERVICE_WINDOW + Duration::seconds(1)));
-        }
-        self.store.tier_record(contact_id, now).await?;
-        Ok(None)
+        Ok(
+            match self
+                .store
+                .reserve_tier(
+                    contact_id,
+                    since,
+                    now,
+                    i64::try_from(limit).unwrap_or(i64::MAX),
+                )
+                .await?
+            {
+                TierReservation::Reserved | TierReservation::AlreadyCounted => None,
+                TierReservation::Full { oldest } => {
+                    Some(oldest + rules::SERVICE_WINDOW + Duration::seconds(1))
+                }
+            },
+        )
     }
 
     /// Sends what `feed` hands over and records the outcomes, as three stages running at once:
@@ -680,6 +688,8 @@ impl Engine {
             reason: Some(e.reason.clone()),
             refund_attempt,
         };
+        self.apply_failure(e.class, campaign, p.contact_id, &e.code, &e.reason)
+            .await?;
         Ok(match e.class {
             ErrorClass::RateLimited => {
                 let wait = e
@@ -694,26 +704,14 @@ impl Engine {
                 let backoff = Duration::seconds((1i64 << attempts.min(8)).min(300));
                 retry(now + backoff, false)
             }
-            ErrorClass::Transient => failed(),
             ErrorClass::Defer if attempts < MAX_DEFERS => retry(now + DEFER_FOR, false),
-            ErrorClass::Defer => failed(),
-            ErrorClass::Permanent => failed(),
-            ErrorClass::Unreachable => {
-                self.store
-                    .set_unreachable(p.contact_id, Some(&e.reason))
-                    .await?;
-                failed()
-            }
-            ErrorClass::MarketingStopped => {
-                self.store.set_marketing_stopped(p.contact_id, true).await?;
-                failed()
-            }
-            ErrorClass::PauseCampaign => {
-                self.pause_campaign(campaign, &format!("{} {}", e.code, e.reason))
-                    .await?;
-                // Not this recipient's fault: it stays queued for the resume.
-                retry(now, true)
-            }
+            // Not this recipient's fault: it stays queued for the resume.
+            ErrorClass::PauseCampaign => retry(now, true),
+            ErrorClass::Transient
+            | ErrorClass::Defer
+            | ErrorClass::Permanent
+            | ErrorClass::Unreachable
+            | ErrorClass::MarketingStopped => failed(),
         })
     }
 

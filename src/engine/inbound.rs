@@ -325,21 +325,14 @@ impl Engine {
             return Ok(());
         };
         self.metrics.message_failed(channel.kind());
-        match channel.classify_failure(code) {
-            Some(ErrorClass::MarketingStopped) => {
-                self.store.set_marketing_stopped(contact.id, true).await?;
-            }
-            Some(ErrorClass::Unreachable) => {
-                self.store.set_unreachable(contact.id, Some(title)).await?;
-            }
-            Some(ErrorClass::PauseCampaign) => {
-                if let Some(campaign) = self.store.campaign(campaign_id).await? {
-                    self.pause_campaign(&campaign, &format!("{code} {title}"))
-                        .await?;
-                }
-            }
-            _ => {}
-        }
+        let Some(class) = channel.classify_failure(code) else {
+            return Ok(());
+        };
+        let Some(campaign) = self.store.campaign(campaign_id).await? else {
+            return Ok(());
+        };
+        self.apply_failure(class, &campaign, contact.id, code, title)
+            .await?;
         Ok(())
     }
 }

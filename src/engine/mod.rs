@@ -6,6 +6,7 @@ pub mod actions;
 pub mod dispatcher;
 pub mod drip;
 pub mod eligibility;
+mod failures;
 pub mod inbound;
 pub mod pacing;
 pub mod render;
@@ -145,10 +146,7 @@ impl Engine {
                 "tier: unlimited; {needed} send(s) outside the window"
             ));
         };
-        let (used, _) = self
-            .store
-            .tier_usage(now - rules::SERVICE_WINDOW, -1)
-            .await?;
+        let used = self.store.tier_used(now - rules::SERVICE_WINDOW).await?;
         let left = (limit as i64 - used).max(0) as usize;
         if needed <= left {
             return Ok(format!(

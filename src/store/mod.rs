@@ -10,6 +10,7 @@ mod contacts;
 pub mod model;
 pub mod recipients;
 pub mod statuses;
+mod tier;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use model::*;
+pub use tier::TierReservation;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -740,38 +740,6 @@ impl Store {
             .collect()
     }
 
-    /// Distinct contacts reached outside their window since `since` (the rolling tier budget),
-    /// and whether `contact_id` is already one of them (re-reaching them costs nothing).
-    pub async fn tier_usage(&self, since: DateTime<Utc>, contact_id: i64) -> Result<(i64, bool)> {
-        let row = sqlx::query(
-            "SELECT COUNT(DISTINCT contact_id) AS n, \
-             COUNT(*) FILTER (WHERE contact_id = $2) AS mine FROM tier_usage WHERE at > $1",
-        )
-        .bind(to_ms(since))
-        .bind(contact_id)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.try_get("n")?, row.try_get::<i64, _>("mine")? > 0))
-    }
-
-    /// When the oldest entry in the window leaves it (the budget grows again then).
-    pub async fn tier_oldest(&self, since: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
-        let row = sqlx::query("SELECT MIN(at) AS t FROM tier_usage WHERE at > $1")
-            .bind(to_ms(since))
-            .fetch_one(&self.pool)
-            .await?;
-        opt_time(&row, "t")
-    }
-
-    pub async fn tier_record(&self, contact_id: i64, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("INSERT INTO tier_usage (contact_id, at) VALUES ($1, $2)")
-            .bind(contact_id)
-            .bind(to_ms(at))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Among a campaign's last `window` finished attempts: (attempts, failures, opt-outs). The
     /// `COALESCE(sent_at, failed_at)` terms are spelled as in the `recipients_finished` index,
     /// which makes this a short index walk on a campaign of any size.

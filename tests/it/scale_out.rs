@@ -536,3 +536,69 @@ async fn recovery_leaves_alone_a_row_another_worker_claimed_since() {
         "still B's to send"
     );
 }
+
+/// Dispatches until this engine finds nothing due; returns what it sent.
+async fn drain_due(engine: &Engine) -> u64 {
+    let mut sent = 0;
+    loop {
+        let step = engine.dispatch_step().await.expect("dispatch");
+        sent += step.sent;
+        if step.is_idle() {
+            return sent;
+        }
+    }
+}
+
+#[tokio::test]
+async fn two_engines_never_spend_more_than_the_tier_between_them() {
+    const CONTACTS: u64 = 600;
+    const TIER: u64 = 50;
+    let db = TestDb::new().await;
+    let fake = FakeGraph::start().await;
+    fake.set_latency(Duration::from_millis(1));
+    let clock = ManualClock::new(t0());
+    let tiered = || herald::config::Config {
+        tier: herald::config::Tier::Limited(TIER),
+        ..config(&db.url)
+    };
+    let one = whatsapp_engine(tiered(), &fake, Arc::new(clock.clone())).await;
+    let two = whatsapp_engine(tiered(), &fake, Arc::new(clock.clone())).await;
+    // Everyone wrote in two days ago: each template message is business-initiated and costs a
+    // unit of the tier.
+    herald::bench::seed::contacts(
+        &one.store,
+        CONTACTS,
+        &[("all", CONTACTS)],
+        t0() - ChronoDuration::days(2),
+    )
+    .await
+    .unwrap();
+    admin(
+        &one,
+        &[
+            "/template add promo en marketing Hello {{1}}",
+            "/campaign new Everyone",
+            "/campaign audience 1 all",
+            "/campaign template 1 promo en {{name}}",
+            "/campaign pace 1 rate=0",
+            "/campaign send 1",
+        ],
+    )
+    .await;
+
+    let (a, b) = tokio::join!(drain_due(&one), drain_due(&two));
+
+    assert_eq!(a + b, TIER, "the two engines sent {a} + {b}");
+    assert_eq!(fake.accepted().len() as u64, TIER);
+    let by_status = statuses(&one.store, 1).await;
+    assert_eq!(by_status.get("sent").copied(), Some(TIER as i64));
+    assert_eq!(
+        by_status.get("queued").copied(),
+        Some((CONTACTS - TIER) as i64),
+        "the rest wait for the window to roll: {by_status:?}"
+    );
+    // A day later the budget is back, and the next fifty go.
+    clock.advance(ChronoDuration::hours(24) + ChronoDuration::seconds(2));
+    let (a, b) = tokio::join!(drain_due(&one), drain_due(&two));
+    assert_eq!(a + b, TIER, "the next day's {a} + {b}");
+}
