@@ -11,6 +11,7 @@ use crate::domain::content;
 use crate::domain::csv_import::parse_contacts_csv;
 use crate::domain::{Address, Label, SkipReason};
 use crate::engine::eligibility::{verdict, Verdict};
+use crate::engine::lifecycle::PauseBy;
 use crate::engine::render::render_for;
 use crate::engine::rules;
 use crate::engine::{Engine, EngineError};
@@ -329,133 +330,27 @@ async fn apply_command(engine: &Engine, admin: &str, command: Command) -> Reply 
         Command::CampaignPreview { id } => preview(engine, id, now).await,
         Command::CampaignTest { id } => test_send(engine, admin, id).await,
         Command::CampaignSend { id } => {
-            let campaign = campaign(engine, id).await?;
-            if !matches!(
-                campaign.status,
-                CampaignStatus::Draft | CampaignStatus::Scheduled
-            ) {
-                let hint = if campaign.status == CampaignStatus::Paused {
-                    format!("; use /campaign resume {id}")
-                } else {
-                    String::new()
-                };
-                return said(format!("campaign {id} is {}{hint}", campaign.status));
-            }
-            if campaign.kind == CampaignKind::Triggered {
-                return said(format!(
-                    "campaign {id} is sent by its trigger; it has no send of its own"
-                ));
-            }
-            if campaign.kind == CampaignKind::Recurring {
-                return said(format!(
-                    "campaign {id} is recurring and sends on its schedule; see /campaign show {id}"
-                ));
-            }
-            if campaign.kind == CampaignKind::Drip {
-                return said(format!(
-                    "{id} is a drip: contacts get it when enrolled (/drip enroll {id} <audience>)"
-                ));
-            }
-            match engine.start_campaign(&campaign).await? {
-                Some(n) => Ok(format!("campaign {id} sending to {n} recipient(s)")),
-                None => said(format!("campaign {id} was already started")),
-            }
+            let n = engine.send_now(id).await?;
+            Ok(format!("campaign {id} sending to {n} recipient(s)"))
         }
         Command::CampaignPause { id } => {
-            let campaign = campaign(engine, id).await?;
-            if store
-                .transition(
-                    id,
-                    &[CampaignStatus::Sending, CampaignStatus::Scheduled],
-                    CampaignStatus::Paused,
-                    Some("paused by admin"),
-                    now,
-                )
-                .await?
-            {
-                for run in store.runs(id).await? {
-                    store
-                        .transition(
-                            run.id,
-                            &[CampaignStatus::Sending],
-                            CampaignStatus::Paused,
-                            Some("paused by admin"),
-                            now,
-                        )
-                        .await?;
-                    engine.status_changed(run.id);
-                }
-                let r = store.report(id).await?;
-                Ok(format!(
-                    "campaign {id} paused: {} sent, {} waiting",
-                    r.sent, r.queued
-                ))
-            } else {
-                said(format!(
-                    "campaign {id} is {}; only a sending or scheduled campaign can be paused",
-                    campaign.status
-                ))
-            }
-        }
-        Command::CampaignResume { id } => {
-            let campaign = campaign(engine, id).await?;
-            if campaign.status != CampaignStatus::Paused {
-                return said(format!(
-                    "campaign {id} is {}; only a paused campaign can be resumed",
-                    campaign.status
-                ));
-            }
-            // A campaign paused before its scheduled start goes back to waiting for it.
-            let target = if campaign.kind == CampaignKind::Recurring
-                || (campaign.started_at.is_none() && campaign.scheduled_at.is_some())
-            {
-                CampaignStatus::Scheduled
-            } else {
-                CampaignStatus::Sending
-            };
-            store
-                .transition(id, &[CampaignStatus::Paused], target, None, now)
-                .await?;
-            for run in store.runs(id).await? {
-                store
-                    .transition(run.id, &[CampaignStatus::Paused], CampaignStatus::Sending, None, now)
-                    .await?;
-                engine.status_changed(run.id);
-            }
-            engine.wake();
+            engine.pause(id, PauseBy::Admin).await?;
             let r = store.report(id).await?;
             Ok(format!(
-                "campaign {id} resumed ({target}): {} recipient(s) left",
-                r.queued
+                "campaign {id} paused: {} sent, {} waiting",
+                r.sent, r.queued
+            ))
+        }
+        Command::CampaignResume { id } => {
+            let resumed = engine.resume(id).await?;
+            let r = store.report(id).await?;
+            Ok(format!(
+                "campaign {id} resumed ({}): {} recipient(s) left",
+                resumed.status, r.queued
             ))
         }
         Command::CampaignCancel { id } => {
-            let campaign = campaign(engine, id).await?;
-            if campaign.status.is_final() {
-                return said(format!("campaign {id} is already {}", campaign.status));
-            }
-            let live = [
-                CampaignStatus::Draft,
-                CampaignStatus::Scheduled,
-                CampaignStatus::Sending,
-                CampaignStatus::Paused,
-            ];
-            if !store
-                .transition(id, &live, CampaignStatus::Cancelled, Some("cancelled by admin"), now)
-                .await?
-            {
-                return said(format!("campaign {id} changed meanwhile; try again"));
-            }
-            let mut dropped = store.skip_pending(id, SkipReason::Cancelled).await?;
-            for run in store.runs(id).await? {
-                if store
-                    .transition(run.id, &live, CampaignStatus::Cancelled, Some("cancelled by admin"), now)
-                    .await?
-                {
-                    engine.status_changed(run.id);
-                    dropped += store.skip_pending(run.id, SkipReason::Cancelled).await?;
-                }
-            }
+            let dropped = engine.cancel(id).await?;
             Ok(format!(
                 "campaign {id} cancelled; {dropped} recipient(s) will not be sent"
             ))

@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures::stream::StreamExt;
 
 use super::eligibility::{self, Verdict};
+use super::lifecycle::PauseBy;
 use super::pacing::Pacer;
 use super::render::Rendered;
 use super::rules;
@@ -228,11 +229,8 @@ impl Engine {
         match self.store.template(&t.name, &t.lang).await? {
             Some(template) => Ok(Ok(Some(template))),
             None => {
-                self.pause_campaign(
-                    campaign,
-                    "132001 template missing: add it with /template add",
-                )
-                .await?;
+                let why = "132001 template missing: add it with /template add";
+                self.pause(campaign.id, PauseBy::Engine { why }).await?;
                 Ok(Err(()))
             }
         }
@@ -715,34 +713,6 @@ impl Engine {
         })
     }
 
-    /// Pauses a sending campaign on its own and tells the owner why.
-    pub(crate) async fn pause_campaign(&self, campaign: &Campaign, why: &str) -> Result<()> {
-        let now = self.clock.now();
-        if self
-            .store
-            .transition(
-                campaign.id,
-                &[CampaignStatus::Sending],
-                CampaignStatus::Paused,
-                Some(why),
-                now,
-            )
-            .await?
-        {
-            self.status_changed(campaign.id);
-            tracing::warn!(campaign_id = campaign.id, why, "campaign paused");
-            self.tell_owner(
-                campaign.owner.as_deref(),
-                format!(
-                    "campaign {} paused: {why}. Fix the cause, then /campaign resume {}",
-                    campaign.id, campaign.id
-                ),
-            )
-            .await;
-        }
-        Ok(())
-    }
-
     /// The quality guard: too many failures or opt-outs among the last sends pause the campaign.
     async fn guard_quality(&self, campaign: &Campaign) -> Result<()> {
         let c = &self.config;
@@ -767,7 +737,9 @@ impl Engine {
         } else {
             return Ok(());
         };
-        self.pause_campaign(campaign, &why).await
+        self.pause(campaign.id, PauseBy::Engine { why: &why })
+            .await?;
+        Ok(())
     }
 
     /// A one-time campaign with nothing left to do is completed, and its owner gets the summary.

@@ -3,6 +3,7 @@
 //! (Whether the message itself is retried, deferred or failed is the dispatcher's business; a
 //! failure that arrives as a status has already left.)
 
+use super::lifecycle::PauseBy;
 use super::{Engine, Result};
 use crate::channels::ErrorClass;
 use crate::store::Campaign;
@@ -26,7 +27,8 @@ impl Engine {
                 self.store.set_marketing_stopped(contact_id, true).await?;
             }
             ErrorClass::PauseCampaign => {
-                self.pause_campaign(campaign, &format!("{code} {reason}"))
+                let why = format!("{code} {reason}");
+                self.pause(campaign.id, PauseBy::Engine { why: &why })
                     .await?;
             }
             ErrorClass::RateLimited

@@ -8,6 +8,7 @@ pub mod drip;
 pub mod eligibility;
 mod failures;
 pub mod inbound;
+pub mod lifecycle;
 pub mod pacing;
 pub mod render;
 pub mod rules;

@@ -3,7 +3,6 @@
 //! start and a crash never leaves a half-started campaign.
 
 use super::{Engine, EngineError, Result};
-use crate::domain::audience::parse_audience;
 use crate::domain::schedule::Repeat;
 use crate::store::{Campaign, CampaignKind, CampaignStatus};
 
@@ -106,38 +105,5 @@ impl Engine {
         )
         .await;
         Ok(1)
-    }
-
-    /// Resolves the audience and moves the campaign to `sending`. `Ok(None)` if it was not in a
-    /// startable state (already started elsewhere).
-    pub async fn start_campaign(&self, campaign: &Campaign) -> Result<Option<u64>> {
-        Self::check_ready(campaign)?;
-        let spec = campaign.audience.as_deref().unwrap_or_default();
-        let expr = parse_audience(spec).map_err(|e| EngineError::Rejected(e.to_string()))?;
-        let n = self
-            .store
-            .start_campaign(campaign.id, &expr, self.clock.now())
-            .await?;
-        if n.is_some() {
-            self.wake();
-        }
-        Ok(n)
-    }
-
-    /// What a campaign needs before it can send.
-    pub fn check_ready(campaign: &Campaign) -> Result<()> {
-        if campaign.audience.as_deref().is_none_or(str::is_empty) {
-            return Err(EngineError::Rejected(format!(
-                "campaign {} has no audience: /campaign audience {} <labels or addresses>",
-                campaign.id, campaign.id
-            )));
-        }
-        if campaign.text.is_none() && campaign.template.is_none() {
-            return Err(EngineError::Rejected(format!(
-                "campaign {} has no message: /campaign text {} <message> or /campaign template",
-                campaign.id, campaign.id
-            )));
-        }
-        Ok(())
     }
 }

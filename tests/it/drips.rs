@@ -141,3 +141,44 @@ async fn drip_commands_refuse_bad_input_in_one_line() {
         assert!(reply.contains(expect), "{line}: {reply}");
     }
 }
+
+#[tokio::test]
+async fn pausing_or_cancelling_a_drip_holds_or_ends_every_step() {
+    let app = ConsoleApp::start().await;
+    welcome(&app).await;
+    app.setup(&["/drip stop-on-reply 1 off", "/drip enroll 1 new"])
+        .await;
+    app.settle().await;
+    assert_eq!(app.received("+15550001"), vec!["Welcome Ann!"]);
+
+    // Paused, step 2 does not go when its day comes.
+    let reply = app.admin("/campaign pause 1").await;
+    assert!(reply.contains("campaign 1 paused"), "{reply}");
+    app.clock.advance(Duration::days(2) + Duration::minutes(1));
+    app.settle().await;
+    assert_eq!(
+        app.received("+15550001").len(),
+        1,
+        "nothing sent while paused"
+    );
+
+    // Resumed, it goes; cancelled, the last step never does.
+    let reply = app.admin("/campaign resume 1").await;
+    assert!(reply.contains("resumed"), "{reply}");
+    app.settle().await;
+    assert_eq!(
+        app.received("+15550001").last().unwrap(),
+        "Tip for Ann: sizing"
+    );
+    let reply = app.admin("/campaign cancel 1").await;
+    assert!(
+        reply.contains("2 recipient(s) will not be sent"),
+        "the last step of Ann and Bob: {reply}"
+    );
+    app.clock.advance(Duration::weeks(2));
+    app.customer("+15550001", "still here").await;
+    app.settle().await;
+    assert_eq!(app.received("+15550001").len(), 2);
+    assert_eq!(app.received("+15550002").len(), 2);
+    assert!(app.admin("/campaign resume 1").await.contains("cancelled"));
+}
