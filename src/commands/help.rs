@@ -3,6 +3,9 @@
 
 use std::sync::LazyLock;
 
+use super::parse::{Args, ParseError};
+use super::Command;
+
 /// In the order `/help` lists them. Paths are as shown to a reader of the repository.
 const SOURCES: [(&str, &str); 9] = [
     ("commands/help.md", include_str!("../../commands/help.md")),
@@ -32,6 +35,21 @@ const SOURCES: [(&str, &str); 9] = [
 ];
 
 /// Telegram and WhatsApp both cut text messages at 4096 characters.
+pub(super) fn parse_command(args: &mut Args) -> Result<Command, ParseError> {
+    let mut words = Vec::new();
+    while let Some(word) = args.word()? {
+        words.push(word);
+    }
+    let topic = words
+        .join(" ")
+        .trim_start_matches('/')
+        .trim()
+        .to_lowercase();
+    Ok(Command::Help {
+        topic: (!topic.is_empty()).then_some(topic),
+    })
+}
+
 #[cfg(test)]
 const CHAT_MESSAGE_LIMIT: usize = 4096;
 

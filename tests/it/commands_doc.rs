@@ -4,59 +4,49 @@
 use std::collections::BTreeSet;
 
 use herald::commands::help::{command_list, examples, help, usage_of};
-use herald::commands::{parse, Command};
+use herald::commands::{
+    parse, CampaignCommand, Command, ConsentCommand, ContactCommand, DripCommand, LabelCommand,
+    TemplateCommand, TriggerCommand,
+};
 
-/// Declares every `Command` variant once. `kind` matches exhaustively, so a new variant does not
-/// compile until it is listed here, and then the test below demands an example for it.
+/// Declares every kind of command once: the top-level `Command` variants, then each group's
+/// variants. `kind` matches exhaustively, so a new variant does not compile until it is listed
+/// here, and then the test below demands an example for it.
 macro_rules! command_kinds {
-    ($($variant:ident),* $(,)?) => {
-        const ALL_KINDS: &[&str] = &[$(stringify!($variant)),*];
+    (
+        $($top:ident),* ;
+        $($group:ident($group_enum:ident) { $($variant:ident),* $(,)? }),* $(,)?
+    ) => {
+        const ALL_KINDS: &[&str] = &[
+            $(stringify!($top),)*
+            $($(concat!(stringify!($group), stringify!($variant)),)*)*
+        ];
 
         fn kind(command: &Command) -> &'static str {
             match command {
-                $(Command::$variant { .. } => stringify!($variant),)*
+                $(Command::$top { .. } => stringify!($top),)*
+                $($(
+                    Command::$group($group_enum::$variant { .. }) => {
+                        concat!(stringify!($group), stringify!($variant))
+                    }
+                )*)*
             }
         }
     };
 }
 
 command_kinds!(
-    Help,
-    ContactAdd,
-    ContactShow,
-    ContactImport,
-    LabelAdd,
-    LabelRemove,
-    OptIn,
-    OptOut,
-    TemplateAdd,
-    TemplateList,
-    CampaignNew,
-    CampaignAudience,
-    CampaignText,
-    CampaignVariant,
-    CampaignTemplate,
-    CampaignPace,
-    CampaignSchedule,
-    CampaignRepeat,
-    CampaignPreview,
-    CampaignTest,
-    CampaignSend,
-    CampaignPause,
-    CampaignResume,
-    CampaignCancel,
-    CampaignList,
-    CampaignShow,
-    CampaignReport,
-    TriggerAdd,
-    TriggerList,
-    TriggerRemove,
-    On,
-    DripNew,
-    DripStep,
-    DripEnroll,
-    DripStopOnReply,
-    DripShow,
+    Help, On;
+    Contact(ContactCommand) { Add, Show, Import },
+    Label(LabelCommand) { Add, Remove },
+    Consent(ConsentCommand) { OptIn, OptOut },
+    Template(TemplateCommand) { Add, List },
+    Campaign(CampaignCommand) {
+        New, Audience, Text, Variant, Template, Pace, Schedule, Repeat, Preview, Test, Send,
+        Pause, Resume, Cancel, List, Show, Report,
+    },
+    Trigger(TriggerCommand) { Add, List, Remove },
+    Drip(DripCommand) { New, Step, Enroll, StopOnReply, Show },
 );
 
 /// What admins type first; `/help` must mention each.

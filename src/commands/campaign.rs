@@ -1,0 +1,1146 @@
+//! `/campaign ...`: building, previewing, sending and reporting a campaign: its parser, its
+//! handler and their tests. Grammar and examples: `commands/campaign.md`.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::parse::{parse_tz, shorten, split_params, Args, ParseError};
+use super::reply::{
+    campaign, check_variables, editable, resolve_audience, said, usable_template, Refusal, Reply,
+};
+use super::AudienceSpec;
+use crate::domain::audience::parse_audience;
+use crate::domain::schedule::Repeat;
+use crate::domain::{Address, Lang, SkipReason};
+use crate::engine::eligibility::{verdict, Verdict};
+use crate::engine::lifecycle::PauseBy;
+use crate::engine::render::render_for;
+use crate::engine::Engine;
+use crate::report;
+use crate::store::{CampaignKind, CampaignStatus, Pace, TemplateRef};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CampaignCommand {
+    New {
+        title: String,
+    },
+    Audience {
+        id: i64,
+        audience: AudienceSpec,
+    },
+    Text {
+        id: i64,
+        text: String,
+    },
+    Variant {
+        id: i64,
+        text: String,
+    },
+    Template {
+        id: i64,
+        name: String,
+        lang: Lang,
+        /// Literal text, `{{name}}` or `{{attr.KEY}}`, in `{{1}}..{{n}}` order.
+        params: Vec<String>,
+    },
+    Pace {
+        id: i64,
+        /// Messages per second; `Some(0.0)` turns campaign pacing off (channel ceilings still hold).
+        rate: Option<f64>,
+        /// Random delay between messages, seconds.
+        delay: Option<(f64, f64)>,
+        batch: Option<u32>,
+        /// Pause between batches, seconds.
+        pause: Option<f64>,
+    },
+    Schedule {
+        id: i64,
+        /// Local time as typed, `YYYY-MM-DD HH:MM`.
+        at: chrono::NaiveDateTime,
+        /// IANA zone if given; the admin's `TZ` otherwise.
+        tz: Option<chrono_tz::Tz>,
+    },
+    /// Turns a campaign into a recurring one: each occurrence is its own run.
+    Repeat {
+        id: i64,
+        repeat: crate::domain::schedule::Repeat,
+    },
+    Preview {
+        id: i64,
+    },
+    Test {
+        id: i64,
+    },
+    Send {
+        id: i64,
+    },
+    Pause {
+        id: i64,
+    },
+    Resume {
+        id: i64,
+    },
+    Cancel {
+        id: i64,
+    },
+    List {
+        status: Option<String>,
+    },
+    Show {
+        id: i64,
+    },
+    Report {
+        id: i64,
+        format: ReportFormat,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    Csv,
+    Chart,
+}
+
+const CAMPAIGN_STATUSES: [&str; 7] = [
+    "draft",
+    "scheduled",
+    "sending",
+    "completed",
+    "paused",
+    "cancelled",
+    "failed",
+];
+
+/// Builds a campaign command that takes nothing but the campaign id.
+type IdOnly = fn(i64) -> CampaignCommand;
+
+pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
+    let sub = args.keyword("subcommand")?;
+    // The subcommands that take only an id share one path; each keeps its own usage line.
+    let id_only: Option<(&'static str, IdOnly)> = match sub.as_str() {
+        "preview" => Some(("campaign preview", |id| CampaignCommand::Preview { id })),
+        "test" => Some(("campaign test", |id| CampaignCommand::Test { id })),
+        "send" => Some(("campaign send", |id| CampaignCommand::Send { id })),
+        "pause" => Some(("campaign pause", |id| CampaignCommand::Pause { id })),
+        "resume" => Some(("campaign resume", |id| CampaignCommand::Resume { id })),
+        "cancel" => Some(("campaign cancel", |id| CampaignCommand::Cancel { id })),
+        "show" => Some(("campaign show", |id| CampaignCommand::Show { id })),
+        _ => None,
+    };
+    if let Some((usage_key, build)) = id_only {
+        let args = args.with_usage(usage_key);
+        let id = args.id("campaign id")?;
+        args.end()?;
+        return Ok(build(id));
+    }
+    match sub.as_str() {
+        "new" => {
+            let title = args.with_usage("campaign new").line_text("title")?;
+            Ok(CampaignCommand::New { title })
+        }
+        "audience" => {
+            let args = args.with_usage("campaign audience");
+            let id = args.id("campaign id")?;
+            // Addresses pasted one per line are still one audience.
+            let audience = args.rest.split_whitespace().collect::<Vec<_>>().join(" ");
+            if audience.is_empty() {
+                return Err(args.err("missing label expression or addresses"));
+            }
+            Ok(CampaignCommand::Audience { id, audience })
+        }
+        "text" | "variant" => {
+            let variant = sub == "variant";
+            let args = args.with_usage(if variant {
+                "campaign variant"
+            } else {
+                "campaign text"
+            });
+            let id = args.id("campaign id")?;
+            let text = args.text("message")?;
+            Ok(if variant {
+                CampaignCommand::Variant { id, text }
+            } else {
+                CampaignCommand::Text { id, text }
+            })
+        }
+        "template" => campaign_template(args.with_usage("campaign template")),
+        "pace" => campaign_pace(args.with_usage("campaign pace")),
+        "schedule" => campaign_schedule(args.with_usage("campaign schedule")),
+        "list" => {
+            let args = args.with_usage("campaign list");
+            let status = match args.word()? {
+                None => None,
+                Some(word) => {
+                    let status = word.to_lowercase();
+                    if !CAMPAIGN_STATUSES.contains(&status.as_str()) {
+                        return Err(args.err(format!(
+                            "status must be one of {}, got {}",
+                            CAMPAIGN_STATUSES.join(", "),
+                            shorten(&word)
+                        )));
+                    }
+                    Some(status)
+                }
+            };
+            args.end()?;
+            Ok(CampaignCommand::List { status })
+        }
+        "report" => {
+            let args = args.with_usage("campaign report");
+            let id = args.id("campaign id")?;
+            let format = match args.word()? {
+                None => ReportFormat::Text,
+                Some(word) => match word.to_lowercase().as_str() {
+                    "csv" => ReportFormat::Csv,
+                    "chart" => ReportFormat::Chart,
+                    _ => {
+                        return Err(args.err(format!(
+                            "report format must be csv or chart, got {}",
+                            shorten(&word)
+                        )))
+                    }
+                },
+            };
+            args.end()?;
+            Ok(CampaignCommand::Report { id, format })
+        }
+        "repeat" => campaign_repeat(args.with_usage("campaign repeat")),
+        other => Err(args.err(format!("unknown subcommand {}", shorten(other)))),
+    }
+}
+
+fn campaign_template(args: &mut Args) -> Result<CampaignCommand, ParseError> {
+    let id = args.id("campaign id")?;
+    let name = args.require("template name")?;
+    let lang = args.lang()?;
+    let rest = args.rest.trim();
+    args.rest = "";
+    let params = split_params(rest).map_err(|reason| args.err(reason))?;
+    Ok(CampaignCommand::Template {
+        id,
+        name,
+        lang,
+        params,
+    })
+}
+
+fn campaign_pace(args: &mut Args) -> Result<CampaignCommand, ParseError> {
+    let id = args.id("campaign id")?;
+    let mut rate = None;
+    let mut delay = None;
+    let mut batch = None;
+    let mut pause = None;
+    let mut any = false;
+    while let Some(word) = args.word()? {
+        any = true;
+        let Some((key, value)) = word.split_once('=') else {
+            return Err(args.err(format!(
+                "unexpected {} (settings are rate=, delay=, batch=, pause=)",
+                shorten(&word)
+            )));
+        };
+        let key = key.to_lowercase();
+        let twice = || args.err(format!("{key} given twice"));
+        match key.as_str() {
+            "rate" => {
+                let n = seconds_value(value).ok_or_else(|| {
+                    args.err(format!(
+                        "rate must be a number of messages per second, 0 or more, got {}",
+                        shorten(value)
+                    ))
+                })?;
+                if rate.replace(n).is_some() {
+                    return Err(twice());
+                }
+            }
+            "delay" => {
+                let (min, max) = parse_delay(value).ok_or_else(|| {
+                    args.err(format!(
+                        "delay must be <min>-<max> seconds, like 1-3, got {}",
+                        shorten(value)
+                    ))
+                })?;
+                if min > max {
+                    return Err(args.err(format!(
+                        "delay minimum must not exceed maximum, got {}",
+                        shorten(value)
+                    )));
+                }
+                if delay.replace((min, max)).is_some() {
+                    return Err(twice());
+                }
+            }
+            "batch" => {
+                let n = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| {
+                        args.err(format!(
+                            "batch must be a whole number, 1 or more, got {}",
+                            shorten(value)
+                        ))
+                    })?;
+                if batch.replace(n).is_some() {
+                    return Err(twice());
+                }
+            }
+            "pause" => {
+                let secs =
+                    seconds_value(value.strip_suffix('s').unwrap_or(value)).ok_or_else(|| {
+                        args.err(format!(
+                            "pause must be a number of seconds, 0 or more, got {}",
+                            shorten(value)
+                        ))
+                    })?;
+                if pause.replace(secs).is_some() {
+                    return Err(twice());
+                }
+            }
+            _ => {
+                return Err(args.err(format!(
+                    "unknown setting {} (settings are rate=, delay=, batch=, pause=)",
+                    shorten(&key)
+                )))
+            }
+        }
+    }
+    if !any {
+        return Err(args.err("give at least one of rate=, delay=, batch=, pause="));
+    }
+    Ok(CampaignCommand::Pace {
+        id,
+        rate,
+        delay,
+        batch,
+        pause,
+    })
+}
+
+/// A finite, non-negative number (`"3"`, `"0.5"`).
+fn seconds_value(value: &str) -> Option<f64> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n >= 0.0)
+}
+
+/// `1-3` or `1-3s`; a single `2` means exactly 2 seconds.
+fn parse_delay(value: &str) -> Option<(f64, f64)> {
+    let value = value.strip_suffix('s').unwrap_or(value);
+    match value.split_once('-') {
+        Some((min, max)) => Some((seconds_value(min)?, seconds_value(max)?)),
+        None => {
+            let n = seconds_value(value)?;
+            Some((n, n))
+        }
+    }
+}
+
+fn campaign_schedule(args: &mut Args) -> Result<CampaignCommand, ParseError> {
+    let id = args.id("campaign id")?;
+    let date = args.require("date and time")?;
+    let time = args.require("time (HH:MM)")?;
+    let typed = format!("{date} {time}");
+    let at = NaiveDateTime::parse_from_str(&typed, "%Y-%m-%d %H:%M").map_err(|_| {
+        args.err(format!(
+            "time must be YYYY-MM-DD HH:MM, got {}",
+            shorten(&typed)
+        ))
+    })?;
+    let tz = match args.word()? {
+        None => None,
+        Some(zone) => Some(parse_tz(&zone).map_err(|reason| args.err(reason))?),
+    };
+    args.end()?;
+    Ok(CampaignCommand::Schedule { id, at, tz })
+}
+
+fn campaign_repeat(args: &mut Args) -> Result<CampaignCommand, ParseError> {
+    let id = args.id("campaign id")?;
+    let rule = args.rest.trim();
+    args.rest = "";
+    if rule.is_empty() {
+        return Err(args.err("missing every <interval>"));
+    }
+    let repeat = rule
+        .parse::<Repeat>()
+        .map_err(|e| args.err(e.to_string()))?;
+    Ok(CampaignCommand::Repeat { id, repeat })
+}
+
+pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand) -> Reply {
+    let now = engine.clock.now();
+    let store = &engine.store;
+    match command {
+        CampaignCommand::New { title } => {
+            let id = store.create_campaign(&title, Some(admin), now).await?;
+            Ok(format!("campaign {id} created (draft)"))
+        }
+        CampaignCommand::Audience { id, audience } => {
+            let campaign = editable(engine, id).await?;
+            let (expr, created) = resolve_audience(engine, &audience, now).await?;
+            let canonical = expr.to_string();
+            store.set_audience(campaign.id, &canonical).await?;
+            let size = store.count_audience(&expr).await?;
+            let new = if created > 0 {
+                format!(", {created} of them new and not opted in yet")
+            } else {
+                String::new()
+            };
+            Ok(format!(
+                "campaign {id} audience: {canonical} ({size} contact(s) now{new})"
+            ))
+        }
+        CampaignCommand::Text { id, text } => {
+            let campaign = editable(engine, id).await?;
+            check_variables(&text)?;
+            store.set_text(campaign.id, &text).await?;
+            Ok(format!("campaign {id} text set"))
+        }
+        CampaignCommand::Variant { id, text } => {
+            let campaign = editable(engine, id).await?;
+            if campaign.text.is_none() {
+                return said(format!(
+                    "campaign {id} has no main text yet: /campaign text {id} <message> first"
+                ));
+            }
+            check_variables(&text)?;
+            let n = store.add_variant(campaign.id, &text).await?;
+            Ok(format!(
+                "campaign {id} now has {} variants; each contact always gets the same one",
+                n + 1
+            ))
+        }
+        CampaignCommand::Template {
+            id,
+            name,
+            lang,
+            params,
+        } => {
+            let campaign = editable(engine, id).await?;
+            let t = usable_template(engine, &name, &lang, &params).await?;
+            store
+                .set_template(
+                    campaign.id,
+                    &TemplateRef {
+                        name: name.clone(),
+                        lang: lang.to_string(),
+                        params,
+                    },
+                )
+                .await?;
+            Ok(format!(
+                "campaign {id} uses template {name} ({lang}, {})",
+                t.category
+            ))
+        }
+        CampaignCommand::Pace {
+            id,
+            rate,
+            delay,
+            batch,
+            pause,
+        } => {
+            let campaign = campaign(engine, id).await?;
+            if campaign.status.is_final() {
+                return said(format!("campaign {id} is {}", campaign.status));
+            }
+            let mut pace: Pace = campaign.pace;
+            if let Some(r) = rate {
+                pace.rate = r;
+            }
+            if let Some((lo, hi)) = delay {
+                pace.delay_min_ms = (lo * 1000.0) as i64;
+                pace.delay_max_ms = (hi * 1000.0) as i64;
+            }
+            if let Some(b) = batch {
+                pace.batch_size = i64::from(b);
+                if pace.batch_pause_ms == 0 && pause.is_none() {
+                    pace.batch_pause_ms = 60_000;
+                }
+            }
+            if let Some(p) = pause {
+                pace.batch_pause_ms = (p * 1000.0) as i64;
+            }
+            store.set_pace(campaign.id, &pace).await?;
+            Ok(format!("campaign {id} pace: {}", describe_pace(&pace)))
+        }
+        CampaignCommand::Schedule { id, at, tz } => {
+            let campaign = campaign(engine, id).await?;
+            Engine::check_ready(&campaign)?;
+            let tz = tz.unwrap_or(engine.config.admin_tz);
+            let when = at
+                .and_local_timezone(tz)
+                .earliest()
+                .ok_or_else(|| Refusal::Said(format!("{at} does not exist in {tz}")))?
+                .with_timezone(&Utc);
+            if when <= now {
+                return said(format!(
+                    "{} {tz} is in the past; to send now use /campaign send {id}",
+                    at.format("%Y-%m-%d %H:%M")
+                ));
+            }
+            if !store.schedule(id, when).await? {
+                return said(format!(
+                    "campaign {id} is {}; only a draft or scheduled campaign can be scheduled",
+                    campaign.status
+                ));
+            }
+            Ok(format!(
+                "campaign {id} scheduled for {} {tz} ({} UTC)",
+                at.format("%Y-%m-%d %H:%M"),
+                when.format("%Y-%m-%d %H:%M")
+            ))
+        }
+        CampaignCommand::Repeat { id, repeat } => {
+            let c = campaign(engine, id).await?;
+            Engine::check_ready(&c)?;
+            if let Some(parent) = c.parent_id {
+                return said(format!(
+                    "campaign {id} is run #{} of campaign {parent}; repeat that one",
+                    c.run_no
+                ));
+            }
+            if c.kind == CampaignKind::Triggered {
+                return said(format!("campaign {id} is sent by its trigger"));
+            }
+            if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Scheduled) {
+                return said(format!(
+                    "campaign {id} is {}; only a draft or scheduled campaign can repeat",
+                    c.status
+                ));
+            }
+            // An explicit schedule without `at` is where the series starts.
+            let first = match c.scheduled_at {
+                Some(t) if t > now && repeat.at.is_none() => Some(t),
+                _ => repeat.first(now, engine.config.admin_tz),
+            };
+            let Some(first) = first else {
+                return said("the until day has already passed; nothing would be sent");
+            };
+            if !store.set_repeat(id, &repeat.to_string(), first).await? {
+                return said(format!("campaign {id} changed meanwhile; try again"));
+            }
+            Ok(format!(
+                "campaign {id} repeats {repeat}; first run {}",
+                engine.local_time(first)
+            ))
+        }
+        CampaignCommand::Preview { id } => preview(engine, id, now).await,
+        CampaignCommand::Test { id } => test_send(engine, admin, id).await,
+        CampaignCommand::Send { id } => {
+            let n = engine.send_now(id).await?;
+            Ok(format!("campaign {id} sending to {n} recipient(s)"))
+        }
+        CampaignCommand::Pause { id } => {
+            engine.pause(id, PauseBy::Admin).await?;
+            let r = store.report(id).await?;
+            Ok(format!(
+                "campaign {id} paused: {} sent, {} waiting",
+                r.sent, r.queued
+            ))
+        }
+        CampaignCommand::Resume { id } => {
+            let resumed = engine.resume(id).await?;
+            let r = store.report(id).await?;
+            Ok(format!(
+                "campaign {id} resumed ({}): {} recipient(s) left",
+                resumed.status, r.queued
+            ))
+        }
+        CampaignCommand::Cancel { id } => {
+            let dropped = engine.cancel(id).await?;
+            Ok(format!(
+                "campaign {id} cancelled; {dropped} recipient(s) will not be sent"
+            ))
+        }
+        CampaignCommand::List { status } => {
+            let status = match status {
+                Some(s) => Some(
+                    CampaignStatus::from_db(&s)
+                        .ok_or_else(|| Refusal::Said(format!("unknown status {s}")))?,
+                ),
+                None => None,
+            };
+            let campaigns = store.campaigns(status).await?;
+            if campaigns.is_empty() {
+                return Ok("no campaigns".into());
+            }
+            let mut out = Vec::new();
+            for c in campaigns {
+                let r = store.report(c.id).await?;
+                out.push(format!(
+                    "{} [{}] {} ({} sent / {} targeted)",
+                    c.id, c.status, c.title, r.sent, r.targeted
+                ));
+            }
+            Ok(out.join("\n"))
+        }
+        CampaignCommand::Show { id } => {
+            let c = campaign(engine, id).await?;
+            let mut s = String::new();
+            let _ = writeln!(s, "campaign: {}", c.id);
+            let _ = writeln!(s, "title: {}", c.title);
+            let _ = writeln!(s, "kind: {}", c.kind.as_str());
+            let _ = writeln!(s, "status: {}", c.status);
+            if let Some(r) = &c.status_reason {
+                let _ = writeln!(s, "reason: {r}");
+            }
+            let _ = writeln!(s, "audience: {}", c.audience.as_deref().unwrap_or("-"));
+            if let Some(t) = &c.text {
+                let _ = writeln!(s, "text: {t}");
+            }
+            for (i, v) in c.variants.iter().enumerate() {
+                let _ = writeln!(s, "variant {}: {v}", i + 1);
+            }
+            if let Some(t) = &c.template {
+                let _ = writeln!(
+                    s,
+                    "template: {} {} [{}]",
+                    t.name,
+                    t.lang,
+                    t.params.join(" | ")
+                );
+            }
+            let _ = writeln!(s, "pace: {}", describe_pace(&c.pace));
+            if let Some(rule) = &c.repeat_rule {
+                let _ = writeln!(s, "repeat: {rule}");
+                for run in store.runs(id).await? {
+                    let _ = writeln!(
+                        s,
+                        "run #{}: campaign {} [{}]",
+                        run.run_no, run.id, run.status
+                    );
+                }
+            }
+            if let Some(parent) = c.parent_id {
+                let _ = writeln!(s, "run: #{} of campaign {parent}", c.run_no);
+            }
+            for (event, action) in store.actions(id).await? {
+                let _ = writeln!(s, "on {event}: {action}");
+            }
+            if let Some(at) = c.scheduled_at {
+                let _ = writeln!(s, "scheduled: {}", engine.local_time(at));
+            }
+            let _ = write!(s, "created: {}", engine.local_time(c.created_at));
+            Ok(s)
+        }
+        CampaignCommand::Report { id, format } => {
+            let c = campaign(engine, id).await?;
+            let r = store.report(id).await?;
+            match format {
+                ReportFormat::Text => Ok(report::text(engine, &c, &r)),
+                ReportFormat::Csv => {
+                    let rows = store.recipient_rows(id).await?;
+                    let path = report::write_csv(&engine.config.reports_dir, &c, &rows)
+                        .map_err(|e| Refusal::Said(format!("could not write the CSV: {e}")))?;
+                    Ok(format!("report of campaign {id} written to {path}"))
+                }
+                ReportFormat::Chart => {
+                    let times = store.send_times(id).await?;
+                    let path = report::write_chart(&engine.config.reports_dir, &c, &r, &times)
+                        .map_err(|e| Refusal::Said(format!("could not draw the chart: {e}")))?;
+                    Ok(format!("chart of campaign {id} written to {path}"))
+                }
+            }
+        }
+    }
+}
+
+fn describe_pace(p: &Pace) -> String {
+    let mut parts = vec![if p.rate > 0.0 {
+        format!("rate {} msg/s", p.rate)
+    } else {
+        "rate off (channel ceilings only)".to_string()
+    }];
+    if p.delay_max_ms > 0 {
+        parts.push(format!(
+            "delay {}-{} s",
+            p.delay_min_ms as f64 / 1000.0,
+            p.delay_max_ms as f64 / 1000.0
+        ));
+    }
+    if p.batch_size > 0 {
+        parts.push(format!(
+            "batches of {} with {} s pauses",
+            p.batch_size,
+            p.batch_pause_ms as f64 / 1000.0
+        ));
+    }
+    parts.join(", ")
+}
+
+async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
+    let c = campaign(engine, id).await?;
+    Engine::check_ready(&c)?;
+    let expr = parse_audience(c.audience.as_deref().unwrap_or_default())
+        .map_err(|e| Refusal::Said(format!("audience: {e}")))?;
+    let contacts = engine.store.audience_contacts(&expr).await?;
+    let template = match &c.template {
+        Some(t) => Some(
+            engine
+                .store
+                .template(&t.name, &t.lang)
+                .await?
+                .ok_or_else(|| {
+                    Refusal::Said(format!("template {} ({}) does not exist", t.name, t.lang))
+                })?,
+        ),
+        None => None,
+    };
+    let mut eligible = Vec::new();
+    let mut skipped: std::collections::BTreeMap<SkipReason, usize> = Default::default();
+    let mut missing: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut outside = 0usize;
+    for contact in &contacts {
+        let channel = engine.channels().for_address(&contact.address);
+        match verdict(
+            &c,
+            template.as_ref(),
+            contact,
+            channel.map(|ch| ch.kind()),
+            now,
+        ) {
+            Verdict::Send {
+                rendered,
+                outside_window,
+            } => {
+                outside += usize::from(outside_window);
+                eligible.push((contact, rendered));
+            }
+            Verdict::Skip {
+                reason,
+                missing: vars,
+            } => {
+                for v in vars {
+                    missing
+                        .entry(v)
+                        .or_default()
+                        .push(contact.address.to_string());
+                }
+                *skipped.entry(reason).or_default() += 1;
+            }
+        }
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "campaign {} preview: {}", c.id, c.title);
+    let _ = writeln!(
+        s,
+        "audience: {} contact(s) ({})",
+        contacts.len(),
+        c.audience.as_deref().unwrap_or("")
+    );
+    let _ = writeln!(s, "eligible: {}", eligible.len());
+    for reason in SkipReason::PREVIEWED {
+        let _ = writeln!(
+            s,
+            "{reason}: {}",
+            skipped.get(&reason).copied().unwrap_or(0)
+        );
+    }
+    for (var, who) in &missing {
+        let shown: Vec<&str> = who.iter().take(5).map(String::as_str).collect();
+        let more = if who.len() > 5 {
+            format!(" and {} more", who.len() - 5)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "missing {{{{{var}}}}} for {} contact(s): {}{more}",
+            who.len(),
+            shown.join(", ")
+        );
+    }
+    for (contact, rendered) in eligible.iter().take(3) {
+        let _ = writeln!(
+            s,
+            "sample {}: {}",
+            contact.address,
+            rendered.body.rendered()
+        );
+    }
+    let category = template
+        .as_ref()
+        .map(|t| t.category.as_str())
+        .unwrap_or("free");
+    let price = engine.config.price(category);
+    let _ = writeln!(
+        s,
+        "estimated cost: {:.2} {} ({} x {category} at {price})",
+        price * eligible.len() as f64,
+        engine.config.currency,
+        eligible.len()
+    );
+    let _ = writeln!(s, "{}", engine.tier_fit(outside, now).await?);
+    let rate = c.pace.rate;
+    if rate > 0.0 && !eligible.is_empty() {
+        let secs = (eligible.len() as f64 / rate).ceil() as i64;
+        let _ = writeln!(
+            s,
+            "sending time at {rate} msg/s: about {}",
+            report::human_duration(secs)
+        );
+    }
+    Ok(s.trim_end().to_string())
+}
+
+async fn test_send(engine: &Engine, admin: &str, id: i64) -> Reply {
+    let c = campaign(engine, id).await?;
+    let template = match &c.template {
+        Some(t) => engine.store.template(&t.name, &t.lang).await?,
+        None => None,
+    };
+    // Fill variables from the admin's own contact if there is one, else from the first
+    // audience contact, so the test shows a realistic message.
+    let mut sample = match Address::parse(admin) {
+        Ok(address) => engine.store.find_contact(&address).await?,
+        Err(_) => None,
+    };
+    if sample.is_none() {
+        if let Ok(expr) = parse_audience(c.audience.as_deref().unwrap_or_default()) {
+            sample = engine
+                .store
+                .audience_contacts(&expr)
+                .await?
+                .into_iter()
+                .next();
+        }
+    }
+    let Some(sample) = sample else {
+        return said(format!(
+            "campaign {id} has no contact to fill its variables from; set an audience first"
+        ));
+    };
+    let rendered = render_for(&c, template.as_ref(), &sample).map_err(|e| {
+        Refusal::Said(format!(
+            "campaign {id} cannot render for {}: {e}",
+            sample.address
+        ))
+    })?;
+    let msg = crate::channels::Outbound {
+        to: admin.to_string(),
+        audience: crate::channels::Audience::Customer,
+        body: rendered.body,
+        callback: None,
+    };
+    let Some(channel) = engine.channels().for_address(admin) else {
+        return said("no channel reaches you");
+    };
+    channel
+        .send(&msg)
+        .await
+        .map_err(|e| Refusal::Said(format!("test send failed: {e}")))?;
+    Ok(format!(
+        "test of campaign {id} sent to you (variables from {})",
+        sample.address
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::parse::test_support::*;
+    use crate::commands::*;
+
+    use chrono::NaiveDate;
+
+    fn ok(line: &str) -> CampaignCommand {
+        match crate::commands::parse(line) {
+            Ok(Command::Campaign(command)) => command,
+            other => panic!("{line:?} should parse as a /campaign command, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn campaign_new_takes_the_rest_of_the_line() {
+        assert_eq!(
+            ok("/campaign new Spring sale 20% off"),
+            CampaignCommand::New {
+                title: "Spring sale 20% off".into()
+            }
+        );
+        assert_eq!(
+            ok("/campaign new \"Black Friday\""),
+            CampaignCommand::New {
+                title: "Black Friday".into()
+            }
+        );
+        assert_eq!(
+            ok("/campaign new \"Big\" sale"),
+            CampaignCommand::New {
+                title: "\"Big\" sale".into()
+            }
+        );
+        refused_with_usage("/campaign new", "/campaign new <title>");
+        refused_with_usage("/campaign new   ", "/campaign new <title>");
+        refused_with_usage("/campaign new Spring\nsale", "/campaign new <title>");
+    }
+
+    #[test]
+    fn campaign_audience() {
+        assert_eq!(
+            ok("/campaign audience 3 vip,new  -blocked\nattr.city=Lisbon"),
+            CampaignCommand::Audience {
+                id: 3,
+                audience: "vip,new -blocked attr.city=Lisbon".into()
+            }
+        );
+        refused_with_usage("/campaign audience 3", "/campaign audience <id>");
+        refused_with_usage("/campaign audience vip", "/campaign audience <id>");
+    }
+
+    #[test]
+    fn campaign_text_and_variant_keep_the_message_as_typed() {
+        assert_eq!(
+            ok("/campaign text 3 Hi {{name}},\n\n  20% off \"everything\"!"),
+            CampaignCommand::Text {
+                id: 3,
+                text: "Hi {{name}},\n\n  20% off \"everything\"!".into()
+            }
+        );
+        assert_eq!(
+            ok("/campaign text 3\nHi {{name}}"),
+            CampaignCommand::Text {
+                id: 3,
+                text: "Hi {{name}}".into()
+            }
+        );
+        assert_eq!(
+            ok("/campaign variant 3 \"Hey {{name}}\""),
+            CampaignCommand::Variant {
+                id: 3,
+                text: "Hey {{name}}".into()
+            }
+        );
+        refused_with_usage("/campaign text 3", "/campaign text <id> <message>");
+        refused_with_usage("/campaign text Hi there", "/campaign text <id> <message>");
+        refused_with_usage("/campaign variant", "/campaign variant <id> <message>");
+    }
+
+    #[test]
+    fn campaign_template_params() {
+        assert_eq!(
+            ok("/campaign template 3 spring_sale en {{name}} | Friday 9am |{{attr.city}}"),
+            CampaignCommand::Template {
+                id: 3,
+                name: "spring_sale".into(),
+                lang: "en".into(),
+                params: vec![
+                    "{{name}}".into(),
+                    "Friday 9am".into(),
+                    "{{attr.city}}".into()
+                ]
+            }
+        );
+        assert_eq!(
+            ok("/campaign template 3 welcome pt_BR"),
+            CampaignCommand::Template {
+                id: 3,
+                name: "welcome".into(),
+                lang: "pt_BR".into(),
+                params: vec![]
+            }
+        );
+        let CampaignCommand::Template { params, .. } =
+            ok("/campaign template 3 promo en \"A | B\"|C")
+        else {
+            panic!("not a campaign template");
+        };
+        assert_eq!(params, vec!["A | B".to_string(), "C".to_string()]);
+        let CampaignCommand::Template { params, .. } =
+            ok("/campaign template 3 promo en 5\" screens|{{name}}")
+        else {
+            panic!("not a campaign template");
+        };
+        assert_eq!(
+            params,
+            vec!["5\" screens".to_string(), "{{name}}".to_string()]
+        );
+        let usage = "/campaign template <id> <name> <lang>";
+        refused_with_usage("/campaign template 3 promo", usage);
+        refused_with_usage("/campaign template 3 promo english", usage);
+        refused_with_usage("/campaign template 3 promo en a||b", usage);
+        refused_with_usage("/campaign template x promo en", usage);
+    }
+
+    #[test]
+    fn campaign_pace_settings() {
+        assert_eq!(
+            ok("/campaign pace 3 rate=5 delay=1-3 batch=100 pause=60"),
+            CampaignCommand::Pace {
+                id: 3,
+                rate: Some(5.0),
+                delay: Some((1.0, 3.0)),
+                batch: Some(100),
+                pause: Some(60.0)
+            }
+        );
+        assert_eq!(
+            ok("/campaign pace 4 RATE=0"),
+            CampaignCommand::Pace {
+                id: 4,
+                rate: Some(0.0),
+                delay: None,
+                batch: None,
+                pause: None
+            }
+        );
+        assert_eq!(
+            ok("/campaign pace 4 delay=0.5-2s pause=30s"),
+            CampaignCommand::Pace {
+                id: 4,
+                rate: None,
+                delay: Some((0.5, 2.0)),
+                batch: None,
+                pause: Some(30.0)
+            }
+        );
+        let CampaignCommand::Pace { delay, .. } = ok("/campaign pace 4 delay=2") else {
+            panic!("not a pace");
+        };
+        assert_eq!(delay, Some((2.0, 2.0)));
+    }
+
+    #[test]
+    fn campaign_pace_refusals() {
+        let usage = "/campaign pace <id> [rate=<n>]";
+        refused_with_usage("/campaign pace 3", usage);
+        refused_with_usage("/campaign pace", usage);
+        refused_with_usage("/campaign pace 3 rate=-1", usage);
+        refused_with_usage("/campaign pace 3 rate=fast", usage);
+        refused_with_usage("/campaign pace 3 rate=NaN", usage);
+        refused_with_usage("/campaign pace 3 rate=inf", usage);
+        refused_with_usage("/campaign pace 3 delay=3-1", usage);
+        refused_with_usage("/campaign pace 3 delay=-1-3", usage);
+        refused_with_usage("/campaign pace 3 delay=1-", usage);
+        refused_with_usage("/campaign pace 3 batch=0", usage);
+        refused_with_usage("/campaign pace 3 batch=2.5", usage);
+        refused_with_usage("/campaign pace 3 pause=-5", usage);
+        refused_with_usage("/campaign pace 3 speed=5", usage);
+        refused_with_usage("/campaign pace 3 rate=5 rate=6", usage);
+        refused_with_usage("/campaign pace 3 5", usage);
+    }
+
+    #[test]
+    fn campaign_schedule_with_and_without_zone() {
+        let at = NaiveDate::from_ymd_opt(2027, 6, 1)
+            .and_then(|d| d.and_hms_opt(9, 0, 0))
+            .expect("valid date");
+        assert_eq!(
+            ok("/campaign schedule 3 2027-06-01 09:00"),
+            CampaignCommand::Schedule {
+                id: 3,
+                at,
+                tz: None
+            }
+        );
+        assert_eq!(
+            ok("/campaign schedule 3 2027-06-01 09:00 Europe/Lisbon"),
+            CampaignCommand::Schedule {
+                id: 3,
+                at,
+                tz: Some(chrono_tz::Europe::Lisbon)
+            }
+        );
+        assert_eq!(
+            ok("/campaign schedule 3 2027-06-01 09:00 europe/lisbon"),
+            CampaignCommand::Schedule {
+                id: 3,
+                at,
+                tz: Some(chrono_tz::Europe::Lisbon)
+            }
+        );
+        let usage = "/campaign schedule <id> <YYYY-MM-DD HH:MM>";
+        refused_with_usage("/campaign schedule 3", usage);
+        refused_with_usage("/campaign schedule 3 2027-06-01", usage);
+        refused_with_usage("/campaign schedule 3 tomorrow 09:00", usage);
+        refused_with_usage("/campaign schedule 3 2027-13-01 09:00", usage);
+        refused_with_usage("/campaign schedule 3 2027-06-01 25:00", usage);
+        refused_with_usage("/campaign schedule 3 2027-06-01 09:00 Lisbon", usage);
+        refused_with_usage("/campaign schedule 3 2027-06-01 09:00 UTC extra", usage);
+    }
+
+    #[test]
+    fn campaign_id_only_subcommands() {
+        let cases: [(&str, CampaignCommand); 7] = [
+            ("preview", CampaignCommand::Preview { id: 3 }),
+            ("test", CampaignCommand::Test { id: 3 }),
+            ("send", CampaignCommand::Send { id: 3 }),
+            ("pause", CampaignCommand::Pause { id: 3 }),
+            ("resume", CampaignCommand::Resume { id: 3 }),
+            ("cancel", CampaignCommand::Cancel { id: 3 }),
+            ("show", CampaignCommand::Show { id: 3 }),
+        ];
+        for (sub, expected) in cases {
+            assert_eq!(ok(&format!("/campaign {sub} 3")), expected);
+            assert_eq!(ok(&format!("/CAMPAIGN {} 3", sub.to_uppercase())), expected);
+            let usage = format!("/campaign {sub} <id>");
+            refused_with_usage(&format!("/campaign {sub}"), &usage);
+            refused_with_usage(&format!("/campaign {sub} x"), &usage);
+            refused_with_usage(&format!("/campaign {sub} 0"), &usage);
+            refused_with_usage(&format!("/campaign {sub} -2"), &usage);
+            refused_with_usage(&format!("/campaign {sub} 3 4"), &usage);
+        }
+    }
+
+    #[test]
+    fn campaign_id_error_reads_as_documented() {
+        assert_eq!(
+            refused("/campaign send x"),
+            "campaign id must be a number, got \"x\". Usage: /campaign send <id>"
+        );
+    }
+
+    #[test]
+    fn campaign_list_and_report() {
+        assert_eq!(ok("/campaign list"), CampaignCommand::List { status: None });
+        assert_eq!(
+            ok("/campaign list Sending"),
+            CampaignCommand::List {
+                status: Some("sending".into())
+            }
+        );
+        for status in CAMPAIGN_STATUSES {
+            ok(&format!("/campaign list {status}"));
+        }
+        refused_with_usage("/campaign list running", "/campaign list");
+        refused_with_usage("/campaign list draft paused", "/campaign list");
+
+        assert_eq!(
+            ok("/campaign report 3"),
+            CampaignCommand::Report {
+                id: 3,
+                format: ReportFormat::Text
+            }
+        );
+        assert_eq!(
+            ok("/campaign report 3 CSV"),
+            CampaignCommand::Report {
+                id: 3,
+                format: ReportFormat::Csv
+            }
+        );
+        assert_eq!(
+            ok("/campaign report 3 chart"),
+            CampaignCommand::Report {
+                id: 3,
+                format: ReportFormat::Chart
+            }
+        );
+        refused_with_usage(
+            "/campaign report 3 pdf",
+            "/campaign report <id> [csv|chart]",
+        );
+        refused_with_usage("/campaign report", "/campaign report <id> [csv|chart]");
+    }
+
+    #[test]
+    fn campaign_group_refusals() {
+        refused_with_usage("/campaign", "/campaign new|");
+        refused_with_usage("/campaign launch 3", "/campaign new|");
+    }
+}
