@@ -226,6 +226,18 @@ fn campaign_template(args: &mut Args) -> Result<CampaignCommand, ParseError> {
     })
 }
 
+/// The furthest ahead a campaign or its first run may be scheduled (about five years): later
+/// is a typo, like a year 9999.
+const MAX_SCHEDULE_AHEAD: chrono::Duration = chrono::Duration::days(5 * 366);
+
+/// Pacing bounds, as `commands/campaign.md` states them: anything beyond them is a typo or an
+/// attack, and would overflow the engine's time arithmetic.
+const MIN_RATE: f64 = 0.01;
+const MAX_RATE: f64 = 1000.0;
+const MAX_DELAY_SECS: f64 = 3600.0;
+const MAX_BATCH: u32 = 100_000;
+const MAX_PAUSE_SECS: f64 = 86_400.0;
+
 fn campaign_pace(args: &mut Args) -> Result<CampaignCommand, ParseError> {
     let id = args.id("campaign id")?;
     let mut rate = None;
@@ -245,23 +257,29 @@ fn campaign_pace(args: &mut Args) -> Result<CampaignCommand, ParseError> {
         let twice = || args.err(format!("{key} given twice"));
         match key.as_str() {
             "rate" => {
-                let n = seconds_value(value).ok_or_else(|| {
-                    args.err(format!(
-                        "rate must be a number of messages per second, 0 or more, got {}",
-                        shorten(value)
-                    ))
-                })?;
+                let n = seconds_value(value)
+                    .filter(|n| *n == 0.0 || (MIN_RATE..=MAX_RATE).contains(n))
+                    .ok_or_else(|| {
+                        args.err(format!(
+                            "rate must be 0 (off) or {MIN_RATE} to {MAX_RATE} messages per \
+                             second, got {}",
+                            shorten(value)
+                        ))
+                    })?;
                 if rate.replace(n).is_some() {
                     return Err(twice());
                 }
             }
             "delay" => {
-                let (min, max) = parse_delay(value).ok_or_else(|| {
-                    args.err(format!(
-                        "delay must be <min>-<max> seconds, like 1-3, got {}",
-                        shorten(value)
-                    ))
-                })?;
+                let (min, max) = parse_delay(value)
+                    .filter(|(_, max)| *max <= MAX_DELAY_SECS)
+                    .ok_or_else(|| {
+                        args.err(format!(
+                            "delay must be <min>-<max> seconds up to {MAX_DELAY_SECS}, like 1-3, \
+                             got {}",
+                            shorten(value)
+                        ))
+                    })?;
                 if min > max {
                     return Err(args.err(format!(
                         "delay minimum must not exceed maximum, got {}",
@@ -276,10 +294,10 @@ fn campaign_pace(args: &mut Args) -> Result<CampaignCommand, ParseError> {
                 let n = value
                     .parse::<u32>()
                     .ok()
-                    .filter(|n| *n >= 1)
+                    .filter(|n| (1..=MAX_BATCH).contains(n))
                     .ok_or_else(|| {
                         args.err(format!(
-                            "batch must be a whole number, 1 or more, got {}",
+                            "batch must be a whole number from 1 to {MAX_BATCH}, got {}",
                             shorten(value)
                         ))
                     })?;
@@ -288,10 +306,11 @@ fn campaign_pace(args: &mut Args) -> Result<CampaignCommand, ParseError> {
                 }
             }
             "pause" => {
-                let secs =
-                    seconds_value(value.strip_suffix('s').unwrap_or(value)).ok_or_else(|| {
+                let secs = seconds_value(value.strip_suffix('s').unwrap_or(value))
+                    .filter(|secs| *secs <= MAX_PAUSE_SECS)
+                    .ok_or_else(|| {
                         args.err(format!(
-                            "pause must be a number of seconds, 0 or more, got {}",
+                            "pause must be 0 to {MAX_PAUSE_SECS} seconds, got {}",
                             shorten(value)
                         ))
                     })?;
@@ -483,6 +502,13 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                     at.format("%Y-%m-%d %H:%M")
                 ));
             }
+            if when > now + MAX_SCHEDULE_AHEAD {
+                return said(format!(
+                    "{} is more than {} days ahead; schedule closer to the day",
+                    at.format("%Y-%m-%d %H:%M"),
+                    MAX_SCHEDULE_AHEAD.num_days()
+                ));
+            }
             if !store.schedule(id, when).await? {
                 return said(format!(
                     "campaign {id} is {}; only a draft or scheduled campaign can be scheduled",
@@ -518,9 +544,20 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                 Some(t) if t > now && repeat.at.is_none() => Some(t),
                 _ => repeat.first(now, engine.config.admin_tz),
             };
-            let Some(first) = first else {
-                return said("the until day has already passed; nothing would be sent");
+            let until_passed = |first: DateTime<Utc>| {
+                repeat.until.is_some_and(|until| {
+                    first.with_timezone(&engine.config.admin_tz).date_naive() > until
+                })
             };
+            let Some(first) = first.filter(|first| !until_passed(*first)) else {
+                return said("the until day is before the first run; nothing would be sent");
+            };
+            if first > now + MAX_SCHEDULE_AHEAD {
+                return said(format!(
+                    "the first run would be more than {} days ahead",
+                    MAX_SCHEDULE_AHEAD.num_days()
+                ));
+            }
             if !store.set_repeat(id, &repeat.to_string(), first).await? {
                 return said(format!("campaign {id} changed meanwhile; try again"));
             }
@@ -1023,6 +1060,23 @@ mod tests {
         refused_with_usage("/campaign pace 3 speed=5", usage);
         refused_with_usage("/campaign pace 3 rate=5 rate=6", usage);
         refused_with_usage("/campaign pace 3 5", usage);
+        // Absurd values that would overflow the engine's clock arithmetic.
+        refused_with_usage("/campaign pace 3 pause=1e300", usage);
+        refused_with_usage("/campaign pace 3 pause=86401", usage);
+        refused_with_usage("/campaign pace 3 rate=1e-300", usage);
+        refused_with_usage("/campaign pace 3 rate=0.001", usage);
+        refused_with_usage("/campaign pace 3 rate=1001", usage);
+        refused_with_usage("/campaign pace 3 delay=1-1e300", usage);
+        refused_with_usage("/campaign pace 3 delay=0-3601", usage);
+        refused_with_usage("/campaign pace 3 batch=100001", usage);
+        refused_with_usage("/campaign pace 3 batch=99999999999", usage);
+        // The bounds themselves are accepted.
+        for line in [
+            "/campaign pace 3 rate=0.01 delay=0-3600 batch=100000 pause=86400",
+            "/campaign pace 3 rate=1000",
+        ] {
+            ok(line);
+        }
     }
 
     #[test]

@@ -110,7 +110,10 @@ impl Engine {
             if self.is_stopping() {
                 break;
             }
-            total.add(self.dispatch_campaign(&campaign).await?);
+            let done = self
+                .contained(campaign.id, self.dispatch_campaign(&campaign))
+                .await?;
+            total.add(done.unwrap_or_default());
         }
         Ok(total)
     }
@@ -135,7 +138,7 @@ impl Engine {
         } else {
             0.0
         };
-        gap_ms = gap_ms.max((pace.delay_min_ms + pace.delay_max_ms) as f64 / 2.0);
+        gap_ms = gap_ms.max((pace.delay_min_ms as f64 + pace.delay_max_ms as f64) / 2.0);
         ((2000.0 / gap_ms.max(1.0)) as i64).clamp(1, 200)
     }
 

@@ -101,9 +101,8 @@ impl Engine {
     }
 
     /// Pauses campaign `id` and its sending runs or steps; new sends stop within a second.
-    /// An admin may pause a sending or scheduled campaign (anything else is refused); the
-    /// engine pauses only one that is sending, and tells its owner why. Returns whether it
-    /// paused.
+    /// An admin may pause a sending or scheduled campaign (anything else is refused); when the
+    /// engine pauses one, it tells the owner why. Returns whether it paused.
     pub async fn pause(&self, id: i64, by: PauseBy<'_>) -> Result<bool> {
         let now = self.clock.now();
         let (from, why): (&[CampaignStatus], &str) = match by {
@@ -111,7 +110,7 @@ impl Engine {
                 &[CampaignStatus::Sending, CampaignStatus::Scheduled],
                 "paused by admin",
             ),
-            PauseBy::Engine { why } => (&[CampaignStatus::Sending], why),
+            PauseBy::Engine { why } => (&[CampaignStatus::Sending, CampaignStatus::Scheduled], why),
         };
         if !self
             .store

@@ -3,6 +3,7 @@
 //! that does a unit of work, driven by a loop in production and called directly by tests.
 
 pub mod actions;
+mod containment;
 pub mod dispatcher;
 pub mod drip;
 pub mod eligibility;

@@ -9,6 +9,11 @@ use rand::Rng;
 
 use crate::store::Pace;
 
+/// The longest wait one send may add, whatever a stored pace says: the largest batch pause a
+/// command accepts (a day) plus the largest delay (an hour). Pace stored by an older release
+/// or edited by hand can hold anything; the clock arithmetic below must never overflow on it.
+const MAX_GAP_MS: f64 = 90_000_000.0;
+
 #[derive(Debug)]
 pub struct Pacer {
     pace: Pace,
@@ -53,16 +58,20 @@ impl Pacer {
             0.0
         };
         if self.pace.delay_max_ms > 0 {
-            let delay = rand::rng().random_range(self.pace.delay_min_ms..=self.pace.delay_max_ms);
+            // A stored range may be upside down; the random draw must not panic on it.
+            let low = self.pace.delay_min_ms.clamp(0, self.pace.delay_max_ms);
+            let delay = rand::rng().random_range(low..=self.pace.delay_max_ms);
             gap_ms = gap_ms.max(delay as f64);
         }
         gap_ms *= 1.0 + s.slowdown;
         s.in_batch += 1;
         if self.pace.batch_size > 0 && s.in_batch >= self.pace.batch_size {
             s.in_batch = 0;
-            gap_ms += self.pace.batch_pause_ms as f64;
+            gap_ms += self.pace.batch_pause_ms.max(0) as f64;
         }
-        s.next = Some(slot + Duration::milliseconds(gap_ms.round() as i64));
+        // NaN becomes 0 through the clamp and the cast.
+        let gap = Duration::milliseconds(gap_ms.clamp(0.0, MAX_GAP_MS).round() as i64);
+        s.next = Some(slot.checked_add_signed(gap).unwrap_or(slot));
         slot
     }
 
@@ -146,6 +155,41 @@ mod tests {
         let b = p.reserve(t0());
         assert_eq!(a, t0() + Duration::seconds(2));
         assert_eq!((b - a).num_milliseconds(), 200);
+    }
+
+    #[test]
+    fn absurd_stored_paces_never_overflow_the_clock() {
+        for pace in [
+            Pace {
+                rate: 1e-300,
+                ..Pace::default()
+            },
+            Pace {
+                rate: f64::MIN_POSITIVE,
+                batch_size: 1,
+                batch_pause_ms: i64::MAX,
+                ..Pace::default()
+            },
+            Pace {
+                rate: 0.0,
+                delay_min_ms: i64::MAX,
+                delay_max_ms: 5,
+                ..Pace::default()
+            },
+            Pace {
+                rate: f64::NAN,
+                delay_min_ms: -10,
+                delay_max_ms: i64::MAX,
+                batch_size: 1,
+                batch_pause_ms: -1,
+            },
+        ] {
+            let p = Pacer::new(pace);
+            let first = p.reserve(t0());
+            let second = p.reserve(t0());
+            assert!(second >= first);
+            assert!(second - first <= Duration::milliseconds(MAX_GAP_MS as i64));
+        }
     }
 
     #[test]

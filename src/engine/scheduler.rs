@@ -16,11 +16,16 @@ impl Engine {
                 continue;
             };
             if campaign.kind == CampaignKind::Recurring {
-                started += self.spawn_run(&campaign).await?;
+                started += self
+                    .contained(id, self.spawn_run(&campaign))
+                    .await?
+                    .unwrap_or(0);
                 continue;
             }
-            match self.start_campaign(&campaign).await {
-                Ok(Some(n)) => {
+            let start = self.contained(id, self.start_campaign(&campaign)).await;
+            match start.transpose() {
+                None => {} // it panicked, and is paused
+                Some(Ok(Some(n))) => {
                     started += 1;
                     self.tell_owner(
                         campaign.owner.as_deref(),
@@ -28,8 +33,8 @@ impl Engine {
                     )
                     .await;
                 }
-                Ok(None) => {} // another process started it
-                Err(EngineError::Rejected(why)) => {
+                Some(Ok(None)) => {} // another process started it
+                Some(Err(EngineError::Rejected(why))) => {
                     let now = self.clock.now();
                     self.store
                         .transition(
@@ -46,7 +51,7 @@ impl Engine {
                     )
                     .await;
                 }
-                Err(e) => return Err(e),
+                Some(Err(e)) => return Err(e),
             }
         }
         Ok(started)
