@@ -400,6 +400,11 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
         }
         CampaignCommand::Audience { id, audience } => {
             let campaign = editable(engine, id).await?;
+            // Parsed and counted once before anything is written: an audience the store cannot
+            // select is refused with nothing stored.
+            let expr =
+                parse_audience(&audience).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
+            store.count_audience(&expr).await?;
             let (expr, created) = resolve_audience(engine, &audience, now).await?;
             let canonical = expr.to_string();
             store.set_audience(campaign.id, &canonical).await?;

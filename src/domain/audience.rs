@@ -68,7 +68,15 @@ pub enum AudienceError {
     BadLang(String),
     #[error("unclosed quote in {0:?}")]
     UnclosedQuote(String),
+    #[error("too many {what}: at most {max} in one audience (use a label for a large group)")]
+    TooLarge { what: &'static str, max: usize },
 }
+
+/// The most labels and conditions one audience may name: each is a term of the query, and no
+/// real segment needs more. A larger group gets a label of its own.
+pub const MAX_TERMS: usize = 100;
+/// The most explicit addresses one audience may list.
+pub const MAX_ADDRESSES: usize = 1000;
 
 /// Parses an audience expression (see the module doc for the grammar).
 pub fn parse_audience(spec: &str) -> Result<AudienceExpr, AudienceError> {
@@ -110,6 +118,19 @@ pub fn parse_audience(spec: &str) -> Result<AudienceExpr, AudienceError> {
         }
     }
 
+    if addresses.len() > MAX_ADDRESSES {
+        return Err(AudienceError::TooLarge {
+            what: "addresses",
+            max: MAX_ADDRESSES,
+        });
+    }
+    let terms = any_of.iter().map(Vec::len).sum::<usize>() + exclude.len() + conditions.len();
+    if terms > MAX_TERMS {
+        return Err(AudienceError::TooLarge {
+            what: "labels and conditions",
+            max: MAX_TERMS,
+        });
+    }
     if !addresses.is_empty() {
         if all || !any_of.is_empty() || !exclude.is_empty() || !conditions.is_empty() {
             return Err(AudienceError::MixedAddresses);
@@ -319,6 +340,20 @@ fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_audience_too_large_to_be_a_segment_is_refused() {
+        let labels: Vec<String> = (0..5000).map(|i| format!("l{i}")).collect();
+        let err = parse_audience(&labels.join("+")).unwrap_err();
+        assert!(matches!(err, AudienceError::TooLarge { .. }), "{err}");
+        let hundred: Vec<String> = (0..MAX_TERMS).map(|i| format!("l{i}")).collect();
+        assert!(parse_audience(&hundred.join(",")).is_ok());
+        let addresses: Vec<String> = (0..=MAX_ADDRESSES)
+            .map(|i| format!("+1555{i:07}"))
+            .collect();
+        let err = parse_audience(&addresses.join(" ")).unwrap_err();
+        assert!(matches!(err, AudienceError::TooLarge { .. }), "{err}");
+    }
 
     fn labels(spec: &str) -> (Vec<Vec<Label>>, Vec<Label>, Vec<Condition>) {
         match parse_audience(spec) {

@@ -157,3 +157,33 @@ async fn schedules_that_cannot_happen_are_refused() {
     let show = app.admin("/campaign show 1").await;
     assert!(!show.contains("every 1d"), "nothing changed: {show}");
 }
+
+#[tokio::test]
+async fn a_huge_audience_is_refused_and_nothing_is_stored() {
+    let app = ConsoleApp::start().await;
+    app.setup(&[
+        "/contact add +15550001 name=Ann labels=l0,l1 optin",
+        "/campaign new Huge",
+        "/campaign text 1 Hi",
+    ])
+    .await;
+    let labels: Vec<String> = (0..5000).map(|i| format!("l{i}")).collect();
+    let reply = app
+        .admin(&format!("/campaign audience 1 {}", labels.join("+")))
+        .await;
+    assert!(reply.contains("too many labels"), "{reply}");
+    let reply = app.admin("/campaign send 1").await;
+    assert!(
+        reply.contains("has no audience"),
+        "nothing was stored: {reply}"
+    );
+    // The largest audience allowed works on the store, whichever backend it is.
+    let reply = app
+        .admin(&format!("/campaign audience 1 {}", labels[..100].join("+")))
+        .await;
+    assert!(reply.contains("(0 contact(s) now)"), "{reply}");
+    let reply = app
+        .admin(&format!("/campaign audience 1 {}", labels[..100].join(",")))
+        .await;
+    assert!(reply.contains("(1 contact(s) now)"), "{reply}");
+}
