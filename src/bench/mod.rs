@@ -14,6 +14,7 @@
 
 pub mod fake_graph;
 pub mod seed;
+mod triggers;
 
 use std::fmt::Write as _;
 use std::process::Stdio;
@@ -81,6 +82,15 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub pg_url: String,
+    /// Measure one thing only, without the database figures.
+    #[arg(long, value_enum)]
+    pub only: Option<Only>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Only {
+    /// The CPU one inbound message costs to match against 1,000 triggers.
+    Triggers,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -395,6 +405,10 @@ struct Figures {
 
 /// Entry point of `herald bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.only == Some(Only::Triggers) {
+        println!("{}", triggers::measure());
+        return Ok(());
+    }
     let started = Instant::now();
     let mut sqlite = Figures::default();
     let mut postgres = Figures::default();

@@ -3,6 +3,7 @@
 
 use super::parse::{shorten, Args, ParseError};
 use super::reply::{campaign, said, Reply};
+use crate::domain::trigger::{compile_regex, PatternError, MAX_PATTERN_LEN};
 use crate::engine::Engine;
 use crate::store::{CampaignKind, CampaignStatus};
 
@@ -93,9 +94,16 @@ fn trigger_pattern(pattern: &str) -> Result<TriggerPattern, String> {
         if source.trim().is_empty() {
             return Err("the regex between the slashes is empty".to_string());
         }
-        return match regex::Regex::new(source) {
+        return match compile_regex(source) {
             Ok(_) => Ok(TriggerPattern::Regex(source.to_string())),
-            Err(e) => {
+            Err(PatternError::TooLong) => Err(format!(
+                "the regex is longer than {MAX_PATTERN_LEN} characters"
+            )),
+            Err(PatternError::Regex(regex::Error::CompiledTooBig(_))) => Err(format!(
+                "the regex {} is too large to match cheaply: use fewer or smaller repetitions",
+                shorten(&format!("/{source}/"))
+            )),
+            Err(PatternError::Regex(e)) => {
                 // regex's message spans lines with a caret diagram; its last line names the problem.
                 let text = e.to_string();
                 let last = text
@@ -295,6 +303,10 @@ mod tests {
             text.starts_with("invalid regex \"/(unclosed/\": "),
             "{text}"
         );
+        // Each would cost seconds of CPU for every customer message.
+        let huge = format!("/trigger add /{}/ campaign 3", r"\w{200}x".repeat(20));
+        let text = refused_with_usage(&huge, usage);
+        assert!(text.contains("too large"), "{text}");
     }
 
     #[test]

@@ -134,17 +134,21 @@ impl Default for ConsentWords {
 /// "What's the PRICE?" but not "prices" or "caprice"; `free trial` matches "a Free  Trial!".
 /// A keyword edge that is not a letter or digit (`c++`, `#promo`) needs no boundary there.
 pub fn keyword_matches(keyword: &str, text: &str) -> bool {
-    let needle = fold_for_search(keyword);
+    folded_keyword_matches(&fold_for_search(keyword), &fold_for_search(text))
+}
+
+/// [`keyword_matches`] on both sides already passed through [`fold_for_search`]: a message
+/// matched against many keywords is folded once.
+pub fn folded_keyword_matches(needle: &str, haystack: &str) -> bool {
     if needle.is_empty() {
         return false;
     }
-    let haystack = fold_for_search(text);
     let bounded_start = needle.chars().next().is_some_and(is_word_char);
     let bounded_end = needle.chars().next_back().is_some_and(is_word_char);
     let mut from = 0;
     // Every start is tried (not just non-overlapping matches), since a rejected match can
     // overlap an accepted one: `a a` in "xa a a".
-    while let Some(offset) = haystack[from..].find(&needle) {
+    while let Some(offset) = haystack[from..].find(needle) {
         let start = from + offset;
         let end = start + needle.len();
         let start_ok = !bounded_start
@@ -167,7 +171,7 @@ fn is_word_char(c: char) -> bool {
 }
 
 /// Accent-folded, lowercase, whitespace collapsed: both sides of a keyword search.
-fn fold_for_search(text: &str) -> String {
+pub fn fold_for_search(text: &str) -> String {
     fold_accents(text)
         .to_lowercase()
         .split_whitespace()

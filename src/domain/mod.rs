@@ -14,6 +14,7 @@ pub mod label;
 pub mod lang;
 pub mod schedule;
 pub mod skip;
+pub mod trigger;
 
 pub use address::{Address, AddressKind};
 pub use label::{AttrKey, Label};

@@ -4,17 +4,16 @@
 //! preferences update recipients and contacts.
 
 use chrono::Duration;
-use regex::RegexBuilder;
 
 use super::{Engine, EngineError, Result};
 use crate::channels::{
     Audience, ChannelEvent, DeliveryStatus, ErrorClass, Inbound, Outbound, OutboundBody,
     StatusUpdate,
 };
-use crate::domain::consent::keyword_matches;
+use crate::domain::trigger::MessageText;
 use crate::domain::Address;
 use crate::store::statuses::Deferral;
-use crate::store::{CampaignKind, Contact};
+use crate::store::{CampaignKind, Contact, Trigger};
 
 /// A reply counts for the campaign a contact received within this long before it.
 const REPLY_ATTRIBUTION: Duration = Duration::days(7);
@@ -174,18 +173,17 @@ impl Engine {
     /// Queues the contact on every live triggered campaign whose keyword or pattern matches.
     async fn fire_triggers(&self, contact: &Contact, text: &str) -> Result<()> {
         let mut fired = false;
-        for trigger in self.store.triggers().await? {
-            let matched = if trigger.is_regex {
-                RegexBuilder::new(&trigger.pattern)
-                    .case_insensitive(true)
-                    .build()
-                    .is_ok_and(|re| re.is_match(text))
-            } else {
-                keyword_matches(&trigger.pattern, text)
-            };
-            if !matched {
-                continue;
-            }
+        let triggers = self.store.triggers().await?;
+        let matched: Vec<&Trigger> = {
+            let text = MessageText::new(text);
+            let mut compiled = crate::lock(&self.triggers);
+            compiled.retain_only(triggers.iter().map(|t| (t.pattern.as_str(), t.is_regex)));
+            triggers
+                .iter()
+                .filter(|t| compiled.matches(&t.pattern, t.is_regex, &text))
+                .collect()
+        };
+        for trigger in matched {
             let Some(campaign) = self.store.campaign(trigger.campaign_id).await? else {
                 continue;
             };

@@ -75,6 +75,8 @@ pub struct Engine {
     admin_desk: std::sync::OnceLock<Arc<dyn AdminDesk>>,
     /// Counters served on `/metrics`; the dispatcher counts sends, the HTTP server webhooks.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Trigger regexes, compiled once per pattern rather than once per inbound message.
+    triggers: Mutex<crate::domain::trigger::CompiledTriggers>,
 }
 
 impl Engine {
@@ -99,6 +101,7 @@ impl Engine {
             statuses: std::sync::OnceLock::new(),
             admin_desk: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            triggers: Mutex::default(),
         }
     }
 
