@@ -5,6 +5,8 @@
 //! the languages of the default words; decomposed input (`E` + combining `^`) folds too, since
 //! combining marks count as punctuation and are dropped.
 
+use unicode_normalization::UnicodeNormalization;
+
 /// Opt-out words of SPEC §2, already in [`normalize`]d form.
 pub const DEFAULT_OPT_OUT: &[&str] = &[
     "STOP",
@@ -29,9 +31,10 @@ pub const DEFAULT_OPT_IN: &[&str] = &["START", "SUBSCRIBE", "YES"];
 /// included) removed, whitespace trimmed and collapsed to single spaces. So `" Stop! "`,
 /// `"stop."`, `"/stop"` and `"STOP 🛑"` give `STOP`, and `"Arrêt"` gives `ARRET`.
 pub fn normalize(text: &str) -> String {
+    let text = without_command_mention(text);
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
-    for ch in fold_accents(text).chars() {
+    for ch in fold_accents(&text).chars() {
         if ch.is_whitespace() {
             pending_space = !out.is_empty();
         } else if ch.is_alphanumeric() {
@@ -47,14 +50,39 @@ pub fn normalize(text: &str) -> String {
     out
 }
 
-/// Replaces accented Latin letters by their plain ASCII letters (`ã` → `a`, `ß` → `ss`,
-/// `Œ` → `OE`); every other character is kept.
+/// A chat command addressed to a bot by name reads as the bare command: `/stop@herald_bot` is
+/// `/stop` (the Telegram channel has already dropped commands naming another bot).
+fn without_command_mention(text: &str) -> std::borrow::Cow<'_, str> {
+    let trimmed = text.trim();
+    match trimmed.split_once('@') {
+        Some((command, mention))
+            if command.starts_with('/')
+                && !command.contains(char::is_whitespace)
+                && !mention.is_empty()
+                && !mention.contains(char::is_whitespace) =>
+        {
+            std::borrow::Cow::Owned(command.to_string())
+        }
+        _ => std::borrow::Cow::Borrowed(text),
+    }
+}
+
+/// Unicode compatibility folding (NFKC: full-width `ＳＴＯＰ` and styled `𝐒𝐓𝐎𝐏` read as
+/// `STOP`), then accented Latin letters replaced by their plain ASCII letters (`ã` → `a`,
+/// `ß` → `ss`, `Œ` → `OE`); every other character is kept.
 pub fn fold_accents(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for ch in text.chars() {
-        match fold_char(ch) {
-            Some(plain) => out.push_str(plain),
-            None => out.push(ch),
+        // The Latin table first: NFKC would turn `Ŀ` into `L·` before it could fold to `L`.
+        if let Some(plain) = fold_char(ch) {
+            out.push_str(plain);
+            continue;
+        }
+        for compatible in std::iter::once(ch).nfkc() {
+            match fold_char(compatible) {
+                Some(plain) => out.push_str(plain),
+                None => out.push(compatible),
+            }
         }
     }
     out
@@ -307,6 +335,12 @@ mod tests {
         assert!(words.is_opt_in("/start"));
         assert_eq!(ConsentWords::default(), words);
         assert_eq!(words.opt_out_word("  quit. "), Some("QUIT"));
+        // Full-width, styled and bot-addressed spellings of the same word.
+        for text in ["ＳＴＯＰ", "𝐒𝐓𝐎𝐏", "𝑠𝑡𝑜𝑝", "/stop@herald_bot", "Ｓｔｏｐ！"]
+        {
+            assert_eq!(words.opt_out_word(text), Some("STOP"), "{text}");
+        }
+        assert!(!words.is_opt_out("/stop @ 5pm"));
         assert_eq!(words.opt_in_word("nope"), None);
     }
 

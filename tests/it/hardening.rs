@@ -187,3 +187,24 @@ async fn a_huge_audience_is_refused_and_nothing_is_stored() {
         .await;
     assert!(reply.contains("(1 contact(s) now)"), "{reply}");
 }
+
+#[tokio::test]
+async fn full_width_and_bot_addressed_stop_words_opt_out() {
+    let app = crate::support::run_app::RunApp::start().await;
+    app.setup(&[
+        "/contact add +15550001 name=Ann optin",
+        "/contact add +15550002 name=Bob optin",
+    ])
+    .await;
+    app.customer_says("15550001", "ＳＴＯＰ").await;
+    app.customer_says("15550002", "/stop@herald_bot").await;
+    for address in ["+15550001", "+15550002"] {
+        let contact = app.contact(address).await;
+        assert_eq!(
+            contact.consent,
+            herald::store::Consent::OptedOut,
+            "{address}"
+        );
+    }
+    app.stop().await;
+}
