@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::parse::{parse_tz, shorten, split_params, Args, ParseError};
+use super::parse::{parse_tz, shorten, split_params, Args, ParseError, MAX_TEXT, MAX_TITLE};
 use super::reply::{
     campaign, check_variables, editable, resolve_audience, said, usable_template, Refusal, Reply,
 };
@@ -137,7 +137,9 @@ pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
     }
     match sub.as_str() {
         "new" => {
-            let title = args.with_usage("campaign new").line_text("title")?;
+            let args = args.with_usage("campaign new");
+            let title = args.line_text("title")?;
+            let title = args.within("title", title, MAX_TITLE)?;
             Ok(CampaignCommand::New { title })
         }
         "audience" => {
@@ -158,7 +160,7 @@ pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
                 "campaign text"
             });
             let id = args.id("campaign id")?;
-            let text = args.text("message")?;
+            let text = args.text_within("message", MAX_TEXT)?;
             Ok(if variant {
                 CampaignCommand::Variant { id, text }
             } else {
@@ -1045,6 +1047,34 @@ mod tests {
             panic!("not a pace");
         };
         assert_eq!(delay, Some((2.0, 2.0)));
+    }
+
+    #[test]
+    fn texts_are_held_to_the_channels_limits_when_typed() {
+        ok(&format!("/campaign new {}", "t".repeat(200)));
+        let text = refused_with_usage(
+            &format!("/campaign new {}", "t".repeat(1_000_000)),
+            "/campaign new <title>",
+        );
+        assert!(text.contains("at most 200"), "{text}");
+        ok(&format!("/campaign text 3 {}", "é".repeat(4096)));
+        refused_with_usage(
+            &format!("/campaign text 3 {}", "x".repeat(4097)),
+            "/campaign text",
+        );
+        refused_with_usage(
+            &format!("/campaign variant 3 {}", "x".repeat(4097)),
+            "/campaign variant",
+        );
+        ok(&format!("/campaign template 3 promo en {}", "p".repeat(1024)));
+        refused_with_usage(
+            &format!("/campaign template 3 promo en a|{}", "p".repeat(1025)),
+            "/campaign template",
+        );
+        refused_with_usage(
+            &format!("/campaign template 3 promo en {}", ["p"; 101].join("|")),
+            "/campaign template",
+        );
     }
 
     #[test]

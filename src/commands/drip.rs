@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::parse::{shorten, split_params, Args, ParseError};
+use super::parse::{shorten, split_params, Args, ParseError, MAX_TEXT, MAX_TITLE};
 use super::reply::{
     campaign, check_variables, resolve_audience, said, usable_template, Refusal, Reply,
 };
@@ -53,7 +53,7 @@ pub(super) fn parse(args: &mut Args) -> Result<DripCommand, ParseError> {
     match sub.as_str() {
         "new" => {
             let args = args.with_usage("drip new");
-            let title = args.text("title")?;
+            let title = args.text_within("title", MAX_TITLE)?;
             if title.contains('\n') {
                 return Err(args.err("the title must be one line"));
             }
@@ -104,7 +104,7 @@ fn drip_step(args: &mut Args) -> Result<DripCommand, ParseError> {
     })?;
     let kind = args.keyword("text or template")?;
     let content = match kind.as_str() {
-        "text" => StepContent::Text(args.text("message")?),
+        "text" => StepContent::Text(args.text_within("message", MAX_TEXT)?),
         "template" => {
             let name = args.require("template name")?;
             let lang = args.lang()?;

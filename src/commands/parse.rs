@@ -7,6 +7,16 @@ use std::str::FromStr;
 
 use chrono_tz::Tz;
 
+/// Length limits checked where text is typed, so a message is refused at once rather than by
+/// the channel at send time: a WhatsApp text (and a Telegram message) holds 4,096 characters,
+/// a template parameter and a template body 1,024; a title is a name, not a message.
+pub(super) const MAX_TITLE: usize = 200;
+pub(super) const MAX_TEXT: usize = 4096;
+pub(super) const MAX_PARAM: usize = 1024;
+pub(super) const MAX_TEMPLATE_BODY: usize = 1024;
+/// Template parameters one command may give (WhatsApp bodies hold far fewer variables).
+const MAX_PARAMS: usize = 100;
+
 /// Values echoed back in an error are cut to this many characters: the reason stays one line.
 const ECHO_LIMIT: usize = 40;
 
@@ -188,6 +198,26 @@ impl<'a> Args<'a> {
         Ok(text)
     }
 
+    /// [`Args::text`] of at most `max` characters.
+    pub(super) fn text_within(&mut self, what: &str, max: usize) -> Result<String, ParseError> {
+        let text = self.text(what)?;
+        self.within(what, text, max)
+    }
+
+    /// Refuses `text` longer than `max` characters.
+    pub(super) fn within(
+        &self,
+        what: &str,
+        text: String,
+        max: usize,
+    ) -> Result<String, ParseError> {
+        let n = text.chars().count();
+        if n > max {
+            return Err(self.err(format!("the {what} is {n} characters; at most {max}")));
+        }
+        Ok(text)
+    }
+
     /// Like [`Args::text`], for values that must fit on one line (titles).
     pub(super) fn line_text(&mut self, what: &str) -> Result<String, ParseError> {
         let text = self.text(what)?;
@@ -293,6 +323,9 @@ pub(super) fn split_params(rest: &str) -> Result<Vec<String>, String> {
         current.push(c);
     }
     raw.push(current);
+    if raw.len() > MAX_PARAMS {
+        return Err(format!("{} parameters; at most {MAX_PARAMS}", raw.len()));
+    }
     raw.iter()
         .enumerate()
         .map(|(i, param)| {
@@ -301,8 +334,14 @@ pub(super) fn split_params(rest: &str) -> Result<Vec<String>, String> {
                 Ok(Some((token, tail))) if starts_quoted(param) && tail.trim().is_empty() => token,
                 _ => param.to_string(),
             };
+            let n = value.chars().count();
             if value.is_empty() {
                 Err(format!("parameter {} is empty", i + 1))
+            } else if n > MAX_PARAM {
+                Err(format!(
+                    "parameter {} is {n} characters; at most {MAX_PARAM}",
+                    i + 1
+                ))
             } else {
                 Ok(value)
             }

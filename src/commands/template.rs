@@ -1,7 +1,7 @@
 //! `/template add|list`: approved WhatsApp templates: its parser, its
 //! handler and their tests. Grammar and examples: `commands/template.md`.
 
-use super::parse::{shorten, Args, ParseError};
+use super::parse::{shorten, Args, ParseError, MAX_TEMPLATE_BODY};
 use super::reply::{Refusal, Reply};
 use crate::domain::content;
 use crate::domain::Lang;
@@ -64,7 +64,7 @@ pub(super) fn parse(args: &mut Args) -> Result<TemplateCommand, ParseError> {
                     shorten(&category_word)
                 ))
             })?;
-            let body = args.text("template body")?;
+            let body = args.text_within("template body", MAX_TEMPLATE_BODY)?;
             check_placeholders(&body).map_err(|reason| args.err(reason))?;
             Ok(TemplateCommand::Add {
                 name,
