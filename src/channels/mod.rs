@@ -132,8 +132,13 @@ pub struct Sent {
 pub enum ErrorClass {
     /// Throughput or rate limit: wait (`retry_after` if given) and slow down; not a failure.
     RateLimited,
-    /// 5xx, timeouts, connection errors: retry with backoff a bounded number of times.
+    /// 5xx answers and errors that prove nothing left (connection refused, DNS, a timeout while
+    /// connecting): retry with backoff a bounded number of times.
     Transient,
+    /// The request may have reached the channel but its answer never came (a timeout or a reset
+    /// after the request was written): recorded `unknown` and never re-sent on its own; a status
+    /// webhook reconciles it, or an admin's `/campaign retry <id> unknown` sends it again.
+    Unknown,
     /// Per-user marketing limit: try that recipient again hours later, a bounded number of times.
     Defer,
     /// Never retried: the recipient fails with this code and reason.

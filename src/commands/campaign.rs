@@ -14,7 +14,7 @@ use crate::domain::audience::parse_audience;
 use crate::domain::schedule::Repeat;
 use crate::domain::{Address, Lang, SkipReason};
 use crate::engine::eligibility::{verdict, Verdict};
-use crate::engine::lifecycle::PauseBy;
+use crate::engine::lifecycle::{PauseBy, RetryWhich};
 use crate::engine::render::render_for;
 use crate::engine::Engine;
 use crate::report;
@@ -93,6 +93,11 @@ pub enum CampaignCommand {
     Report {
         id: i64,
         format: ReportFormat,
+    },
+    /// Sends again, on the admin's word, recipients left `unknown` or `failed`.
+    Retry {
+        id: i64,
+        which: RetryWhich,
     },
 }
 
@@ -209,6 +214,22 @@ pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
             Ok(CampaignCommand::Report { id, format })
         }
         "repeat" => campaign_repeat(args.with_usage("campaign repeat")),
+        "retry" => {
+            let args = args.with_usage("campaign retry");
+            let id = args.id("campaign id")?;
+            let which = match args.require("unknown or failed")?.to_lowercase().as_str() {
+                "unknown" => RetryWhich::Unknown,
+                "failed" => RetryWhich::Failed,
+                other => {
+                    return Err(args.err(format!(
+                        "retry unknown or failed recipients, got {}",
+                        shorten(other)
+                    )))
+                }
+            };
+            args.end()?;
+            Ok(CampaignCommand::Retry { id, which })
+        }
         other => Err(args.err(format!("unknown subcommand {}", shorten(other)))),
     }
 }
@@ -672,6 +693,18 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             let _ = write!(s, "created: {}", engine.local_time(c.created_at));
             Ok(s)
         }
+        CampaignCommand::Retry { id, which } => {
+            let queued = engine.retry(id, which).await?;
+            let what = match which {
+                RetryWhich::Unknown => "unknown",
+                RetryWhich::Failed => "failed",
+            };
+            Ok(if queued == 0 {
+                format!("campaign {id}: no {what} recipient to send again")
+            } else {
+                format!("campaign {id}: {queued} {what} recipient(s) queued to send again")
+            })
+        }
         CampaignCommand::Report { id, format } => {
             let c = campaign(engine, id).await?;
             let r = store.report(id).await?;
@@ -1066,7 +1099,10 @@ mod tests {
             &format!("/campaign variant 3 {}", "x".repeat(4097)),
             "/campaign variant",
         );
-        ok(&format!("/campaign template 3 promo en {}", "p".repeat(1024)));
+        ok(&format!(
+            "/campaign template 3 promo en {}",
+            "p".repeat(1024)
+        ));
         refused_with_usage(
             &format!("/campaign template 3 promo en a|{}", "p".repeat(1025)),
             "/campaign template",

@@ -50,11 +50,13 @@ pub struct DispatchOutcome {
     pub failed: u64,
     /// Put back for later: tier budget, quiet hours, retries.
     pub held: u64,
+    /// Sent, perhaps: the channel's answer never came.
+    pub unknown: u64,
 }
 
 impl DispatchOutcome {
     pub fn is_idle(&self) -> bool {
-        self.sent + self.skipped + self.failed + self.held == 0
+        self.sent + self.skipped + self.failed + self.held + self.unknown == 0
     }
 
     fn add(&mut self, o: DispatchOutcome) {
@@ -62,6 +64,7 @@ impl DispatchOutcome {
         self.skipped += o.skipped;
         self.failed += o.failed;
         self.held += o.held;
+        self.unknown += o.unknown;
     }
 }
 
@@ -708,6 +711,10 @@ impl Engine {
             ErrorClass::Defer if attempts < MAX_DEFERS => retry(now + DEFER_FOR, false),
             // Not this recipient's fault: it stays queued for the resume.
             ErrorClass::PauseCampaign => retry(now, true),
+            ErrorClass::Unknown => Outcome::Unknown {
+                code: e.code.clone(),
+                reason: e.reason.clone(),
+            },
             ErrorClass::Transient
             | ErrorClass::Defer
             | ErrorClass::Permanent
@@ -794,6 +801,7 @@ fn outcome_counts(outcome: &Outcome) -> DispatchOutcome {
         Outcome::Skipped { .. } => counts.skipped = 1,
         Outcome::Failed { .. } => counts.failed = 1,
         Outcome::Retry { .. } => counts.held = 1,
+        Outcome::Unknown { .. } => counts.unknown = 1,
     }
     counts
 }

@@ -32,6 +32,7 @@ impl Engine {
                     .await?;
             }
             ErrorClass::RateLimited
+            | ErrorClass::Unknown
             | ErrorClass::Transient
             | ErrorClass::Defer
             | ErrorClass::Permanent => {}

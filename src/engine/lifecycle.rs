@@ -4,6 +4,7 @@
 //! steps; command handlers only word the answer.
 
 use super::{Engine, EngineError, Result};
+use crate::channels::ErrorClass;
 use crate::domain::audience::parse_audience;
 use crate::domain::SkipReason;
 use crate::store::{Campaign, CampaignKind, CampaignStatus};
@@ -14,6 +15,13 @@ use crate::store::{Campaign, CampaignKind, CampaignStatus};
 pub enum PauseBy<'a> {
     Admin,
     Engine { why: &'a str },
+}
+
+/// Which recipients `/campaign retry` sends again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryWhich {
+    Unknown,
+    Failed,
 }
 
 /// What a resume did.
@@ -237,6 +245,62 @@ impl Engine {
             }
         }
         Ok(dropped)
+    }
+
+    /// `/campaign retry`: sends again, on the admin's word, the recipients left `unknown` (the
+    /// channel never answered) or `failed` with an error that is not final. Never a contact who
+    /// opted out or cannot be reached. Returns how many were queued.
+    pub async fn retry(&self, id: i64, which: RetryWhich) -> Result<u64> {
+        let campaign = self.campaign_or_reject(id).await?;
+        if campaign.status == CampaignStatus::Cancelled {
+            return rejected(format!("campaign {id} is cancelled"));
+        }
+        let (ids, from) = match which {
+            RetryWhich::Unknown => (self.store.unknown_recipients(id).await?, "unknown"),
+            RetryWhich::Failed => {
+                let failed = self.store.failed_recipients(id).await?;
+                let ids = failed
+                    .into_iter()
+                    .filter(|f| !f.contact_closed && !self.is_final_failure(f))
+                    .map(|f| f.recipient_id)
+                    .collect();
+                (ids, "failed")
+            }
+        };
+        let queued = self.store.requeue(id, &ids, from, self.clock.now()).await?;
+        if queued > 0 {
+            self.status_changed(id);
+            self.wake();
+        }
+        Ok(queued)
+    }
+
+    /// Whether this failure could go otherwise next time: the channel classes it as passing
+    /// (a server error, a rate or per-user limit), or it was the network or a 5xx answer.
+    /// Anything else (undeliverable, outside the window, blocked, stopped marketing, a code the
+    /// channel does not know) would fail again and is not retried.
+    fn is_final_failure(&self, f: &crate::store::FailedRecipient) -> bool {
+        let Some(code) = f.error_code.as_deref() else {
+            return true;
+        };
+        let class = self
+            .channels
+            .for_address(&f.address)
+            .and_then(|channel| channel.classify_failure(code));
+        let passing_class = matches!(
+            class,
+            Some(
+                ErrorClass::Transient
+                    | ErrorClass::RateLimited
+                    | ErrorClass::Defer
+                    | ErrorClass::Unknown
+            )
+        );
+        let passing_code = matches!(code, "timeout" | "network" | "connect" | "io")
+            || code
+                .parse::<u16>()
+                .is_ok_and(|status| status == 408 || (500..=599).contains(&status));
+        !(passing_class || passing_code)
     }
 
     async fn campaign_or_reject(&self, id: i64) -> Result<Campaign> {

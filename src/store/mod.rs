@@ -9,6 +9,7 @@ mod campaigns;
 mod contacts;
 pub mod model;
 pub mod recipients;
+mod retry;
 pub mod statuses;
 mod tier;
 
@@ -18,6 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub use model::*;
+pub use retry::FailedRecipient;
 pub use tier::TierReservation;
 
 #[derive(Debug, thiserror::Error)]

@@ -44,6 +44,11 @@ pub enum Outcome {
         code: String,
         reason: String,
     },
+    /// The request may have reached the channel but no answer came: never re-sent on its own.
+    Unknown {
+        code: String,
+        reason: String,
+    },
     /// Not now: back to the queue until `at` (tier budget, quiet hours, rate limits, retries).
     Retry {
         at: DateTime<Utc>,
@@ -357,6 +362,17 @@ impl Store {
                     .bind(code.as_str())
                     .bind(reason.as_str())
                     .bind(to_ms(now))
+                    .bind(recipient_id)
+            }
+            Outcome::Unknown { code, reason } => {
+                sql = format!(
+                    "UPDATE recipients SET status = 'unknown', error_code = $2, reason = $3 \
+                 WHERE id = $4 AND {ours}"
+                );
+                sqlx::query(&sql)
+                    .bind(worker)
+                    .bind(code.as_str())
+                    .bind(format!("may have been delivered: {reason}"))
                     .bind(recipient_id)
             }
             Outcome::Retry {

@@ -25,6 +25,7 @@ mod send_rules;
 mod shutdown;
 mod telegram;
 mod triggers;
+mod unknown_outcomes;
 mod whatsapp_client;
 mod whatsapp_errors;
 mod whatsapp_run;

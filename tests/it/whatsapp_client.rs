@@ -291,7 +291,7 @@ async fn connection_refused_is_transient() {
 }
 
 #[tokio::test]
-async fn a_slow_answer_times_out_as_transient() {
+async fn a_slow_answer_is_unknown_since_the_message_may_have_left() {
     let fake = FakeGraph::start().await;
     fake.set_latency(Duration::from_secs(2));
     let mut config = WhatsAppConfig::new(&fake.url, PHONE_NUMBER_ID, TOKEN);
@@ -304,8 +304,9 @@ async fn a_slow_answer_times_out_as_transient() {
         .unwrap_err();
     assert_eq!(
         (error.class, error.code.as_str()),
-        (ErrorClass::Transient, "timeout")
+        (ErrorClass::Unknown, "timeout")
     );
+    assert_eq!(fake.count_for("15550008"), 1, "the request did reach the API");
 }
 
 #[tokio::test]

@@ -29,13 +29,16 @@ pub fn classify(e: &RequestError) -> SendError {
             "400",
             format!("Bad Request: group chat was upgraded to a supergroup chat (new id {to})"),
         ),
+        // As for WhatsApp: only a failed connection proves the message never left.
         RequestError::Network(err) => {
-            let code = if err.is_timeout() {
-                "timeout"
+            let (class, code) = if err.is_connect() {
+                (ErrorClass::Transient, "connect")
+            } else if err.is_timeout() {
+                (ErrorClass::Unknown, "timeout")
             } else {
-                "network"
+                (ErrorClass::Unknown, "network")
             };
-            SendError::new(ErrorClass::Transient, code, err.to_string())
+            SendError::new(class, code, err.to_string())
         }
         // A proxy or an overloaded Bot API answering HTML instead of JSON.
         RequestError::InvalidJson { raw, .. } => SendError::new(

@@ -451,18 +451,20 @@ fn accepted(body: &str) -> Sent {
     }
 }
 
-/// Network failures are transient. A refused connection means the message never left; a timeout
-/// means it may have, which is why sends carry callback data the dispatcher can reconcile.
+/// A failure to connect (refused, DNS, a timeout while connecting) means the message never left:
+/// transient, retried. Anything after the connection was made (a timeout waiting for the answer,
+/// a reset) means it may have reached Meta: unknown, never re-sent on its own (the callback data
+/// lets a status webhook reconcile it).
 fn transport_error(error: reqwest::Error) -> SendError {
-    let code = if error.is_connect() {
-        "connect"
+    let (class, code) = if error.is_connect() {
+        (ErrorClass::Transient, "connect")
     } else if error.is_timeout() {
-        "timeout"
+        (ErrorClass::Unknown, "timeout")
     } else {
-        "network"
+        (ErrorClass::Unknown, "network")
     };
     tracing::warn!(error = %crate::error_chain(&error), code, "WhatsApp request failed");
-    SendError::new(ErrorClass::Transient, code, crate::error_chain(&error))
+    SendError::new(class, code, crate::error_chain(&error))
 }
 
 /// Spaces requests at least `interval` apart by handing out send slots: each caller takes the next
