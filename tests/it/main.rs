@@ -10,6 +10,7 @@ mod console_binary;
 mod console_flow;
 mod crash;
 mod drips;
+mod fuzz;
 mod hardening;
 mod one_spelling;
 mod one_spelling_migration;

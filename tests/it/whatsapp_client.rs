@@ -306,7 +306,11 @@ async fn a_slow_answer_is_unknown_since_the_message_may_have_left() {
         (error.class, error.code.as_str()),
         (ErrorClass::Unknown, "timeout")
     );
-    assert_eq!(fake.count_for("15550008"), 1, "the request did reach the API");
+    assert_eq!(
+        fake.count_for("15550008"),
+        1,
+        "the request did reach the API"
+    );
 }
 
 #[tokio::test]
