@@ -24,6 +24,7 @@ mod send_rules;
 mod shutdown;
 mod telegram;
 mod triggers;
+mod webhook_limits;
 mod whatsapp_client;
 mod whatsapp_errors;
 mod whatsapp_run;

@@ -10,7 +10,7 @@ pub mod webhook;
 
 pub use client::{ClientBuildError, ReplyButton, WhatsAppClient, WhatsAppConfig};
 pub use errors::classify;
-pub use signature::{sign, verify as verify_signature};
+pub use signature::{sign, verify as verify_signature, Signature, Verifier};
 pub use webhook::{parse_webhook, verify_handshake, WebhookError};
 
 use crate::domain::Address;
