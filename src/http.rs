@@ -254,8 +254,13 @@ async fn whatsapp_notification(
         return StatusCode::UNAUTHORIZED.into_response();
     }
 
-    let events = match parse_webhook(&body.contiguous()) {
-        Ok(events) => events,
+    let our_number = engine
+        .config
+        .whatsapp_phone_number_id
+        .as_deref()
+        .unwrap_or_default();
+    let decoded = match parse_webhook(&body.contiguous(), our_number) {
+        Ok(decoded) => decoded,
         Err(error) => {
             // Signed by Meta yet unreadable: redelivering it would not help.
             tracing::warn!(%error, "refused a signed WhatsApp webhook that is not a webhook body");
@@ -265,6 +270,11 @@ async fn whatsapp_notification(
     };
     // The events own what they need: the raw body goes back to the budget now.
     drop(body);
+    if decoded.other_number > 0 {
+        // Answered 200 all the same: redelivering a change for another number changes nothing.
+        metrics.webhook_changes_other_number(ChannelKind::WhatsApp, decoded.other_number);
+    }
+    let events = decoded.events;
     tracing::Span::current().record("events", events.len());
     if events.is_empty() {
         return StatusCode::OK.into_response();

@@ -73,6 +73,7 @@ pub struct Metrics {
     webhooks_received: Family<ChannelLabel, Counter>,
     webhooks_rejected: Family<RejectedLabels, Counter>,
     webhook_events: Family<EventLabels, Counter>,
+    webhook_other_number: Family<ChannelLabel, Counter>,
     webhook_requests_in_flight: Gauge,
     webhook_buffered_bytes: Gauge,
     messages_sent: Family<ChannelLabel, Counter>,
@@ -92,6 +93,7 @@ impl Metrics {
         let webhooks_received = Family::<ChannelLabel, Counter>::default();
         let webhooks_rejected = Family::<RejectedLabels, Counter>::default();
         let webhook_events = Family::<EventLabels, Counter>::default();
+        let webhook_other_number = Family::<ChannelLabel, Counter>::default();
         let webhook_requests_in_flight = Gauge::default();
         let webhook_buffered_bytes = Gauge::default();
         let messages_sent = Family::<ChannelLabel, Counter>::default();
@@ -111,6 +113,11 @@ impl Metrics {
             "webhook_events",
             "Events processed from accepted webhooks, by kind",
             webhook_events.clone(),
+        );
+        registry.register(
+            "webhook_changes_other_number",
+            "Changes in accepted webhooks left out because they are for another business number",
+            webhook_other_number.clone(),
         );
         registry.register(
             "webhook_requests_in_flight",
@@ -142,6 +149,7 @@ impl Metrics {
             webhooks_received,
             webhooks_rejected,
             webhook_events,
+            webhook_other_number,
             webhook_requests_in_flight,
             webhook_buffered_bytes,
             messages_sent,
@@ -173,6 +181,13 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    /// `n` changes of an accepted webhook were for another business number.
+    pub fn webhook_changes_other_number(&self, channel: ChannelKind, n: usize) {
+        self.webhook_other_number
+            .get_or_create(&channel_label(channel))
+            .inc_by(n as u64);
     }
 
     /// Webhook requests in flight and bytes of their bodies held, read at scrape time.

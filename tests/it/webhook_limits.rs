@@ -1,14 +1,16 @@
-//! Webhooks under load, as a hostile client would send them: herald refuses what cannot be signed
-//! before reading it, caps the requests in flight, and cuts off a body that stalls.
+//! Webhooks under load, as a hostile client or a second business number would send them: herald
+//! refuses what cannot be signed before reading it, caps the requests in flight, cuts off a body
+//! that stalls, and ignores changes for a number that is not its own.
 
 use std::time::{Duration, Instant};
 
 use herald::channels::whatsapp::{sign, SIGNATURE_HEADER};
+use herald::store::Consent;
 use reqwest::StatusCode;
 
 use crate::support::fake_graph::webhooks;
 use crate::support::raw_http::{RawRequest, PROMPTLY};
-use crate::support::run_app::{RunApp, APP_SECRET};
+use crate::support::run_app::{RunApp, ADMIN, APP_SECRET};
 
 const ANN: &str = "15550001";
 const BOB: &str = "15550002";
@@ -16,6 +18,8 @@ const CY: &str = "15550003";
 const PATH: &str = "/webhooks/whatsapp";
 /// The WhatsApp body limit.
 const LIMIT: usize = 8 * 1024 * 1024;
+/// Another business number served by the same Meta app.
+const OTHER_NUMBER: &str = "9988776655443";
 
 /// The value of one metric line (`name{labels}`) on `/metrics`; 0 when absent.
 async fn metric(app: &RunApp, series: &str) -> u64 {
@@ -172,5 +176,52 @@ async fn a_body_that_stalls_is_cut_off_at_the_deadline() {
     // The same webhook sent whole is taken.
     assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
     assert!(app.engine.store.find_contact(&ann).await.unwrap().is_some());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_for_another_business_number_change_nothing() {
+    let app = RunApp::start().await;
+    app.setup(&["/contact add +15550001 name=Ann labels=vip optin"])
+        .await;
+    let admin_texts = app.admin_texts().len();
+    let requests = app.fake.requests().len();
+
+    // The same Meta app serves another number: its admin command, its customer's STOP and a
+    // marketing stop arrive signed with our app secret.
+    let command = webhooks::text(ADMIN, "Admin", "/campaign new Elsewhere", &app.wamid(), 1);
+    let stop = webhooks::text(ANN, "Ann", "STOP", &app.wamid(), app.now_secs());
+    let no_marketing = webhooks::marketing_preference(ANN, "stop", app.now_secs());
+    for body in [&command, &stop, &no_marketing] {
+        let theirs = webhooks::for_number(body, OTHER_NUMBER);
+        // 200, so that Meta does not redeliver what is not ours.
+        assert_eq!(app.post_webhook(&theirs).await, StatusCode::OK, "{theirs}");
+    }
+
+    assert!(app.engine.store.campaigns(None).await.unwrap().is_empty());
+    let ann = app.contact("wa:15550001").await;
+    assert_eq!(ann.consent, Consent::OptedIn);
+    assert!(!ann.marketing_stopped);
+    assert_eq!(ann.last_inbound_at, None);
+    assert_eq!(app.admin_texts().len(), admin_texts);
+    assert_eq!(
+        app.fake.requests().len(),
+        requests,
+        "herald wrote to someone"
+    );
+    assert_eq!(
+        metric(
+            &app,
+            "herald_webhook_changes_other_number_total{channel=\"whatsapp\"}"
+        )
+        .await,
+        3
+    );
+
+    // The very same messages to our number are acted on.
+    assert_eq!(app.post_webhook(&command).await, StatusCode::OK);
+    assert_eq!(app.engine.store.campaigns(None).await.unwrap().len(), 1);
+    assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
+    assert_eq!(app.contact("wa:15550001").await.consent, Consent::OptedOut);
     app.stop().await;
 }
