@@ -87,15 +87,22 @@ pub fn router(engine: Arc<Engine>, intake: Intake, telegram: Option<Router>) -> 
     router
 }
 
-/// `routes` behind the shared cap on webhook requests in flight. A request past the cap is shed
-/// at once with 503 (both Meta and Telegram redeliver later) rather than queued: a queue would
-/// only hold more connections open.
+/// `routes` behind the shared cap on webhook requests in flight, each request counted as received
+/// first. A request past the cap is shed at once with 503 (both Meta and Telegram redeliver
+/// later) rather than queued: a queue would only hold more connections open.
 fn capped(routes: Router, intake: &Intake, metrics: &Arc<Metrics>, channel: ChannelKind) -> Router {
+    let received = metrics.clone();
+    let count = move |request: axum::extract::Request| {
+        // Notifications only: Meta's verification GET is not a webhook delivery.
+        if request.method() == axum::http::Method::POST {
+            received.webhook_received(channel);
+        }
+        request
+    };
     let metrics = metrics.clone();
     let shed = move |_: BoxError| {
         let metrics = metrics.clone();
         async move {
-            metrics.webhook_received(channel);
             metrics.webhook_rejected(channel, Rejection::Busy);
             tracing::debug!(
                 channel = channel.name(),
@@ -106,6 +113,7 @@ fn capped(routes: Router, intake: &Intake, metrics: &Arc<Metrics>, channel: Chan
     };
     routes.route_layer(
         ServiceBuilder::new()
+            .map_request(count)
             .layer(HandleErrorLayer::new(shed))
             .layer(LoadShedLayer::new())
             .layer(intake.request_cap()),
@@ -206,7 +214,6 @@ async fn whatsapp_notification(
 ) -> Response {
     let engine = &state.engine;
     let metrics = &engine.metrics;
-    metrics.webhook_received(ChannelKind::WhatsApp);
 
     // Without a secret nothing can be verified, and an unverified body is anyone's forgery.
     let Some(secret) = engine

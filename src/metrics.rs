@@ -101,7 +101,7 @@ impl Metrics {
         let campaigns_sending = Gauge::default();
         registry.register(
             "webhooks_received",
-            "Webhook requests received, before any check",
+            "Webhook requests received (WhatsApp and Telegram), before any check",
             webhooks_received.clone(),
         );
         registry.register(

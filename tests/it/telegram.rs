@@ -661,6 +661,18 @@ async fn webhook_mode_registers_the_webhook_and_refuses_requests_without_the_sec
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("herald_webhooks_received_total{channel=\"telegram\"} 7"),
+        "{metrics}"
+    );
     let history = app
         .engine
         .store
