@@ -4,12 +4,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 use crate::domain::consent::{ConsentWords, DEFAULT_OPT_IN, DEFAULT_OPT_OUT};
 use crate::domain::{Address, AddressKind};
+
+const MIB: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -116,6 +119,15 @@ pub struct Config {
     /// How often `herald run` brings back the rows of processes that died
     /// (`RECOVER_EVERY_SECS`).
     pub recover_every_secs: u64,
+    /// Webhook requests (WhatsApp and Telegram together) handled at once
+    /// (`WEBHOOK_MAX_IN_FLIGHT`); past it herald answers 503 and the sender redelivers later.
+    pub webhook_max_in_flight: usize,
+    /// Bytes of webhook bodies held in memory at once, all requests together
+    /// (`WEBHOOK_BUFFER_MB`): the bound on what a flood of large bodies can pin.
+    pub webhook_buffer_bytes: usize,
+    /// How long a webhook body may take to arrive whole (`WEBHOOK_BODY_TIMEOUT_SECS`), so
+    /// stalled senders do not pile up.
+    pub webhook_body_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -140,6 +152,9 @@ impl fmt::Debug for Config {
             .field("telegram_api_url", &self.telegram_api_url)
             .field("admin_telegram", &self.admin_telegram)
             .field("quiet_hours", &self.quiet_hours)
+            .field("webhook_max_in_flight", &self.webhook_max_in_flight)
+            .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
+            .field("webhook_body_timeout", &self.webhook_body_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +206,9 @@ impl Default for Config {
             reports_dir: "reports".into(),
             lease_secs: 30,
             recover_every_secs: 30,
+            webhook_max_in_flight: 64,
+            webhook_buffer_bytes: 64 * MIB,
+            webhook_body_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -353,6 +371,23 @@ impl Config {
             };
         c.lease_secs = seconds("LEASE_SECS", c.lease_secs)?;
         c.recover_every_secs = seconds("RECOVER_EVERY_SECS", c.recover_every_secs)?;
+        let whole =
+            |key: &str, default: usize| -> Result<usize, ConfigError> {
+                match get(key) {
+                    None => Ok(default),
+                    Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        invalid(key, format!("expected a whole number > 0, got {v:?}"))
+                    }),
+                }
+            };
+        c.webhook_max_in_flight = whole("WEBHOOK_MAX_IN_FLIGHT", c.webhook_max_in_flight)?;
+        c.webhook_buffer_bytes = whole("WEBHOOK_BUFFER_MB", c.webhook_buffer_bytes / MIB)?
+            .checked_mul(MIB)
+            .ok_or_else(|| invalid("WEBHOOK_BUFFER_MB", "too large".into()))?;
+        c.webhook_body_timeout = Duration::from_secs(seconds(
+            "WEBHOOK_BODY_TIMEOUT_SECS",
+            c.webhook_body_timeout.as_secs(),
+        )?);
         Ok(c)
     }
 
@@ -425,6 +460,31 @@ mod tests {
         assert!(e.to_string().starts_with("WHATSAPP_TIER:"));
         let e = Config::from_vars(&vars(&[("TZ", "Mars/Base")])).unwrap_err();
         assert!(e.to_string().starts_with("TZ:"));
+    }
+
+    #[test]
+    fn webhook_limits_have_defaults_and_read_their_units() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.webhook_max_in_flight, 64);
+        assert_eq!(c.webhook_buffer_bytes, 64 * MIB);
+        assert_eq!(c.webhook_body_timeout, Duration::from_secs(15));
+        let c = Config::from_vars(&vars(&[
+            ("WEBHOOK_MAX_IN_FLIGHT", "8"),
+            ("WEBHOOK_BUFFER_MB", "16"),
+            ("WEBHOOK_BODY_TIMEOUT_SECS", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(c.webhook_max_in_flight, 8);
+        assert_eq!(c.webhook_buffer_bytes, 16 * MIB);
+        assert_eq!(c.webhook_body_timeout, Duration::from_secs(10));
+        for key in [
+            "WEBHOOK_MAX_IN_FLIGHT",
+            "WEBHOOK_BUFFER_MB",
+            "WEBHOOK_BODY_TIMEOUT_SECS",
+        ] {
+            let e = Config::from_vars(&vars(&[(key, "0")])).unwrap_err();
+            assert!(e.to_string().starts_with(key), "{e}");
+        }
     }
 
     #[test]

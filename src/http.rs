@@ -4,23 +4,33 @@
 //! A webhook POST is answered only after its events are processed and stored: 200 means "done,
 //! durably"; any other answer makes Meta redeliver the body later, which is safe because
 //! processing is idempotent (inbound messages are deduplicated by id, statuses only move forward).
+//!
+//! Webhook routes (WhatsApp's, and Telegram's when it is merged in) sit behind the limits of
+//! [`Intake`]: one cap on requests in flight, past which a request is answered 503 at once; and
+//! for each body a size limit, a deadline and a shared budget of bytes held. A POST without a
+//! well-formed signature is refused before its body is read, and the signature of one that has
+//! it is computed as the body streams in.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::body::Body;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tower::load_shed::LoadShedLayer;
+use tower::{BoxError, ServiceBuilder};
 
-use crate::channels::whatsapp::{parse_webhook, verify_handshake, verify_signature};
+use crate::channels::intake::{Intake, IntakeError};
+use crate::channels::whatsapp::{parse_webhook, verify_handshake, Signature, Verifier};
 use crate::channels::{ChannelEvent, ChannelKind};
 use crate::engine::{Engine, EngineError};
-use crate::metrics::Rejection;
+use crate::metrics::{Metrics, Rejection};
 use crate::store::CampaignStatus;
 
 /// Where Meta POSTs notifications and sends its verification `GET`.
@@ -33,9 +43,10 @@ pub const WHATSAPP_WEBHOOK_PATH: &str = "/webhooks/whatsapp";
 /// until it gives up on us.
 const PROCESSING_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Meta batches up to 1000 updates in one POST; a few MiB covers that, and the limit keeps a
-/// flood of garbage from being buffered whole before its signature is checked.
-const WEBHOOK_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// Meta batches up to 1000 updates in one POST; a few MiB covers that. A body is held whole until
+/// its signature is judged, so this also bounds what one forged request can make herald hold
+/// (and `WEBHOOK_BUFFER_MB` must leave room for at least one such body).
+pub const WEBHOOK_BODY_LIMIT: usize = 8 * 1024 * 1024;
 
 /// A health check that cannot get a database connection this fast reports the database as down,
 /// rather than hanging the prober.
@@ -43,26 +54,70 @@ const HEALTH_DB_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct HttpState {
     engine: Arc<Engine>,
+    intake: Intake,
     /// Set once the "no app secret" warning was logged, so a misconfigured server says it once
     /// instead of on every refused POST.
     warned_no_secret: AtomicBool,
 }
 
-/// The router `herald run` serves.
-pub fn router(engine: Arc<Engine>) -> Router {
+/// The router `herald run` serves: WhatsApp's webhook, `telegram` (Telegram's webhook route in
+/// webhook mode), `/healthz` and `/metrics`. Both webhook routes share `intake`'s limits; the
+/// health and metrics routes stay outside them, so a flood does not blind the monitoring.
+pub fn router(engine: Arc<Engine>, intake: Intake, telegram: Option<Router>) -> Router {
+    let metrics = engine.metrics.clone();
     let state = Arc::new(HttpState {
         engine,
+        intake: intake.clone(),
         warned_no_secret: AtomicBool::new(false),
     });
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+    let whatsapp = Router::new()
         .route(
             WHATSAPP_WEBHOOK_PATH,
             get(whatsapp_handshake).post(whatsapp_notification),
         )
-        .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT))
+        .with_state(state.clone());
+    let mut router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
         .with_state(state)
+        .merge(capped(whatsapp, &intake, &metrics, ChannelKind::WhatsApp));
+    if let Some(telegram) = telegram {
+        router = router.merge(capped(telegram, &intake, &metrics, ChannelKind::Telegram));
+    }
+    router
+}
+
+/// `routes` behind the shared cap on webhook requests in flight, each request counted as received
+/// first. A request past the cap is shed at once with 503 (both Meta and Telegram redeliver
+/// later) rather than queued: a queue would only hold more connections open.
+fn capped(routes: Router, intake: &Intake, metrics: &Arc<Metrics>, channel: ChannelKind) -> Router {
+    let received = metrics.clone();
+    let count = move |request: axum::extract::Request| {
+        // Notifications only: Meta's verification GET is not a webhook delivery.
+        if request.method() == axum::http::Method::POST {
+            received.webhook_received(channel);
+        }
+        request
+    };
+    let metrics = metrics.clone();
+    let shed = move |_: BoxError| {
+        let metrics = metrics.clone();
+        async move {
+            metrics.webhook_rejected(channel, Rejection::Busy);
+            tracing::debug!(
+                channel = channel.name(),
+                "webhook request shed: too many in flight"
+            );
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    };
+    routes.route_layer(
+        ServiceBuilder::new()
+            .map_request(count)
+            .layer(HandleErrorLayer::new(shed))
+            .layer(LoadShedLayer::new())
+            .layer(intake.request_cap()),
+    )
 }
 
 /// 200 `ok` when the database answers, 503 otherwise.
@@ -81,8 +136,12 @@ async fn healthz(State(state): State<Arc<HttpState>>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<Arc<HttpState>>) -> Response {
+async fn metrics_text(State(state): State<Arc<HttpState>>) -> Response {
     let engine = &state.engine;
+    engine.metrics.set_webhook_load(
+        state.intake.requests_in_flight(),
+        state.intake.buffered_bytes(),
+    );
     // Read at scrape time: the database is the truth shared by every process.
     match engine.store.campaigns(Some(CampaignStatus::Sending)).await {
         Ok(sending) => engine.metrics.set_campaigns_sending(sending.len() as i64),
@@ -145,16 +204,16 @@ async fn whatsapp_handshake(
     }
 }
 
-/// A notification from Meta: verified, parsed, processed, and only then answered.
-#[tracing::instrument(skip_all, fields(bytes = body.len(), events = tracing::field::Empty))]
+/// A notification from Meta: verified while it streams in, parsed, processed, and only then
+/// answered.
+#[tracing::instrument(skip_all, fields(bytes = tracing::field::Empty, events = tracing::field::Empty))]
 async fn whatsapp_notification(
     State(state): State<Arc<HttpState>>,
     headers: HeaderMap,
-    body: Bytes,
-) -> StatusCode {
+    body: Body,
+) -> Response {
     let engine = &state.engine;
     let metrics = &engine.metrics;
-    metrics.webhook_received(ChannelKind::WhatsApp);
 
     // Without a secret nothing can be verified, and an unverified body is anyone's forgery.
     let Some(secret) = engine
@@ -169,38 +228,69 @@ async fn whatsapp_notification(
             );
         }
         metrics.webhook_rejected(ChannelKind::WhatsApp, Rejection::Signature);
-        return StatusCode::UNAUTHORIZED;
+        return StatusCode::UNAUTHORIZED.into_response();
     };
+    // A request that cannot be signed is refused before a byte of its body is read.
     let signature = headers
         .get(crate::channels::whatsapp::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok());
-    if !verify_signature(secret.as_bytes(), &body, signature) {
+    let Some(mut verifier) =
+        Signature::parse(signature).and_then(|expected| Verifier::new(secret.as_bytes(), expected))
+    else {
         tracing::warn!(
             signed = signature.is_some(),
-            "refused a WhatsApp webhook: missing or wrong X-Hub-Signature-256"
+            "refused a WhatsApp webhook: missing or malformed X-Hub-Signature-256"
         );
         metrics.webhook_rejected(ChannelKind::WhatsApp, Rejection::Signature);
-        return StatusCode::UNAUTHORIZED;
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let body = match state
+        .intake
+        .read(&headers, body, WEBHOOK_BODY_LIMIT, |chunk| {
+            verifier.update(chunk)
+        })
+        .await
+    {
+        Ok(body) => body,
+        Err(error) => return refuse_body(metrics, ChannelKind::WhatsApp, &error),
+    };
+    tracing::Span::current().record("bytes", body.len());
+    if !verifier.verify() {
+        tracing::warn!("refused a WhatsApp webhook: wrong X-Hub-Signature-256");
+        metrics.webhook_rejected(ChannelKind::WhatsApp, Rejection::Signature);
+        return StatusCode::UNAUTHORIZED.into_response();
     }
 
-    let events = match parse_webhook(&body) {
-        Ok(events) => events,
+    let our_number = engine
+        .config
+        .whatsapp_phone_number_id
+        .as_deref()
+        .unwrap_or_default();
+    let decoded = match parse_webhook(&body.contiguous(), our_number) {
+        Ok(decoded) => decoded,
         Err(error) => {
             // Signed by Meta yet unreadable: redelivering it would not help.
             tracing::warn!(%error, "refused a signed WhatsApp webhook that is not a webhook body");
             metrics.webhook_rejected(ChannelKind::WhatsApp, Rejection::Malformed);
-            return StatusCode::BAD_REQUEST;
+            return StatusCode::BAD_REQUEST.into_response();
         }
     };
+    // The events own what they need: the raw body goes back to the budget now.
+    drop(body);
+    if decoded.other_number > 0 {
+        // Answered 200 all the same: redelivering a change for another number changes nothing.
+        metrics.webhook_changes_other_number(ChannelKind::WhatsApp, decoded.other_number);
+    }
+    let events = decoded.events;
     tracing::Span::current().record("events", events.len());
     if events.is_empty() {
-        return StatusCode::OK;
+        return StatusCode::OK.into_response();
     }
 
     // Processing runs in its own task: when Meta hangs up, the server drops this handler, and a
     // body dropped between two writes would be half applied. The task always runs to its end.
     let task = tokio::spawn(process(engine.clone(), events));
-    match tokio::time::timeout(PROCESSING_DEADLINE, task).await {
+    let status = match tokio::time::timeout(PROCESSING_DEADLINE, task).await {
         Ok(Ok(Ok(()))) => StatusCode::OK,
         Ok(Ok(Err(error))) => {
             tracing::error!(error = %crate::error_chain(&error), "WhatsApp webhook processing failed; Meta will redeliver");
@@ -221,7 +311,26 @@ async fn whatsapp_notification(
             metrics.webhook_rejected(ChannelKind::WhatsApp, Rejection::Processing);
             StatusCode::SERVICE_UNAVAILABLE
         }
-    }
+    };
+    status.into_response()
+}
+
+/// The answer to a body that was not read whole, counted and logged.
+fn refuse_body(metrics: &Metrics, channel: ChannelKind, error: &IntakeError) -> Response {
+    let reason = match error {
+        IntakeError::TooLarge { .. } => Rejection::TooLarge,
+        IntakeError::TimedOut(_) => Rejection::Timeout,
+        IntakeError::OverBudget => Rejection::Busy,
+        IntakeError::Read(_) => Rejection::Read,
+    };
+    metrics.webhook_rejected(channel, reason);
+    tracing::warn!(
+        channel = channel.name(),
+        error = %crate::error_chain(error),
+        "refused a webhook body"
+    );
+    // The rest of the body is not wanted: the connection closes instead of reading it.
+    (error.status(), [(header::CONNECTION, "close")]).into_response()
 }
 
 /// Applies every event in order. Consecutive statuses are handed over together, so the status

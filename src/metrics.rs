@@ -42,6 +42,14 @@ pub enum Rejection {
     Malformed,
     /// Read, but processing failed; the sender is asked to redeliver.
     Processing,
+    /// Past the cap on requests in flight or the budget of bytes held: 503, redelivered later.
+    Busy,
+    /// The body is over the size limit (413).
+    TooLarge,
+    /// The body did not arrive whole in time (408).
+    Timeout,
+    /// The connection failed while the body was read.
+    Read,
 }
 
 impl Rejection {
@@ -50,6 +58,10 @@ impl Rejection {
             Rejection::Signature => "signature",
             Rejection::Malformed => "malformed",
             Rejection::Processing => "processing",
+            Rejection::Busy => "busy",
+            Rejection::TooLarge => "too_large",
+            Rejection::Timeout => "timeout",
+            Rejection::Read => "read",
         }
     }
 }
@@ -61,6 +73,9 @@ pub struct Metrics {
     webhooks_received: Family<ChannelLabel, Counter>,
     webhooks_rejected: Family<RejectedLabels, Counter>,
     webhook_events: Family<EventLabels, Counter>,
+    webhook_other_number: Family<ChannelLabel, Counter>,
+    webhook_requests_in_flight: Gauge,
+    webhook_buffered_bytes: Gauge,
     messages_sent: Family<ChannelLabel, Counter>,
     messages_failed: Family<ChannelLabel, Counter>,
     campaigns_sending: Gauge,
@@ -78,12 +93,15 @@ impl Metrics {
         let webhooks_received = Family::<ChannelLabel, Counter>::default();
         let webhooks_rejected = Family::<RejectedLabels, Counter>::default();
         let webhook_events = Family::<EventLabels, Counter>::default();
+        let webhook_other_number = Family::<ChannelLabel, Counter>::default();
+        let webhook_requests_in_flight = Gauge::default();
+        let webhook_buffered_bytes = Gauge::default();
         let messages_sent = Family::<ChannelLabel, Counter>::default();
         let messages_failed = Family::<ChannelLabel, Counter>::default();
         let campaigns_sending = Gauge::default();
         registry.register(
             "webhooks_received",
-            "Webhook requests received, before any check",
+            "Webhook requests received (WhatsApp and Telegram), before any check",
             webhooks_received.clone(),
         );
         registry.register(
@@ -95,6 +113,21 @@ impl Metrics {
             "webhook_events",
             "Events processed from accepted webhooks, by kind",
             webhook_events.clone(),
+        );
+        registry.register(
+            "webhook_changes_other_number",
+            "Changes in accepted webhooks left out because they are for another business number",
+            webhook_other_number.clone(),
+        );
+        registry.register(
+            "webhook_requests_in_flight",
+            "Webhook requests being handled now",
+            webhook_requests_in_flight.clone(),
+        );
+        registry.register(
+            "webhook_buffered_bytes",
+            "Bytes of webhook bodies held in memory now",
+            webhook_buffered_bytes.clone(),
         );
         registry.register(
             "messages_sent",
@@ -116,6 +149,9 @@ impl Metrics {
             webhooks_received,
             webhooks_rejected,
             webhook_events,
+            webhook_other_number,
+            webhook_requests_in_flight,
+            webhook_buffered_bytes,
             messages_sent,
             messages_failed,
             campaigns_sending,
@@ -145,6 +181,21 @@ impl Metrics {
                 kind: kind.to_string(),
             })
             .inc();
+    }
+
+    /// `n` changes of an accepted webhook were for another business number.
+    pub fn webhook_changes_other_number(&self, channel: ChannelKind, n: usize) {
+        self.webhook_other_number
+            .get_or_create(&channel_label(channel))
+            .inc_by(n as u64);
+    }
+
+    /// Webhook requests in flight and bytes of their bodies held, read at scrape time.
+    pub fn set_webhook_load(&self, requests: usize, bytes: usize) {
+        self.webhook_requests_in_flight
+            .set(i64::try_from(requests).unwrap_or(i64::MAX));
+        self.webhook_buffered_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 
     pub fn message_sent(&self, channel: ChannelKind) {

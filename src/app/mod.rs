@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::channels::intake::Intake;
 use crate::channels::whatsapp::client::{WhatsAppClient, WhatsAppConfig};
 use crate::channels::{Channel, ChannelRouter};
 use crate::clock::SharedClock;
@@ -61,6 +62,12 @@ impl App {
     /// Builds everything and binds the HTTP listener (so a test can bind port 0 and read the
     /// real port before anything runs).
     pub async fn build(config: Config, clock: SharedClock) -> Result<App, AppError> {
+        if config.webhook_buffer_bytes < crate::http::WEBHOOK_BODY_LIMIT {
+            return Err(AppError::Config(format!(
+                "WEBHOOK_BUFFER_MB: at least {} MiB, so that the largest webhook body fits",
+                crate::http::WEBHOOK_BODY_LIMIT / (1024 * 1024)
+            )));
+        }
         let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
         if let Some(wa) = whatsapp_from_config(&config)? {
             channels.push(wa);
@@ -104,10 +111,13 @@ impl App {
     /// Runs until `shutdown` fires: then stops claiming, lets in-flight sends finish, stops the
     /// HTTP server after its in-flight requests, and returns.
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), AppError> {
-        let mut router = crate::http::router(self.engine.clone());
-        if let Some(hook) = self.telegram.as_ref().and_then(|tg| tg.webhook_router()) {
-            router = router.merge(hook);
-        }
+        // One set of webhook limits for the whole server: WhatsApp and Telegram share them.
+        let intake = Intake::from_config(&self.engine.config);
+        let telegram_hook = self
+            .telegram
+            .as_ref()
+            .and_then(|tg| tg.webhook_router(intake.clone()));
+        let router = crate::http::router(self.engine.clone(), intake, telegram_hook);
         let server_shutdown = shutdown.clone();
         let server = tokio::spawn(async move {
             axum::serve(self.listener, router)

@@ -651,7 +651,8 @@ async fn ingest(
         bodies.push((body, signature));
     }
 
-    let (url, server) = serve(crate::http::router(engine.clone())).await?;
+    let intake = crate::channels::intake::Intake::from_config(&engine.config);
+    let (url, server) = serve(crate::http::router(engine.clone(), intake, None)).await?;
     let probe = reqwest::Client::new()
         .post(format!("{url}{WEBHOOK_PATH}"))
         .header("x-hub-signature-256", &bodies[0].1)

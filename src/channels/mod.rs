@@ -2,6 +2,7 @@
 //! same [`ChannelEvent`]s and sends the same [`Outbound`] messages, so the engine never names one.
 
 pub mod console;
+pub mod intake;
 pub mod telegram;
 pub mod whatsapp;
 

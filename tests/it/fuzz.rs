@@ -93,8 +93,11 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_whatsapp_webhook_decoder(body in webhook_body()) {
-        let _ = parse_webhook(&body);
+    fn fuzz_whatsapp_webhook_decoder(
+        body in webhook_body(),
+        ours in prop_oneof![Just("1122334455667"), Just("106540352242922"), Just("")],
+    ) {
+        let _ = parse_webhook(&body, ours);
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod shutdown;
 mod telegram;
 mod triggers;
 mod unknown_outcomes;
+mod webhook_limits;
 mod whatsapp_client;
 mod whatsapp_errors;
 mod whatsapp_run;

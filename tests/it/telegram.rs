@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::support::console_app::{t0, ClockExt};
 use crate::support::db::TestDb;
 use crate::support::fake_telegram::{FakeTelegram, TOKEN};
+use crate::support::raw_http::RawRequest;
 
 /// The admin's Telegram user id (and so their private chat's id).
 const ADMIN: i64 = 42;
@@ -576,11 +577,12 @@ async fn webhook_mode_registers_the_webhook_and_refuses_requests_without_the_sec
     );
 
     // herald's HTTP server with the webhook merged in, as `herald run` builds it.
-    let router = herald::http::router(app.engine.clone()).merge(
-        app.telegram
-            .webhook_router()
-            .expect("webhook mode has a route"),
-    );
+    let intake = herald::channels::intake::Intake::from_config(&app.engine.config);
+    let hook = app
+        .telegram
+        .webhook_router(intake.clone())
+        .expect("webhook mode has a route");
+    let router = herald::http::router(app.engine.clone(), intake, Some(hook));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(async move { axum::serve(listener, router).await });
@@ -603,6 +605,33 @@ async fn webhook_mode_registers_the_webhook_and_refuses_requests_without_the_sec
             request = request.header("X-Telegram-Bot-Api-Secret-Token", secret);
         }
         assert_eq!(request.send().await.unwrap().status(), 401);
+    }
+    // The secret is checked before the body is read: a huge body announced without it is
+    // refused at once, and one announced over the limit with it too.
+    for (secret, length, expected) in [
+        (None, herald::channels::telegram::webhook::BODY_LIMIT, 401),
+        (
+            Some("wrong"),
+            herald::channels::telegram::webhook::BODY_LIMIT,
+            401,
+        ),
+        (
+            Some("s3cret-Token_1"),
+            herald::channels::telegram::webhook::BODY_LIMIT + 1,
+            413,
+        ),
+    ] {
+        let headers: Vec<(&str, &str)> = secret
+            .map(|s| ("X-Telegram-Bot-Api-Secret-Token", s))
+            .into_iter()
+            .collect();
+        let mut raw = RawRequest::post(&base, "/hooks/telegram", length, &headers).await;
+        raw.send(b"{\"update_id\":").await;
+        assert_eq!(raw.status().await, expected, "{secret:?}");
+        assert!(
+            raw.hangs_up().await,
+            "{secret:?}: the connection stays open"
+        );
     }
     assert!(app
         .engine
@@ -632,6 +661,18 @@ async fn webhook_mode_registers_the_webhook_and_refuses_requests_without_the_sec
         .await
         .unwrap();
     assert_eq!(again.status(), 200);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("herald_webhooks_received_total{channel=\"telegram\"} 7"),
+        "{metrics}"
+    );
     let history = app
         .engine
         .store

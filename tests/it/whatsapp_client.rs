@@ -367,7 +367,9 @@ fn webhook_builders_parse_into_the_events_they_name() {
             body.as_bytes(),
             Some(&signature)
         ));
-        parse_webhook(body.as_bytes()).unwrap()
+        parse_webhook(body.as_bytes(), crate::support::run_app::PHONE_NUMBER_ID)
+            .unwrap()
+            .events
     };
 
     assert_eq!(

@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 
 use crate::support::db;
 use crate::support::fake_graph::webhooks;
-use crate::support::run_app::{count, RunApp, ADMIN, APP_SECRET, TOKEN, VERIFY_TOKEN};
+use crate::support::run_app::{
+    count, RunApp, ADMIN, APP_SECRET, PHONE_NUMBER_ID, TOKEN, VERIFY_TOKEN,
+};
 
 const ANN: &str = "15550001";
 const BOB: &str = "15550002";
@@ -304,13 +306,17 @@ fn fixture_samples() -> Vec<(String, Value)> {
 }
 
 /// Gives every inbound message of a sample its own id, so no sample is dropped as a redelivery
-/// of another one (the samples share placeholder ids).
+/// of another one (the samples share placeholder ids), and addresses every change to our number
+/// (a few samples come from other numbers, which herald leaves out).
 fn with_unique_message_ids(body: &Value, tag: &str) -> Value {
     let mut body = body.clone();
     if let Some(entries) = body["entry"].as_array_mut() {
         for (e, entry) in entries.iter_mut().enumerate() {
             if let Some(changes) = entry["changes"].as_array_mut() {
                 for (c, change) in changes.iter_mut().enumerate() {
+                    if change["value"]["metadata"].is_object() {
+                        change["value"]["metadata"]["phone_number_id"] = json!(PHONE_NUMBER_ID);
+                    }
                     if let Some(messages) = change["value"]["messages"].as_array_mut() {
                         for (m, message) in messages.iter_mut().enumerate() {
                             message["id"] = json!(format!("wamid.{tag}.{e}.{c}.{m}"));
@@ -348,7 +354,8 @@ async fn every_fixture_sample_is_accepted_through_the_endpoint_and_records_nothi
         // As Meta sent it, then with ids of its own so that every message is processed.
         for body in [body.clone(), with_unique_message_ids(body, &i.to_string())] {
             let raw = serde_json::to_string(&body).unwrap();
-            for event in parse_webhook(raw.as_bytes()).expect("a fixture parses") {
+            let decoded = parse_webhook(raw.as_bytes(), PHONE_NUMBER_ID).expect("a fixture parses");
+            for event in decoded.events {
                 match event {
                     ChannelEvent::Inbound(m) => {
                         inbound_at.push(m.at);
@@ -538,7 +545,8 @@ async fn statuses_batched_in_one_body_apply_as_if_posted_one_by_one() {
     let app = RunApp::start().await;
     let bodies = sent_then_mixed_statuses(&app).await;
     let body = webhooks::batch(&bodies);
-    assert_eq!(parse_webhook(body.as_bytes()).unwrap().len(), 8);
+    let decoded = parse_webhook(body.as_bytes(), PHONE_NUMBER_ID).unwrap();
+    assert_eq!(decoded.events.len(), 8);
     assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
     assert_mixed_statuses_applied(&app).await;
     // Redelivered whole, it changes nothing.

@@ -202,13 +202,19 @@ impl TelegramChannel {
     }
 
     /// In webhook mode, the route Telegram POSTs updates to (at the path of
-    /// `TELEGRAM_WEBHOOK_URL`), to merge into herald's HTTP server; `None` when long polling.
-    pub fn webhook_router(&self) -> Option<axum::Router> {
+    /// `TELEGRAM_WEBHOOK_URL`), to merge into herald's HTTP server, reading bodies within
+    /// `intake`'s limits; `None` when long polling.
+    pub fn webhook_router(&self, intake: crate::channels::intake::Intake) -> Option<axum::Router> {
         match &self.mode {
             Mode::Polling => None,
             Mode::Webhook {
                 url, secret, queue, ..
-            } => Some(webhook::router(url.path(), secret.clone(), queue.clone())),
+            } => Some(webhook::router(
+                url.path(),
+                secret.clone(),
+                queue.clone(),
+                intake,
+            )),
         }
     }
 

@@ -10,8 +10,8 @@ pub mod webhook;
 
 pub use client::{ClientBuildError, ReplyButton, WhatsAppClient, WhatsAppConfig};
 pub use errors::classify;
-pub use signature::{sign, verify as verify_signature};
-pub use webhook::{parse_webhook, verify_handshake, WebhookError};
+pub use signature::{sign, verify as verify_signature, Signature, Verifier};
+pub use webhook::{parse_webhook, verify_handshake, Decoded, WebhookError};
 
 use crate::domain::Address;
 

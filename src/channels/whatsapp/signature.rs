@@ -1,6 +1,7 @@
 //! `X-Hub-Signature-256` check for webhook POSTs: Meta signs the raw body with HMAC-SHA256 under the
 //! app secret. herald accepts a body only when the signature matches, compared in constant time so
-//! the answer time leaks nothing about how much of a forged signature was right.
+//! the answer time leaks nothing about how much of a forged signature was right. The header is
+//! read first ([`Signature`]) and the body hashed as it streams in ([`Verifier`]).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -9,27 +10,63 @@ type HmacSha256 = Hmac<Sha256>;
 
 const PREFIX: &str = "sha256=";
 
+/// A well-formed `X-Hub-Signature-256` value (`sha256=` and 64 hex digits): the tag the body
+/// must hash to. Read from the header before the body, so a request that cannot possibly be
+/// signed is refused without reading a byte of it.
+#[derive(Clone, Copy)]
+pub struct Signature([u8; 32]);
+
+impl Signature {
+    /// `None` for a missing header, a wrong prefix, bad hex or a tag of the wrong length.
+    pub fn parse(header: Option<&str>) -> Option<Signature> {
+        let hex_sig = header.map(str::trim).and_then(strip_prefix)?;
+        let mut tag = [0u8; 32];
+        hex::decode_to_slice(hex_sig, &mut tag).ok()?;
+        Some(Signature(tag))
+    }
+}
+
+/// The HMAC of a body fed to it chunk by chunk as it arrives, checked against a [`Signature`] at
+/// the end: the body need not be whole in memory to be judged.
+pub struct Verifier {
+    mac: HmacSha256,
+    expected: Signature,
+}
+
+impl Verifier {
+    /// `None` for an empty app secret: an unconfigured secret must not turn the check off.
+    pub fn new(app_secret: &[u8], expected: Signature) -> Option<Verifier> {
+        if app_secret.is_empty() {
+            return None;
+        }
+        let mac = HmacSha256::new_from_slice(app_secret).ok()?;
+        Some(Verifier { mac, expected })
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.mac.update(chunk);
+    }
+
+    /// Whether the bytes fed so far are the signed body.
+    pub fn verify(self) -> bool {
+        // `verify_slice` compares in constant time, so the answer time leaks nothing about how
+        // much of a forged signature was right.
+        self.mac.verify_slice(&self.expected.0).is_ok()
+    }
+}
+
 /// Whether `header` (the `X-Hub-Signature-256` value, `sha256=<hex>`) is the HMAC-SHA256 of
 /// `raw_body` under `app_secret`.
 ///
-/// Missing header, wrong prefix, bad hex and an empty app secret all answer `false`: an unconfigured
-/// secret must not turn the check off.
+/// Missing header, wrong prefix, bad hex and an empty app secret all answer `false`.
 pub fn verify(app_secret: &[u8], raw_body: &[u8], header: Option<&str>) -> bool {
-    if app_secret.is_empty() {
-        return false;
-    }
-    let Some(hex_sig) = header.map(str::trim).and_then(strip_prefix) else {
-        return false;
-    };
-    let Ok(expected) = hex::decode(hex_sig) else {
+    let Some(mut verifier) =
+        Signature::parse(header).and_then(|expected| Verifier::new(app_secret, expected))
+    else {
         return false;
     };
-    let Ok(mut mac) = HmacSha256::new_from_slice(app_secret) else {
-        return false;
-    };
-    mac.update(raw_body);
-    // `verify_slice` compares in constant time (and refuses a truncated tag).
-    mac.verify_slice(&expected).is_ok()
+    verifier.update(raw_body);
+    verifier.verify()
 }
 
 /// The `X-Hub-Signature-256` header value Meta would send for `body` (for tests and `herald bench`).
@@ -108,5 +145,33 @@ mod tests {
     fn an_empty_secret_never_verifies() {
         let header = sign(b"", BODY);
         assert!(!verify(b"", BODY, Some(&header)));
+    }
+
+    #[test]
+    fn a_body_fed_in_chunks_verifies_like_the_whole() {
+        let header = sign(SECRET, BODY);
+        let expected = Signature::parse(Some(&header)).expect("well-formed");
+        let mut verifier = Verifier::new(SECRET, expected).expect("a secret");
+        for chunk in BODY.chunks(7) {
+            verifier.update(chunk);
+        }
+        assert!(verifier.verify());
+        let mut short = Verifier::new(SECRET, expected).expect("a secret");
+        short.update(&BODY[..BODY.len() - 1]);
+        assert!(!short.verify());
+        assert!(Verifier::new(b"", expected).is_none());
+    }
+
+    #[test]
+    fn only_a_whole_tag_is_a_well_formed_signature() {
+        let good = sign(SECRET, BODY);
+        assert!(Signature::parse(Some(&good)).is_some());
+        assert!(Signature::parse(Some(&format!("  {good} "))).is_some());
+        for bad in ["", "sha256=", "sha256=abcd", "sha1=00", "garbage"] {
+            assert!(Signature::parse(Some(bad)).is_none(), "{bad:?}");
+        }
+        assert!(Signature::parse(Some(&good[..good.len() - 2])).is_none());
+        assert!(Signature::parse(Some(&format!("{good}00"))).is_none());
+        assert!(Signature::parse(None).is_none());
     }
 }

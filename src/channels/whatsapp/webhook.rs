@@ -19,6 +19,12 @@
 //!   (`stop` → stop; `resume` and `signup` (joined through a sign-up link) → not stopped).
 //! - every other field (`account_update`, `message_template_*`, `calls`, `smb_message_echoes`, ...)
 //!   → nothing.
+//!
+//! One Meta app can serve several business numbers, and Meta signs every number's webhooks with
+//! the same app secret and sends them to the same URL. A change whose `metadata.phone_number_id`
+//! names another number than ours is therefore left out whole: its messages were not written to
+//! us, so they must not run an admin's command, opt anyone out or open a window. A change without
+//! metadata (Meta always sends it for these fields) is read: it names no other number.
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -251,11 +257,22 @@ const FIELD_MESSAGES: &str = "messages";
 const FIELD_USER_PREFERENCES: &str = "user_preferences";
 const CATEGORY_MARKETING: &str = "marketing_messages";
 
-/// Parses a webhook POST body into herald events, in the order Meta listed them.
+/// What a webhook body holds for herald.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// herald's events, in the order Meta listed them.
+    pub events: Vec<ChannelEvent>,
+    /// Changes left out because they are for another business number.
+    pub other_number: usize,
+}
+
+/// Parses a webhook POST body into herald events for the business number `our_number` (the
+/// `phone_number_id`); changes for any other number are counted, not decoded. An empty
+/// `our_number` (none configured) is nobody's, so every change that names a number is left out.
 ///
-/// A body that is JSON but carries nothing herald uses (another field, an unknown shape) gives an
-/// empty list, not an error: the caller still answers 200 so Meta stops redelivering it.
-pub fn parse_webhook(body: &[u8]) -> Result<Vec<ChannelEvent>, WebhookError> {
+/// A body that is JSON but carries nothing herald uses (another field, an unknown shape) gives no
+/// events, not an error: the caller still answers 200 so Meta stops redelivering it.
+pub fn parse_webhook(body: &[u8], our_number: &str) -> Result<Decoded, WebhookError> {
     // Decoded straight from the bytes, never through a `serde_json::Value` tree: a status
     // flood is thousands of bodies a second, and building and copying trees was most of the
     // parsing time. (A struct would also accept a JSON array, hence the check first.)
@@ -264,12 +281,13 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<ChannelEvent>, WebhookError> {
         return Err(WebhookError::NotAnObject);
     }
     let body: WebhookBody = serde_json::from_slice(body)?;
+    let mut decoded = Decoded::default();
     if let Some(object) = body.object.as_deref().filter(|o| *o != OBJECT_WABA) {
         tracing::debug!(object, "ignoring webhook for another object type");
-        return Ok(Vec::new());
+        return Ok(decoded);
     }
 
-    let mut events = Vec::new();
+    let events = &mut decoded.events;
     for change in body.entry.iter().flat_map(|e| &e.changes) {
         let field = change.field.as_str();
         if field != FIELD_MESSAGES && field != FIELD_USER_PREFERENCES {
@@ -284,6 +302,19 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<ChannelEvent>, WebhookError> {
                 continue;
             }
         };
+        let number = value
+            .metadata
+            .as_ref()
+            .and_then(|m| m.phone_number_id.as_deref());
+        if let Some(number) = number.filter(|n| *n != our_number) {
+            tracing::info!(
+                field,
+                phone_number_id = number,
+                "ignoring a webhook change for another business number"
+            );
+            decoded.other_number += 1;
+            continue;
+        }
         for error in &value.errors {
             tracing::warn!(
                 code = %error.code.as_ref().map(code_string).unwrap_or_default(),
@@ -311,7 +342,7 @@ pub fn parse_webhook(body: &[u8]) -> Result<Vec<ChannelEvent>, WebhookError> {
             _ => events.extend(value.user_preferences.iter().filter_map(preference)),
         }
     }
-    Ok(events)
+    Ok(decoded)
 }
 
 /// Meta's `GET` verification: echo `hub.challenge` only for `hub.mode=subscribe` with the

@@ -406,13 +406,33 @@ pub mod webhooks {
         .to_string()
     }
 
+    fn metadata() -> Value {
+        json!({"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID})
+    }
+
     fn messages_value(from: &str, name: &str, message: Value) -> Value {
         json!({
             "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
+            "metadata": metadata(),
             "contacts": [{"profile": {"name": name}, "wa_id": super::digits(from)}],
             "messages": [message]
         })
+    }
+
+    fn statuses_value(statuses: Vec<Value>) -> Value {
+        json!({"messaging_product": "whatsapp", "metadata": metadata(), "statuses": statuses})
+    }
+
+    /// `body` as Meta would send it for another business number of the same app: every change
+    /// names `phone_number_id` instead of ours.
+    pub fn for_number(body: &str, phone_number_id: &str) -> String {
+        let mut body: Value = serde_json::from_str(body).expect("a body built here");
+        for entry in body["entry"].as_array_mut().into_iter().flatten() {
+            for change in entry["changes"].as_array_mut().into_iter().flatten() {
+                change["value"]["metadata"]["phone_number_id"] = json!(phone_number_id);
+            }
+        }
+        body.to_string()
     }
 
     /// A customer's text message. `from` may be `wa:15550001` or digits; `at` is unix seconds.
@@ -455,10 +475,7 @@ pub mod webhooks {
         if let Some(callback) = callback {
             item["biz_opaque_callback_data"] = json!(callback);
         }
-        wrap(
-            "messages",
-            json!({"messaging_product": "whatsapp", "statuses": [item]}),
-        )
+        wrap("messages", statuses_value(vec![item]))
     }
 
     /// A `failed` status with Meta's error `code` and `title`.
@@ -478,10 +495,7 @@ pub mod webhooks {
         if let Some(callback) = callback {
             item["biz_opaque_callback_data"] = json!(callback);
         }
-        wrap(
-            "messages",
-            json!({"messaging_product": "whatsapp", "statuses": [item]}),
-        )
+        wrap("messages", statuses_value(vec![item]))
     }
 
     /// Several status bodies as the one body Meta sends when it batches them: their statuses
@@ -496,10 +510,7 @@ pub mod webhooks {
                 .unwrap_or_default();
             statuses.extend(items);
         }
-        wrap(
-            "messages",
-            json!({"messaging_product": "whatsapp", "statuses": statuses}),
-        )
+        wrap("messages", statuses_value(statuses))
     }
 
     /// The user stopped (`"stop"`) or resumed (`"resume"`) marketing messages in the app.
@@ -508,6 +519,7 @@ pub mod webhooks {
             "user_preferences",
             json!({
                 "messaging_product": "whatsapp",
+                "metadata": metadata(),
                 "user_preferences": [{
                     "wa_id": super::digits(wa_id), "detail": "User changed marketing preference",
                     "category": "marketing_messages", "value": value, "timestamp": at

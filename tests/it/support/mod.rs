@@ -7,4 +7,5 @@ pub mod db;
 pub mod fake_graph;
 pub mod fake_telegram;
 pub mod herald_process;
+pub mod raw_http;
 pub mod run_app;

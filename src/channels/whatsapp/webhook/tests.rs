@@ -59,8 +59,27 @@ fn sample(file: &str, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no sample {name} in {file}"))
 }
 
+/// The business number of most samples (and of the tests' own bodies).
+const OURS: &str = "1122334455667";
+
+/// The number a body is for (its first change's `metadata.phone_number_id`), or [`OURS`]: the
+/// samples come from several numbers, and each is decoded as its own number's.
+fn number_of(body: &Value) -> String {
+    body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"]
+        .as_str()
+        .unwrap_or(OURS)
+        .to_string()
+}
+
+/// Events of a body decoded for its own number.
 fn events_of(body: &Value) -> Vec<ChannelEvent> {
-    parse_webhook(body.to_string().as_bytes()).unwrap()
+    parse_webhook(body.to_string().as_bytes(), &number_of(body))
+        .unwrap()
+        .events
+}
+
+fn parse(body: &[u8]) -> Result<Vec<ChannelEvent>, WebhookError> {
+    parse_webhook(body, OURS).map(|d| d.events)
 }
 
 fn events(file: &str, name: &str) -> Vec<ChannelEvent> {
@@ -112,9 +131,11 @@ fn every_sample_parses_into_the_expected_kinds_of_event() {
     let mut replayed = 0;
     for (file, _) in FIXTURES {
         for (name, body) in samples(file) {
-            let parsed = parse_webhook(body.to_string().as_bytes())
+            let parsed = parse_webhook(body.to_string().as_bytes(), &number_of(&body))
                 .unwrap_or_else(|e| panic!("{file}/{name} failed: {e}"));
+            assert_eq!(parsed.other_number, 0, "{file}/{name}");
             let kinds: String = parsed
+                .events
                 .iter()
                 .map(|e| match e {
                     ChannelEvent::Inbound(_) => 'i',
@@ -506,19 +527,10 @@ fn numeric_timestamps_and_string_codes_are_accepted() {
 
 #[test]
 fn bodies_that_are_not_json_objects_are_errors() {
-    assert!(matches!(
-        parse_webhook(b"{not json"),
-        Err(WebhookError::Json(_))
-    ));
-    assert!(matches!(parse_webhook(b""), Err(WebhookError::Json(_))));
-    assert!(matches!(
-        parse_webhook(b"[]"),
-        Err(WebhookError::NotAnObject)
-    ));
-    assert!(matches!(
-        parse_webhook(b"42"),
-        Err(WebhookError::NotAnObject)
-    ));
+    assert!(matches!(parse(b"{not json"), Err(WebhookError::Json(_))));
+    assert!(matches!(parse(b""), Err(WebhookError::Json(_))));
+    assert!(matches!(parse(b"[]"), Err(WebhookError::NotAnObject)));
+    assert!(matches!(parse(b"42"), Err(WebhookError::NotAnObject)));
 }
 
 #[test]
@@ -532,8 +544,67 @@ fn odd_but_valid_bodies_give_no_events() {
         r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":"x"}]}]}"#,
         r#"{"object":"page","entry":[{"changes":[{"field":"messages","value":{"messages":[{"from":"1","id":"m","type":"text","text":{"body":"hi"}}]}}]}]}"#,
     ] {
-        assert_eq!(parse_webhook(body.as_bytes()).unwrap(), vec![], "{body}");
+        assert_eq!(parse(body.as_bytes()).unwrap(), vec![], "{body}");
     }
+}
+
+/// `body` with every change's `metadata.phone_number_id` set to `number`.
+fn addressed_to(body: &Value, number: &str) -> Value {
+    let mut body = body.clone();
+    for entry in body["entry"].as_array_mut().into_iter().flatten() {
+        for change in entry["changes"].as_array_mut().into_iter().flatten() {
+            if change["value"]["metadata"].is_object() {
+                change["value"]["metadata"]["phone_number_id"] = json!(number);
+            }
+        }
+    }
+    body
+}
+
+#[test]
+fn changes_for_another_business_number_are_left_out() {
+    let text = sample("message.json", "text");
+    let stop = sample("user_marketing_preferences.json", "resume");
+    let status = sample("message_status.json", "delivered");
+    for body in [&text, &stop, &status] {
+        let ours = parse_webhook(addressed_to(body, OURS).to_string().as_bytes(), OURS).unwrap();
+        assert_eq!((ours.events.len(), ours.other_number), (1, 0), "{body}");
+        let theirs =
+            parse_webhook(addressed_to(body, "999888777").to_string().as_bytes(), OURS).unwrap();
+        assert_eq!((theirs.events.len(), theirs.other_number), (0, 1), "{body}");
+    }
+
+    // One body, two numbers: only our change is read.
+    let mut both = addressed_to(&text, OURS);
+    let theirs = addressed_to(&stop, "999888777");
+    both["entry"][0]["changes"]
+        .as_array_mut()
+        .unwrap()
+        .push(theirs["entry"][0]["changes"][0].clone());
+    let decoded = parse_webhook(both.to_string().as_bytes(), OURS).unwrap();
+    assert!(matches!(
+        decoded.events.as_slice(),
+        [ChannelEvent::Inbound(_)]
+    ));
+    assert_eq!(decoded.other_number, 1);
+
+    // No number configured: a change that names one is nobody's.
+    let unconfigured = parse_webhook(text.to_string().as_bytes(), "").unwrap();
+    assert_eq!(
+        (unconfigured.events.len(), unconfigured.other_number),
+        (0, 1)
+    );
+}
+
+#[test]
+fn a_change_without_metadata_names_no_other_number() {
+    let mut body = sample("message_status.json", "delivered");
+    let value = body["entry"][0]["changes"][0]["value"]
+        .as_object_mut()
+        .unwrap();
+    value.remove("metadata");
+    let decoded = parse_webhook(body.to_string().as_bytes(), OURS).unwrap();
+    assert_eq!((decoded.events.len(), decoded.other_number), (1, 0));
 }
 
 #[test]
