@@ -811,7 +811,7 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         c.audience.as_deref().unwrap_or("")
     );
     let _ = writeln!(s, "eligible: {}", eligible.len());
-    for reason in SkipReason::PREVIEWED {
+    for reason in SkipReason::previewed() {
         let _ = writeln!(
             s,
             "{reason}: {}",
@@ -921,16 +921,10 @@ async fn test_send(engine: &Engine, admin: &str, id: i64) -> Reply {
 mod tests {
     use super::*;
     use crate::commands::parse::test_support::*;
-    use crate::commands::*;
 
     use chrono::NaiveDate;
 
-    fn ok(line: &str) -> CampaignCommand {
-        match crate::commands::parse(line) {
-            Ok(Command::Campaign(command)) => command,
-            other => panic!("{line:?} should parse as a /campaign command, got {other:?}"),
-        }
-    }
+    group_ok!(Campaign, CampaignCommand);
 
     #[test]
     fn campaign_new_takes_the_rest_of_the_line() {

@@ -47,14 +47,8 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ConsentCommand
 mod tests {
     use super::*;
     use crate::commands::parse::test_support::*;
-    use crate::commands::*;
 
-    fn ok(line: &str) -> ConsentCommand {
-        match crate::commands::parse(line) {
-            Ok(Command::Consent(command)) => command,
-            other => panic!("{line:?} should parse as a /consent command, got {other:?}"),
-        }
-    }
+    group_ok!(Consent, ConsentCommand);
 
     #[test]
     fn optin_and_optout() {

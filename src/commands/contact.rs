@@ -313,14 +313,8 @@ async fn import_csv(engine: &Engine, data: &str, now: DateTime<Utc>) -> Reply {
 mod tests {
     use super::*;
     use crate::commands::parse::test_support::*;
-    use crate::commands::*;
 
-    fn ok(line: &str) -> ContactCommand {
-        match crate::commands::parse(line) {
-            Ok(Command::Contact(command)) => command,
-            other => panic!("{line:?} should parse as a /contact command, got {other:?}"),
-        }
-    }
+    group_ok!(Contact, ContactCommand);
 
     #[test]
     fn contact_add_minimal() {

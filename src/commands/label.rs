@@ -76,14 +76,8 @@ async fn set_label(engine: &Engine, label: &Label, addresses: &[Address], presen
 mod tests {
     use super::*;
     use crate::commands::parse::test_support::*;
-    use crate::commands::*;
 
-    fn ok(line: &str) -> LabelCommand {
-        match crate::commands::parse(line) {
-            Ok(Command::Label(command)) => command,
-            other => panic!("{line:?} should parse as a /label command, got {other:?}"),
-        }
-    }
+    group_ok!(Label, LabelCommand);
 
     #[test]
     fn label_add_and_remove() {

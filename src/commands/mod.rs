@@ -5,6 +5,23 @@
 //! file per command. The grammar is documented in the top-level `commands/` folder, from which
 //! `/help` and the usage lines of parse errors are built.
 
+/// A command group's test helper `ok`: parses a line and returns the group's command, failing
+/// the test if it parsed as anything else.
+#[cfg(test)]
+macro_rules! group_ok {
+    ($group:ident, $command:ty) => {
+        fn ok(line: &str) -> $command {
+            match crate::commands::parse(line) {
+                Ok(crate::commands::Command::$group(command)) => command,
+                other => panic!(
+                    "{line:?} should parse as a {} command, got {other:?}",
+                    stringify!($group)
+                ),
+            }
+        }
+    };
+}
+
 mod campaign;
 mod consent;
 mod contact;

@@ -154,14 +154,8 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: TemplateComman
 mod tests {
     use super::*;
     use crate::commands::parse::test_support::*;
-    use crate::commands::*;
 
-    fn ok(line: &str) -> TemplateCommand {
-        match crate::commands::parse(line) {
-            Ok(Command::Template(command)) => command,
-            other => panic!("{line:?} should parse as a /template command, got {other:?}"),
-        }
-    }
+    group_ok!(Template, TemplateCommand);
 
     #[test]
     fn template_add_and_list() {

@@ -245,14 +245,8 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: TriggerCommand
 mod tests {
     use super::*;
     use crate::commands::parse::test_support::*;
-    use crate::commands::*;
 
-    fn ok(line: &str) -> TriggerCommand {
-        match crate::commands::parse(line) {
-            Ok(Command::Trigger(command)) => command,
-            other => panic!("{line:?} should parse as a /trigger command, got {other:?}"),
-        }
-    }
+    group_ok!(Trigger, TriggerCommand);
 
     #[test]
     fn trigger_add_keyword_and_regex() {

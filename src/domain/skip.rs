@@ -41,16 +41,17 @@ impl SkipReason {
         SkipReason::Cancelled,
     ];
 
-    /// The reasons a preview counts, in the order it lists them.
-    pub const PREVIEWED: [SkipReason; 7] = [
-        SkipReason::OptedOut,
-        SkipReason::NoConsent,
-        SkipReason::OutsideWindow,
-        SkipReason::MarketingStopped,
-        SkipReason::Unreachable,
-        SkipReason::MissingVariable,
-        SkipReason::NoChannel,
-    ];
+    /// The reasons a preview counts, in the order it lists them: the ones decided before a
+    /// send (not a drip's reply or a cancel), except a campaign without content, which a
+    /// preview refuses outright.
+    pub fn previewed() -> impl Iterator<Item = SkipReason> {
+        Self::ALL.into_iter().filter(|r| {
+            !matches!(
+                r,
+                SkipReason::NoContent | SkipReason::Replied | SkipReason::Cancelled
+            )
+        })
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
