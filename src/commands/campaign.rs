@@ -685,7 +685,7 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                 let _ = writeln!(s, "run: #{} of campaign {parent}", c.run_no);
             }
             for (event, action) in store.actions(id).await? {
-                let _ = writeln!(s, "on {event}: {action}");
+                let _ = writeln!(s, "on {}: {}", event.key(), action.key());
             }
             if let Some(at) = c.scheduled_at {
                 let _ = writeln!(s, "scheduled: {}", engine.local_time(at));

@@ -50,9 +50,7 @@ pub(super) async fn apply(
             return said(format!("campaign {campaign_id} is cancelled"));
         }
     }
-    let rule = store
-        .add_action(campaign_id, &event.key(), &action.key(), now)
-        .await?;
+    let rule = store.add_action(campaign_id, &event, &action, now).await?;
     Ok(format!(
         "rule {rule} added: on {} of campaign {campaign_id}, {}",
         event.key(),

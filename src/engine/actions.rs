@@ -2,7 +2,7 @@
 //! campaign's rules for that event to the contact.
 
 use super::{Engine, Result};
-use crate::domain::actions::PostAction;
+use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::store::ContactUpdate;
 
 impl Engine {
@@ -12,7 +12,7 @@ impl Engine {
         &self,
         campaign_id: i64,
         contact_id: i64,
-        event: &str,
+        event: &RecipientEvent,
     ) -> Result<()> {
         let actions = self.store.actions_for(campaign_id, event).await?;
         self.apply_rules(campaign_id, contact_id, event, &actions)
@@ -24,25 +24,22 @@ impl Engine {
         &self,
         campaign_id: i64,
         contact_id: i64,
-        event: &str,
-        actions: &[String],
+        event: &RecipientEvent,
+        actions: &[PostAction],
     ) -> Result<()> {
+        let event_key = event.key();
         for action in actions {
-            let Some(action) = PostAction::from_key(action) else {
-                tracing::warn!(campaign_id, %action, "unreadable /on action skipped");
-                continue;
-            };
             let now = self.clock.now();
             match action {
                 PostAction::AddLabel(label) => {
-                    self.store.set_label(&label, &[contact_id], true).await?;
+                    self.store.set_label(label, &[contact_id], true).await?;
                 }
                 PostAction::RemoveLabel(label) => {
-                    self.store.set_label(&label, &[contact_id], false).await?;
+                    self.store.set_label(label, &[contact_id], false).await?;
                 }
                 PostAction::SetAttr { key, value } => {
                     let update = ContactUpdate {
-                        attrs: vec![(key, value)],
+                        attrs: vec![(key.clone(), value.clone())],
                         ..ContactUpdate::default()
                     };
                     self.store.update_contact(contact_id, &update).await?;
@@ -55,12 +52,18 @@ impl Engine {
                         .is_some_and(|c| c.consent == crate::store::Consent::OptedOut);
                     if !already {
                         self.store
-                            .record_consent(contact_id, false, "campaign_rule", Some(event), now)
+                            .record_consent(
+                                contact_id,
+                                false,
+                                "campaign_rule",
+                                Some(&event_key),
+                                now,
+                            )
                             .await?;
                     }
                 }
             }
-            tracing::info!(campaign_id, contact_id, event, "post-campaign rule applied");
+            tracing::info!(campaign_id, contact_id, event = %event_key, "post-campaign rule applied");
         }
         Ok(())
     }

@@ -19,6 +19,7 @@ use super::rules;
 use super::{Engine, Result};
 use crate::channels::{Audience, Channel, ErrorClass, Outbound, SendError};
 use crate::config::Tier;
+use crate::domain::actions::RecipientEvent;
 use crate::domain::SkipReason;
 use crate::lock;
 use crate::store::recipients::Outcome;
@@ -567,8 +568,12 @@ impl Engine {
                     match outcome {
                         Outcome::Sent { .. } => self.advance_drip(campaign, contact_id).await?,
                         Outcome::Failed { .. } => {
-                            self.on_recipient_event(campaign.id, contact_id, "failed")
-                                .await?
+                            self.on_recipient_event(
+                                campaign.id,
+                                contact_id,
+                                &RecipientEvent::Failed,
+                            )
+                            .await?
                         }
                         _ => {}
                     }

@@ -10,6 +10,7 @@ use crate::channels::{
     Audience, ChannelEvent, DeliveryStatus, ErrorClass, Inbound, Outbound, OutboundBody,
     StatusUpdate,
 };
+use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::trigger::MessageText;
 use crate::domain::Address;
 use crate::store::statuses::Deferral;
@@ -121,11 +122,11 @@ impl Engine {
             .await?
         {
             if replied.first {
-                self.on_recipient_event(replied.campaign_id, contact.id, "replied")
+                self.on_recipient_event(replied.campaign_id, contact.id, &RecipientEvent::Replied)
                     .await?;
             }
             // A button press counts under both its payload and its visible title.
-            let mut clicked: Vec<String> = Vec::new();
+            let mut clicked: Vec<RecipientEvent> = Vec::new();
             for b in [
                 msg.button.as_deref(),
                 msg.button.as_ref().and(msg.text.as_deref()),
@@ -133,13 +134,13 @@ impl Engine {
             .into_iter()
             .flatten()
             {
-                let key = format!("clicked:{}", b.trim().to_lowercase());
-                if !clicked.contains(&key) {
-                    clicked.push(key);
+                let event = RecipientEvent::Clicked(b.trim().to_lowercase());
+                if !clicked.contains(&event) {
+                    clicked.push(event);
                 }
             }
-            for key in clicked {
-                self.on_recipient_event(replied.campaign_id, contact.id, &key)
+            for event in clicked {
+                self.on_recipient_event(replied.campaign_id, contact.id, &event)
                     .await?;
             }
         }
@@ -290,8 +291,8 @@ impl Engine {
             self.on_failed_status(change.campaign_id, change.contact_id, &code, &title)
                 .await?;
         }
-        for event in change.events {
-            let actions: Vec<String> = change
+        for event in &change.events {
+            let actions: Vec<PostAction> = change
                 .rules
                 .iter()
                 .filter(|(on, _)| on == event)

@@ -15,6 +15,7 @@ use super::{
     json_list, opt_time, Backend, Claimed, RecipientRow, Report, Result, Store, StoreError,
 };
 use crate::clock::to_ms;
+use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::SkipReason;
 
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
@@ -713,8 +714,8 @@ impl Store {
     pub async fn add_action(
         &self,
         campaign_id: i64,
-        event: &str,
-        action: &str,
+        event: &RecipientEvent,
+        action: &PostAction,
         now: DateTime<Utc>,
     ) -> Result<i64> {
         Ok(sqlx::query_scalar(
@@ -722,8 +723,8 @@ impl Store {
              VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(campaign_id)
-        .bind(event)
-        .bind(action)
+        .bind(event.key())
+        .bind(action.key())
         .bind(to_ms(now))
         .fetch_one(&self.pool)
         .await?)
@@ -731,29 +732,41 @@ impl Store {
 
     /// The actions for `event` on a campaign, including those set on the recurring campaign it
     /// is a run of.
-    pub async fn actions_for(&self, campaign_id: i64, event: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
+    pub async fn actions_for(
+        &self,
+        campaign_id: i64,
+        event: &RecipientEvent,
+    ) -> Result<Vec<PostAction>> {
+        let stored: Vec<String> = sqlx::query_scalar(
             "SELECT action FROM campaign_actions WHERE event = $2 AND campaign_id IN \
              (SELECT id FROM campaigns WHERE id = $1 UNION \
               SELECT parent_id FROM campaigns WHERE id = $1 AND parent_id IS NOT NULL) ORDER BY id",
         )
         .bind(campaign_id)
-        .bind(event)
+        .bind(event.key())
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(stored
+            .iter()
+            .filter_map(|action| read_action(campaign_id, &event.key(), action))
+            .map(|(_, action)| action)
+            .collect())
     }
 
     /// Every rule of a campaign as `(event, action)`.
-    pub async fn actions(&self, campaign_id: i64) -> Result<Vec<(String, String)>> {
+    pub async fn actions(&self, campaign_id: i64) -> Result<Vec<(RecipientEvent, PostAction)>> {
         let rows = sqlx::query(
             "SELECT event, action FROM campaign_actions WHERE campaign_id = $1 ORDER BY id",
         )
         .bind(campaign_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("event")?, r.try_get("action")?)))
-            .collect()
+        let mut rules = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let (event, action): (String, String) = (row.try_get("event")?, row.try_get("action")?);
+            rules.extend(read_action(campaign_id, &event, &action));
+        }
+        Ok(rules)
     }
 
     /// Among a campaign's last `window` finished attempts: (attempts, failures, opt-outs). The
@@ -910,5 +923,24 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(
         None => Ok(T::default()),
         Some(raw) => serde_json::from_str(raw)
             .map_err(|e| StoreError::Invalid(format!("contact {what} are not valid JSON: {e}"))),
+    }
+}
+
+/// A stored `/on` rule read back into its types. Rules are parsed when typed, so one that no
+/// longer reads (written by hand, or by a release with other words) is logged and left out.
+pub(super) fn read_action(
+    campaign_id: i64,
+    event: &str,
+    action: &str,
+) -> Option<(RecipientEvent, PostAction)> {
+    match (
+        RecipientEvent::from_key(event),
+        PostAction::from_key(action),
+    ) {
+        (Some(event), Some(action)) => Some((event, action)),
+        _ => {
+            tracing::warn!(campaign_id, event, action, "unreadable /on rule left out");
+            None
+        }
     }
 }

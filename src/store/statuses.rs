@@ -16,6 +16,7 @@ use sqlx::{AnyConnection, Connection, Row};
 
 use super::{json_list, Result, Store, StoreError};
 use crate::clock::to_ms;
+use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 
 /// A delivery status that changed a recipient, the events it means for `/on` rules, and the
@@ -25,9 +26,9 @@ pub struct StatusChange {
     pub campaign_id: i64,
     pub recipient_id: i64,
     pub contact_id: i64,
-    pub events: Vec<&'static str>,
+    pub events: Vec<RecipientEvent>,
     /// `(event, action)`: the campaign's `/on` rules for these events, in the order added.
-    pub rules: Vec<(String, String)>,
+    pub rules: Vec<(RecipientEvent, PostAction)>,
     /// The status was a failure the channel asked to retry later, and the recipient went back
     /// to the queue instead of failing (no events).
     pub deferred: bool,
@@ -71,12 +72,12 @@ fn rank(status: &str) -> Option<u8> {
 
 /// One status applied to a row whose status is `current`: the new status and the events it
 /// means, or `None` when it changes nothing.
-fn step(current: &str, status: &DeliveryStatus) -> Option<(&'static str, Vec<&'static str>)> {
+fn step(current: &str, status: &DeliveryStatus) -> Option<(&'static str, Vec<RecipientEvent>)> {
     let now = rank(current)?;
     let (target, name) = match status {
         DeliveryStatus::Failed { .. } => {
             // Anything short of read may still fail; a read message plainly arrived.
-            return (now < 4).then(|| ("failed", vec!["failed"]));
+            return (now < 4).then(|| ("failed", vec![RecipientEvent::Failed]));
         }
         DeliveryStatus::Sent => (2, "sent"),
         DeliveryStatus::Delivered => (3, "delivered"),
@@ -87,9 +88,9 @@ fn step(current: &str, status: &DeliveryStatus) -> Option<(&'static str, Vec<&'s
     }
     // Reaching `read` straight from before `delivered` was a delivery too.
     let events = match target {
-        3 => vec!["delivered"],
-        4 if now < 3 => vec!["delivered", "read"],
-        4 => vec!["read"],
+        3 => vec![RecipientEvent::Delivered],
+        4 if now < 3 => vec![RecipientEvent::Delivered, RecipientEvent::Read],
+        4 => vec![RecipientEvent::Read],
         _ => vec![],
     };
     Some((name, events))
@@ -126,7 +127,7 @@ impl RowState {
         &mut self,
         update: &StatusUpdate,
         defer: Option<&Deferral>,
-    ) -> Option<(Vec<&'static str>, bool)> {
+    ) -> Option<(Vec<RecipientEvent>, bool)> {
         let current = if self.changed {
             self.status
         } else {
@@ -631,22 +632,24 @@ impl Store {
              WHERE c.id IN ({}) ORDER BY a.id",
             self.json_ids(1)
         );
-        let mut rules: HashMap<i64, Vec<(String, String)>> = HashMap::new();
+        let mut rules: HashMap<i64, Vec<(RecipientEvent, PostAction)>> = HashMap::new();
         for row in sqlx::query(&sql)
             .bind(json_list(&campaigns))
             .fetch_all(&mut *conn)
             .await?
         {
+            let campaign_id: i64 = row.try_get("campaign_id")?;
+            let (event, action): (String, String) = (row.try_get("event")?, row.try_get("action")?);
             rules
-                .entry(row.try_get("campaign_id")?)
+                .entry(campaign_id)
                 .or_default()
-                .push((row.try_get("event")?, row.try_get("action")?));
+                .extend(super::recipients::read_action(campaign_id, &event, &action));
         }
         for change in changes.iter_mut().flatten() {
             if let Some(all) = rules.get(&change.campaign_id) {
                 change.rules = all
                     .iter()
-                    .filter(|(event, _)| change.events.contains(&event.as_str()))
+                    .filter(|(event, _)| change.events.contains(event))
                     .cloned()
                     .collect();
             }
@@ -725,12 +728,15 @@ mod tests {
         let mut row = sent_row(4);
         assert_eq!(
             row.apply(&update, Some(&defer)),
-            Some((vec!["failed"], false))
+            Some((vec![RecipientEvent::Failed], false))
         );
         assert_eq!((row.status, row.deferred.is_none()), ("failed", true));
 
         let mut row = sent_row(1);
-        assert_eq!(row.apply(&update, None), Some((vec!["failed"], false)));
+        assert_eq!(
+            row.apply(&update, None),
+            Some((vec![RecipientEvent::Failed], false))
+        );
     }
 
     #[test]
@@ -741,7 +747,7 @@ mod tests {
         );
         assert_eq!(
             step("sent", &DeliveryStatus::Delivered),
-            Some(("delivered", vec!["delivered"]))
+            Some(("delivered", vec![RecipientEvent::Delivered]))
         );
         assert_eq!(step("delivered", &DeliveryStatus::Delivered), None);
         assert_eq!(step("read", &DeliveryStatus::Delivered), None);
@@ -749,7 +755,7 @@ mod tests {
         // A row the dispatcher could not confirm is reconciled by its status.
         assert_eq!(
             step("unknown", &DeliveryStatus::Delivered),
-            Some(("delivered", vec!["delivered"]))
+            Some(("delivered", vec![RecipientEvent::Delivered]))
         );
     }
 
@@ -757,18 +763,24 @@ mod tests {
     fn read_without_delivered_counts_both() {
         assert_eq!(
             step("sent", &DeliveryStatus::Read),
-            Some(("read", vec!["delivered", "read"]))
+            Some((
+                "read",
+                vec![RecipientEvent::Delivered, RecipientEvent::Read]
+            ))
         );
         assert_eq!(
             step("delivered", &DeliveryStatus::Read),
-            Some(("read", vec!["read"]))
+            Some(("read", vec![RecipientEvent::Read]))
         );
     }
 
     #[test]
     fn failure_overrides_anything_short_of_read() {
         for current in ["sending", "unknown", "sent", "delivered"] {
-            assert_eq!(step(current, &failed()), Some(("failed", vec!["failed"])));
+            assert_eq!(
+                step(current, &failed()),
+                Some(("failed", vec![RecipientEvent::Failed]))
+            );
         }
         assert_eq!(step("read", &failed()), None);
         assert_eq!(step("failed", &DeliveryStatus::Delivered), None);
