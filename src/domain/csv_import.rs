@@ -356,41 +356,9 @@ impl Iterator for Rows<'_> {
             }
             nout += o;
             nends += e;
-            match result {
+            let problem = match result {
                 // Only the end of the file ended the row (or could not): its quote never closed.
-                R::Record | R::InputEmpty if input.is_empty() => return Some(Err(self
-                    .reject_from(
-                    start,
-                    line,
-                    "a quoted cell opened on this line never closes: is a closing quote missing?"
-                        .into(),
-                ))),
-                R::InputEmpty => {
-                    lines += 1;
-                    if lines > MAX_ROW_LINES && self.pos < self.data.len() {
-                        return Some(Err(self.reject_from(
-                            start,
-                            line,
-                            format!(
-                                "a quoted cell opened on this line is still open {MAX_ROW_LINES} lines later: is a closing quote missing?"
-                            ),
-                        )));
-                    }
-                }
-                R::OutputFull => return Some(Err(self.reject_from(
-                    start,
-                    line,
-                    format!(
-                        "the row is longer than {MAX_ROW_BYTES} bytes: is a closing quote missing?"
-                    ),
-                ))),
-                R::OutputEndsFull => {
-                    return Some(Err(self.reject_from(
-                        start,
-                        line,
-                        format!("the row has more than {MAX_CELLS} cells"),
-                    )))
-                }
+                R::Record | R::InputEmpty if input.is_empty() => Problem::NeverCloses,
                 R::Record => {
                     return Some(match self.cells(nout, nends) {
                         Ok(cells) => Ok(RawRow { line, cells }),
@@ -399,9 +367,32 @@ impl Iterator for Rows<'_> {
                     });
                 }
                 R::End => return None,
-            }
+                R::InputEmpty => {
+                    lines += 1;
+                    if lines <= MAX_ROW_LINES || self.pos >= self.data.len() {
+                        continue;
+                    }
+                    Problem::TooManyLines
+                }
+                R::OutputFull => Problem::TooLong,
+                R::OutputEndsFull => Problem::TooManyCells,
+            };
+            return Some(Err(self.reject_from(start, line, problem.to_string())));
         }
     }
+}
+
+/// Why the cutter gave up on a row.
+#[derive(Debug, thiserror::Error)]
+enum Problem {
+    #[error("a quoted cell opened on this line never closes: is a closing quote missing?")]
+    NeverCloses,
+    #[error("a quoted cell opened on this line is still open {MAX_ROW_LINES} lines later: is a closing quote missing?")]
+    TooManyLines,
+    #[error("the row is longer than {MAX_ROW_BYTES} bytes: is a closing quote missing?")]
+    TooLong,
+    #[error("the row has more than {MAX_CELLS} cells")]
+    TooManyCells,
 }
 
 /// What a column holds.

@@ -50,6 +50,8 @@ struct Writes {
     fields: Vec<Value>,
     labels: Vec<Value>,
     attrs: Vec<Value>,
+    /// Consent history rows (`[id, kind]`), and the consent they set on stored contacts.
+    events: Vec<Value>,
     consent: Vec<Value>,
     opted_out: Vec<i64>,
 }
@@ -81,17 +83,28 @@ impl Store {
     ) -> Result<Vec<ImportOutcome>> {
         let addresses: Vec<&str> = records.iter().map(|r| r.address.as_str()).collect();
         let mut stored = self.stored_contacts(conn, &addresses).await?;
-        let new: Vec<&str> = addresses
+        let new: Vec<&ContactRecord> = records
             .iter()
-            .copied()
-            .filter(|a| !stored.contains_key(*a))
+            .filter(|r| !stored.contains_key(r.address.as_str()))
             .collect();
-        let added = self.insert_bare(conn, &new, now_ms).await?;
-        for (address, id) in &added {
+        let added = self.insert_new(conn, &new, now_ms).await?;
+        let mut writes = Writes::default();
+        for record in &new {
+            let Some(id) = added.get(record.address.as_str()).copied() else {
+                continue;
+            };
+            // The insert wrote its fields and consent; only the consent's history row is left.
+            if let Some(opt_in) = record.consent {
+                writes.events.push(json!([id, consent_kind(opt_in)]));
+            }
             stored.insert(
-                address.clone(),
+                record.address.to_string(),
                 Stored {
-                    id: *id,
+                    id,
+                    name: record.name.clone(),
+                    lang: record.lang.as_ref().map(|l| l.as_str().to_string()),
+                    tz: record.tz.clone(),
+                    consent: record.consent.map(consent_of),
                     ..Stored::default()
                 },
             );
@@ -100,12 +113,11 @@ impl Store {
         // an existing contact like the others (SQLite's write lock rules this out).
         let raced: Vec<&str> = new
             .iter()
-            .copied()
+            .map(|r| r.address.as_str())
             .filter(|a| !stored.contains_key(*a))
             .collect();
         stored.extend(self.stored_contacts(conn, &raced).await?);
 
-        let mut writes = Writes::default();
         let mut outcomes = Vec::with_capacity(records.len());
         for record in records {
             let Some(have) = stored.get(record.address.as_str()) else {
@@ -199,23 +211,48 @@ impl Store {
         Ok(stored)
     }
 
-    /// Creates contacts with only their address; returns the ones this statement created.
-    async fn insert_bare(
+    /// Creates the contacts of `records` with their fields and consent (labels and attributes
+    /// follow with the other writes); returns the ones this statement created.
+    async fn insert_new(
         &self,
         conn: &mut AnyConnection,
-        addresses: &[&str],
+        records: &[&ContactRecord],
         now_ms: i64,
     ) -> Result<HashMap<String, i64>> {
         let mut added = HashMap::new();
-        if addresses.is_empty() {
+        if records.is_empty() {
             return Ok(added);
         }
-        let rows: Vec<Value> = addresses.iter().map(|a| json!([a])).collect();
+        let rows: Vec<Value> = records
+            .iter()
+            .map(|r| {
+                let consent = r.consent.map_or(Consent::Unknown, consent_of);
+                json!([
+                    r.address.as_str(),
+                    r.name,
+                    r.lang.as_ref().map(Lang::as_str),
+                    r.tz,
+                    consent.as_str(),
+                    r.consent.map(|_| now_ms),
+                ])
+            })
+            .collect();
+        let v = self.json_rows(
+            1,
+            &[
+                ("address", "text"),
+                ("name", "text"),
+                ("lang", "text"),
+                ("tz", "text"),
+                ("consent", "text"),
+                ("consent_at", "bigint"),
+            ],
+        );
         // `WHERE true` keeps SQLite from reading `ON CONFLICT` as a join's `ON`.
         let sql = format!(
-            "INSERT INTO contacts (address, created_at) SELECT v.address, $2 FROM {} WHERE true \
-             ON CONFLICT (address) DO NOTHING RETURNING id, address",
-            self.json_rows(1, &[("address", "text")])
+            "INSERT INTO contacts (address, name, lang, tz, consent, consent_at, created_at) \
+             SELECT v.address, v.name, v.lang, v.tz, v.consent, v.consent_at, $2 FROM {v} \
+             WHERE true ON CONFLICT (address) DO NOTHING RETURNING id, address"
         );
         for row in sqlx::query(&sql)
             .bind(Value::Array(rows).to_string())
@@ -263,16 +300,16 @@ impl Store {
             );
             execute(conn, &sql, w.attrs, None).await?;
         }
-        if !w.consent.is_empty() {
-            let v = self.json_rows(
-                1,
-                &[("id", "bigint"), ("kind", "text"), ("consent", "text")],
-            );
+        if !w.events.is_empty() {
+            let v = self.json_rows(1, &[("id", "bigint"), ("kind", "text")]);
             let sql = format!(
                 "INSERT INTO consent_events (contact_id, kind, source, at) \
                  SELECT v.id, v.kind, 'import', $2 FROM {v}"
             );
-            execute(conn, &sql, w.consent.clone(), Some(now_ms)).await?;
+            execute(conn, &sql, w.events, Some(now_ms)).await?;
+        }
+        if !w.consent.is_empty() {
+            let v = self.json_rows(1, &[("id", "bigint"), ("consent", "text")]);
             let sql = format!(
                 "UPDATE contacts AS c SET consent = v.consent, consent_at = $2 FROM {v} \
                  WHERE c.id = v.id"
@@ -330,16 +367,31 @@ fn plan(record: &ContactRecord, have: &Stored, w: &mut Writes) -> Option<bool> {
         }
     }
     if let Some(consent) = consent {
-        let kind = if consent == Consent::OptedIn {
-            "opt_in"
-        } else {
+        let opt_in = consent == Consent::OptedIn;
+        if !opt_in {
             w.opted_out.push(have.id);
-            "opt_out"
-        };
-        w.consent.push(json!([have.id, kind, consent.as_str()]));
+        }
+        w.events.push(json!([have.id, consent_kind(opt_in)]));
+        w.consent.push(json!([have.id, consent.as_str()]));
         changed = true;
     }
     Some(changed)
+}
+
+fn consent_of(opt_in: bool) -> Consent {
+    if opt_in {
+        Consent::OptedIn
+    } else {
+        Consent::OptedOut
+    }
+}
+
+fn consent_kind(opt_in: bool) -> &'static str {
+    if opt_in {
+        "opt_in"
+    } else {
+        "opt_out"
+    }
 }
 
 async fn execute(
