@@ -127,21 +127,23 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Contacts {
             command: ContactsCmd::Import { file },
         } => {
-            let data = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let data =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let out = ConsoleChannel::stdout();
             let engine =
                 herald::app::build_engine(config, Arc::new(SystemClock), vec![out.clone()])
                     .await
                     .context("cannot open the database")?;
-            let reply = herald::commands::handlers::run(
-                &engine,
-                herald::channels::console::CONSOLE_ADMIN,
-                &format!("/contact import\n{data}"),
-            )
-            .await;
-            println!("{reply}");
+            let outcome = herald::commands::handlers::import_contacts(&engine, &data).await;
             engine.store.close().await;
+            match outcome {
+                Ok(reply) => println!("{reply}"),
+                Err(why) => {
+                    // One line, as on the console: the file or the database refused it all.
+                    eprintln!("{why}");
+                    std::process::exit(1);
+                }
+            }
         }
     }
     Ok(())

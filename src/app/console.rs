@@ -21,15 +21,34 @@ pub async fn run(
     scripted: bool,
 ) -> Result<(), crate::engine::EngineError> {
     let mut lines = input.lines();
+    // A line read while collecting pasted CSV rows that belongs to the next command.
+    let mut next: Option<String> = None;
     loop {
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(e) => {
-                console.print(&format!("cannot read input: {e}"));
-                break;
-            }
+        let line = match next.take() {
+            Some(line) => line,
+            None => match lines.next_line().await {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    console.print(&format!("cannot read input: {e}"));
+                    break;
+                }
+            },
         };
+        if is_bare_import(&line) {
+            if !scripted {
+                console.print("paste the CSV (its header row first), then an empty line");
+            }
+            let (csv, after) = pasted_csv(&mut lines, console).await;
+            next = after;
+            let reply = if csv.is_empty() {
+                crate::commands::handlers::run(engine, CONSOLE_ADMIN, &line).await
+            } else {
+                import_answer(engine, csv.as_bytes()).await
+            };
+            console.print(&reply);
+            continue;
+        }
         handle_line(engine, console, &line).await?;
         if scripted {
             settle(engine).await?;
@@ -84,15 +103,8 @@ async fn handle_line(
     }
     if line.starts_with('/') {
         let reply = match import_path(line) {
-            Some(path) => match std::fs::read_to_string(path) {
-                Ok(csv) => {
-                    crate::commands::handlers::run(
-                        engine,
-                        CONSOLE_ADMIN,
-                        &format!("/contact import\n{csv}"),
-                    )
-                    .await
-                }
+            Some(path) => match std::fs::read(path) {
+                Ok(csv) => import_answer(engine, &csv).await,
                 Err(e) => format!("cannot read {path}: {e}"),
             },
             None => crate::commands::handlers::run(engine, CONSOLE_ADMIN, line).await,
@@ -127,4 +139,46 @@ fn import_path(line: &str) -> Option<&str> {
         && words.next()?.eq_ignore_ascii_case("import");
     let path = words.next()?;
     is_import.then_some(path)
+}
+
+/// A bare `/contact import`: the CSV follows on the next lines.
+fn is_bare_import(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    words
+        .next()
+        .is_some_and(|w| w.eq_ignore_ascii_case("/contact"))
+        && words
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case("import"))
+        && words.next().is_none()
+}
+
+/// Reads pasted CSV lines up to an empty line or the end of input. A line starting with `/` ends
+/// the paste too (no CSV row does) and is handed back as the next command.
+async fn pasted_csv(
+    lines: &mut tokio::io::Lines<impl AsyncBufRead + Unpin>,
+    console: &ConsoleChannel,
+) -> (String, Option<String>) {
+    let mut csv = String::new();
+    loop {
+        match lines.next_line().await {
+            Ok(Some(line)) if line.trim().is_empty() => return (csv, None),
+            Ok(Some(line)) if line.trim_start().starts_with('/') => return (csv, Some(line)),
+            Ok(Some(line)) => {
+                csv.push_str(&line);
+                csv.push('\n');
+            }
+            Ok(None) => return (csv, None),
+            Err(e) => {
+                console.print(&format!("cannot read input: {e}"));
+                return (csv, None);
+            }
+        }
+    }
+}
+
+async fn import_answer(engine: &Engine, csv: &[u8]) -> String {
+    match crate::commands::handlers::import_contacts(engine, csv).await {
+        Ok(reply) | Err(reply) => reply,
+    }
 }

@@ -13,6 +13,7 @@
 //! machine's cores, as herald and its network stack would.
 
 pub mod fake_graph;
+pub mod import;
 pub mod seed;
 mod triggers;
 
@@ -72,23 +73,26 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     pub webhook_concurrency: usize,
     /// Which backends to measure.
-    #[arg(long, value_enum, default_value_t = Backends::Both)]
+    #[arg(long, global = true, value_enum, default_value_t = Backends::Both)]
     pub backend: Backends,
     /// PostgreSQL server for the PostgreSQL runs; a throw-away database is created on it and
     /// dropped afterwards.
     #[arg(
         long,
+        global = true,
         env = "HERALD_BENCH_PG_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub pg_url: String,
-    /// Measure one thing only, without the database figures.
-    #[arg(long, value_enum)]
-    pub only: Option<Only>,
+    /// Measure one thing on its own instead of the whole table.
+    #[command(subcommand)]
+    pub only: Option<BenchOnly>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Only {
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchOnly {
+    /// CSV contact import: a generated file imported into an empty database, then again.
+    Import(import::ImportArgs),
     /// The CPU one inbound message costs to match against 1,000 triggers.
     Triggers,
 }
@@ -405,9 +409,13 @@ struct Figures {
 
 /// Entry point of `herald bench`.
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    if args.only == Some(Only::Triggers) {
-        println!("{}", triggers::measure());
-        return Ok(());
+    match &args.only {
+        Some(BenchOnly::Import(only)) => return import::run(only, &args).await,
+        Some(BenchOnly::Triggers) => {
+            println!("{}", triggers::measure());
+            return Ok(());
+        }
+        None => {}
     }
     let started = Instant::now();
     let mut sqlite = Figures::default();

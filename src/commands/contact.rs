@@ -7,11 +7,11 @@ use chrono::{DateTime, Utc};
 
 use super::parse::{parse_tz, shorten, Args, ParseError};
 use super::reply::{find, said, Reply};
-use crate::domain::csv_import::parse_contacts_csv;
+use crate::domain::csv_import::{parse_contacts_csv, ContactRecord, RowError};
 use crate::domain::{Address, AttrKey, Label, Lang};
 use crate::engine::rules;
 use crate::engine::Engine;
-use crate::store::{Consent, Contact, ContactUpdate};
+use crate::store::{Consent, Contact, ContactUpdate, ImportOutcome};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContactCommand {
@@ -195,7 +195,7 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ContactCommand
                 "attach a CSV file to /contact import (header row: address,name,labels,lang,tz,consent,...), \
                  or run: herald contacts import FILE.csv",
             ),
-            Some(data) => import_csv(engine, &data, now).await,
+            Some(data) => import_csv(engine, data.as_bytes(), now).await,
         },
     }
 }
@@ -260,51 +260,60 @@ async fn show_contact(engine: &Engine, c: &Contact, now: DateTime<Utc>) -> Reply
     Ok(s.trim_end().to_string())
 }
 
-/// Imports a CSV: good rows are written, bad rows are reported by line and skipped.
-async fn import_csv(engine: &Engine, data: &str, now: DateTime<Utc>) -> Reply {
-    let (records, errors) = parse_contacts_csv(data);
-    let (mut added, mut updated) = (0, 0);
-    for r in &records {
-        let (contact, created) = engine.store.ensure_contact(&r.address, None, now).await?;
-        let update = ContactUpdate {
-            name: r.name.clone(),
-            lang: r.lang.clone(),
-            tz: r.tz.clone(),
-            labels: r.labels.clone(),
-            attrs: r.attrs.clone(),
-        };
-        engine.store.update_contact(contact.id, &update).await?;
-        match r.consent {
-            Some(true) if contact.consent != Consent::OptedIn => {
-                engine
-                    .store
-                    .record_consent(contact.id, true, "import", None, now)
-                    .await?;
-            }
-            Some(false) if contact.consent != Consent::OptedOut => {
-                engine
-                    .store
-                    .record_consent(contact.id, false, "import", None, now)
-                    .await?;
-            }
-            _ => {}
-        }
-        if created {
-            added += 1;
-        } else {
-            updated += 1;
+/// Most rejected rows an answer lists; the rest are counted.
+const LISTED_REJECTIONS: usize = 20;
+
+/// Imports a CSV file, whichever way it came (attached, pasted after the command, or read by the
+/// CLI and the console through [`super::handlers::import_contacts`]): every data row is counted
+/// as added, updated, unchanged or rejected, and the writes are one transaction.
+pub(super) async fn import_csv(engine: &Engine, file: &[u8], now: DateTime<Utc>) -> Reply {
+    let parsed = match parse_contacts_csv(file) {
+        Ok(parsed) => parsed,
+        Err(e) => return said(format!("nothing imported: {e}")),
+    };
+    let (lines, records): (Vec<usize>, Vec<ContactRecord>) = parsed
+        .rows
+        .into_iter()
+        .map(|row| (row.line, row.record))
+        .unzip();
+    let outcomes = engine.store.import_contacts(&records, now).await?;
+    let (mut added, mut updated, mut unchanged) = (0, 0, 0);
+    let mut rejected = parsed.rejected;
+    for ((outcome, line), record) in outcomes.iter().zip(&lines).zip(&records) {
+        match outcome {
+            ImportOutcome::Added => added += 1,
+            ImportOutcome::Updated => updated += 1,
+            ImportOutcome::Unchanged => unchanged += 1,
+            ImportOutcome::StaysOptedOut => rejected.push(RowError {
+                line: *line,
+                message: format!(
+                    "{} opted out and only they can opt back in: leave consent empty to update the rest",
+                    record.address
+                ),
+            }),
         }
     }
+    rejected.sort_by_key(|e| e.line);
     let mut reply = format!(
-        "imported {} contact(s): {added} added, {updated} updated, {} row(s) rejected",
-        added + updated,
-        errors.len()
+        "read {} row(s): {added} added, {updated} updated, {unchanged} unchanged, {} rejected",
+        added + updated + unchanged + rejected.len(),
+        rejected.len()
     );
-    for e in errors.iter().take(20) {
+    if parsed.blank > 0 {
+        let _ = write!(reply, " ({} blank row(s) skipped)", parsed.blank);
+    }
+    for note in &parsed.notes {
+        let _ = write!(reply, "\n{note}");
+    }
+    for e in rejected.iter().take(LISTED_REJECTIONS) {
         let _ = write!(reply, "\n{e}");
     }
-    if errors.len() > 20 {
-        let _ = write!(reply, "\n... and {} more", errors.len() - 20);
+    if rejected.len() > LISTED_REJECTIONS {
+        let _ = write!(
+            reply,
+            "\n... and {} more",
+            rejected.len() - LISTED_REJECTIONS
+        );
     }
     Ok(reply)
 }

@@ -13,7 +13,23 @@ pub async fn run(engine: &Engine, admin: &str, line: &str) -> String {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
-    match apply(engine, admin, command).await {
+    answer(apply(engine, admin, command).await, line)
+}
+
+/// `/contact import` with a file's bytes: what `herald contacts import FILE` and the console
+/// run, the same code as a CSV attached or pasted after the command. `Err` is the one-line
+/// answer when nothing was imported because the file or the database refused (the CLI exits
+/// with a failure then); a file with rejected rows is still `Ok`.
+pub async fn import_contacts(engine: &Engine, file: &[u8]) -> Result<String, String> {
+    let now = engine.clock.now();
+    match super::contact::import_csv(engine, file, now).await {
+        Ok(reply) => Ok(reply),
+        refused => Err(answer(refused, "/contact import")),
+    }
+}
+
+fn answer(reply: Reply, line: &str) -> String {
+    match reply {
         Ok(reply) => reply,
         Err(Refusal::Said(why)) => why,
         Err(Refusal::Internal(e)) => {

@@ -1,5 +1,6 @@
 //! Contact import from CSV (`/contact import`, `herald contacts import FILE.csv`): turns a file
-//! into contact records plus one error per rejected row, so a bad row never sinks the others.
+//! into contact records plus one error per rejected row, so a bad row never sinks the others and
+//! every data row is accounted for: it is either a record or a rejection with its line.
 //!
 //! The first row must name the columns. Names are case-insensitive; spaces and dashes in them
 //! count as `_` (`Phone Number` = `phone_number`, `opt-in` = `opt_in`):
@@ -17,8 +18,14 @@
 //! | `attr.KEY` | any other name | an attribute (`city` or `attr.city` → `city`); empty cells set nothing |
 //!
 //! Exactly one address column is required. Commas separate cells unless the header row has
-//! semicolons or tabs and no comma (spreadsheets in many locales export `;`). Empty rows are
-//! skipped; a row with a bad value, or whose address already appeared, is rejected.
+//! semicolons or tabs and no comma (spreadsheets in many locales export `;`). Rows whose cells
+//! are all empty are counted as blank; a row with a bad value, or whose address an earlier row
+//! already gave (however spelled), is rejected.
+//!
+//! Rows are cut by `csv-core`, fed one line at a time, so a quoted cell that never closes costs
+//! one row, not the rest of the file: a row may span at most [`MAX_ROW_LINES`] lines and a cell
+//! hold at most [`MAX_CELL_CHARS`] characters; past that the row is rejected and reading starts
+//! again on the line after the one it began on.
 
 use std::collections::HashMap;
 
@@ -27,6 +34,21 @@ use chrono_tz::Tz;
 use super::address::{looks_like_address, Address};
 use super::label::{AttrKey, Label};
 use super::lang::Lang;
+
+/// The largest file an import reads (SPEC §5: a CSV attachment of up to 20 MB).
+pub const MAX_FILE_BYTES: usize = 20 * 1024 * 1024;
+
+/// The most lines one row may span: a quoted cell may hold a few line breaks (a postal address,
+/// a note), but one that runs on is a missing closing quote, not data.
+pub const MAX_ROW_LINES: usize = 10;
+
+/// The longest cell, in characters: far past any name or attribute, and short enough that a
+/// runaway cell is caught even when it stays on one line.
+pub const MAX_CELL_CHARS: usize = 1024;
+
+/// Bounds on one row as `csv-core` copies it out, so a hostile row costs bounded memory.
+const MAX_ROW_BYTES: usize = 64 * 1024;
+const MAX_CELLS: usize = 1024;
 
 /// One contact as read from a row; values are trimmed and validated, blanks are `None`/absent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +81,8 @@ impl ContactRecord {
     }
 }
 
-/// Why a row (or, at line 1, the whole file) was rejected. `line` is the file line the row
-/// starts on, counting the header as line 1.
+/// Why a row was rejected (or, at line 1, a remark on the header). `line` is the file line the
+/// row starts on, counting the header as line 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {message}")]
 pub struct RowError {
@@ -68,79 +90,309 @@ pub struct RowError {
     pub message: String,
 }
 
-/// Parses a contacts CSV into the rows that are valid and an error for each row that is not.
-/// A problem with the header (no address column, a column given twice) is a single error at
-/// line 1 and yields no records.
-pub fn parse_contacts_csv(data: &str) -> (Vec<ContactRecord>, Vec<RowError>) {
-    // Spreadsheet programs often start UTF-8 exports with a byte-order mark.
-    let data = data.strip_prefix('\u{feff}').unwrap_or(data);
-    let fatal = |message: String| (Vec::new(), vec![RowError { line: 1, message }]);
-    if data.trim().is_empty() {
-        return fatal(
-            "empty file: the first row must name the columns, e.g. address,name,labels".into(),
-        );
+/// Why a whole file cannot be imported; nothing of it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FileError {
+    #[error("the file is empty: the first row must name the columns, e.g. address,name,labels")]
+    Empty,
+    #[error("the file has a header row but no rows of contacts")]
+    NoRows,
+    #[error("this is {0}, not a CSV file: export the contacts as CSV (UTF-8)")]
+    NotCsv(&'static str),
+    #[error("the file is {0} bytes; the limit is 20 MB: split it into smaller files")]
+    TooLarge(usize),
+    #[error("the header row cannot be read: {0}")]
+    BadHeader(String),
+    #[error(
+        "no address column: name one column address (or phone, number, mobile, wa_id, chat_id)"
+    )]
+    NoAddressColumn,
+    #[error("the first row must name the columns (e.g. address,name,labels), but it holds {0:?}")]
+    HeaderIsData(String),
+    #[error("columns {0:?} and {1:?} say the same thing: keep one")]
+    DoubledColumn(String, String),
+}
+
+/// A valid row and the line it starts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRow {
+    pub line: usize,
+    pub record: ContactRecord,
+}
+
+/// A file read row by row: `rows.len() + rejected.len()` is the number of data rows in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedCsv {
+    /// Valid rows, in file order, no two with the same address.
+    pub rows: Vec<ImportRow>,
+    /// Rejected rows, in file order.
+    pub rejected: Vec<RowError>,
+    /// Remarks on the header (a column skipped): they reject no row.
+    pub notes: Vec<RowError>,
+    /// Rows whose cells are all empty (`,,`), which hold no contact.
+    pub blank: usize,
+}
+
+impl ParsedCsv {
+    /// Rows that hold data: each is in `rows` or in `rejected`.
+    pub fn data_rows(&self) -> usize {
+        self.rows.len() + self.rejected.len()
     }
+}
 
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(sniff_delimiter(data))
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(data.as_bytes());
-
-    let headers = match reader.headers() {
-        Ok(headers) => headers.clone(),
-        Err(e) => return fatal(format!("cannot read the header row: {e}")),
+/// Reads a contacts CSV: each data row becomes a record or a rejection naming its line. A file
+/// that is no CSV, has no rows, or whose header lacks an address column is one [`FileError`].
+pub fn parse_contacts_csv(data: &[u8]) -> Result<ParsedCsv, FileError> {
+    if data.len() > MAX_FILE_BYTES {
+        return Err(FileError::TooLarge(data.len()));
+    }
+    if let Some(what) = binary_kind(data) {
+        return Err(FileError::NotCsv(what));
+    }
+    // Spreadsheet programs often start UTF-8 exports with a byte-order mark.
+    let data = data.strip_prefix(b"\xef\xbb\xbf").unwrap_or(data);
+    if data.iter().all(u8::is_ascii_whitespace) {
+        return Err(FileError::Empty);
+    }
+    let mut rows = Rows::new(data, sniff_delimiter(data));
+    let headers = match rows.next() {
+        Some(Ok(row)) => row.cells,
+        Some(Err(e)) => return Err(FileError::BadHeader(e.message)),
+        None => return Err(FileError::Empty),
     };
-    let mut errors = Vec::new();
-    let columns = match map_columns(&headers, &mut errors) {
-        Ok(columns) => columns,
-        Err(message) => return fatal(message),
-    };
+    let mut parsed = ParsedCsv::default();
+    let columns = map_columns(&headers, &mut parsed.notes)?;
+    rows.multiline = columns
+        .iter()
+        .map(|c| matches!(c, Column::Attr(_) | Column::Ignored))
+        .collect();
 
-    let mut records = Vec::new();
-    // Address → line of the row that first used it, for the duplicate message.
+    // Address → line of the row that first gave it.
     let mut seen: HashMap<Address, usize> = HashMap::new();
-    for (index, row) in reader.records().enumerate() {
-        // `index + 2` is the line when rows hold no line breaks; the parser's own count is
-        // preferred because a quoted cell may span lines.
-        let fallback_line = index + 2;
+    for row in rows {
         let row = match row {
             Ok(row) => row,
-            Err(e) => {
-                let line = e.position().map_or(fallback_line, |p| p.line() as usize);
-                errors.push(RowError {
-                    line,
-                    message: format!("unreadable row: {e}"),
-                });
+            Err(rejected) => {
+                parsed.rejected.push(rejected);
                 continue;
             }
         };
-        let line = row.position().map_or(fallback_line, |p| p.line() as usize);
-        if row.iter().all(str::is_empty) {
+        let line = row.line;
+        if row.cells.iter().all(String::is_empty) {
+            parsed.blank += 1;
             continue;
         }
-        match parse_row(&row, &columns) {
+        match parse_row(&row.cells, &columns) {
             Ok(record) => {
                 if let Some(first) = seen.get(&record.address) {
-                    errors.push(RowError {
+                    parsed.rejected.push(RowError {
                         line,
-                        message: format!(
-                            "duplicate address {} (first on line {first}, maybe spelled otherwise)",
-                            record.address
-                        ),
+                        message: format!("duplicate of line {first} (both are {})", record.address),
                     });
                 } else {
                     seen.insert(record.address.clone(), line);
-                    records.push(record);
+                    parsed.rows.push(ImportRow { line, record });
                 }
             }
-            Err(problems) => errors.push(RowError {
+            Err(problems) => parsed.rejected.push(RowError {
                 line,
                 message: problems.join("; "),
             }),
         }
     }
-    (records, errors)
+    if parsed.data_rows() == 0 {
+        return Err(FileError::NoRows);
+    }
+    Ok(parsed)
+}
+
+/// What a file is when it is plainly not text: an image or an office file sent by mistake.
+fn binary_kind(data: &[u8]) -> Option<&'static str> {
+    const MAGIC: &[(&[u8], &str)] = &[
+        (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+        (b"\xff\xd8\xff", "a JPEG image"),
+        (b"GIF8", "a GIF image"),
+        (b"%PDF", "a PDF document"),
+        (b"PK\x03\x04", "a zip archive (an .xlsx workbook is one)"),
+        (b"\xd0\xcf\x11\xe0", "an .xls workbook"),
+        (b"\xff\xfe", "UTF-16 text"),
+        (b"\xfe\xff", "UTF-16 text"),
+    ];
+    if let Some((_, what)) = MAGIC.iter().find(|(magic, _)| data.starts_with(magic)) {
+        return Some(what);
+    }
+    // Text never holds NUL bytes; looking at the start is enough to tell.
+    data.iter()
+        .take(8192)
+        .any(|b| *b == 0)
+        .then_some("binary data")
+}
+
+/// One row cut from the file: its cells, trimmed, and the line it starts on.
+#[derive(Debug)]
+struct RawRow {
+    line: usize,
+    cells: Vec<String>,
+}
+
+/// Cuts rows out of CSV data with `csv-core`, feeding it one line at a time so that a row which
+/// runs on (an unclosed quote) is noticed after [`MAX_ROW_LINES`] lines, rejected, and reading
+/// resumes on the line after the one the row began on.
+struct Rows<'a> {
+    data: &'a [u8],
+    /// Where the next unread byte is, and its line.
+    pos: usize,
+    line: usize,
+    reader: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    /// Which cells may hold line breaks (by index; cells past its end may not). A name, an
+    /// address or a label never does: a line break there is a quote left open that a later
+    /// quote happened to close, swallowing the rows between.
+    multiline: Vec<bool>,
+    /// Whether the final line's missing line break has been fed.
+    fed_final_break: bool,
+}
+
+impl<'a> Rows<'a> {
+    fn new(data: &'a [u8], delimiter: u8) -> Rows<'a> {
+        Rows {
+            data,
+            pos: 0,
+            line: 1,
+            reader: csv_core::ReaderBuilder::new().delimiter(delimiter).build(),
+            out: vec![0; MAX_ROW_BYTES],
+            ends: vec![0; MAX_CELLS],
+            multiline: Vec::new(),
+            fed_final_break: false,
+        }
+    }
+
+    /// The bytes from `pos` to the end of its line, line break included.
+    fn rest_of_line(&self) -> &'a [u8] {
+        let rest = &self.data[self.pos..];
+        match rest.iter().position(|b| *b == b'\n') {
+            Some(i) => &rest[..=i],
+            None => rest,
+        }
+    }
+
+    /// Gives up on the row that started at `start` on `line`: resets the parser and resumes on
+    /// the next line.
+    fn reject_from(&mut self, start: usize, line: usize, message: String) -> RowError {
+        self.reader.reset();
+        self.pos = start;
+        self.pos += self.rest_of_line().len();
+        self.line = line + 1;
+        self.fed_final_break = false;
+        RowError { line, message }
+    }
+
+    fn cells(&self, nout: usize, nends: usize) -> Result<Vec<String>, String> {
+        let mut cells = Vec::with_capacity(nends);
+        let mut start = 0;
+        for (i, &end) in self.ends[..nends].iter().enumerate() {
+            let Ok(text) = std::str::from_utf8(&self.out[start..end.min(nout)]) else {
+                return Err("not UTF-8 text: save the file as CSV UTF-8".into());
+            };
+            let text = text.trim();
+            if !self.multiline.get(i).copied().unwrap_or(false) && text.contains(['\n', '\r']) {
+                return Err(format!(
+                    "cell {} runs over several lines: is a closing quote missing?",
+                    i + 1
+                ));
+            }
+            let chars = text.chars().count();
+            if chars > MAX_CELL_CHARS {
+                return Err(format!(
+                    "cell {} is {chars} characters long, more than {MAX_CELL_CHARS}: is a closing quote missing?",
+                    i + 1
+                ));
+            }
+            cells.push(text.to_string());
+            start = end;
+        }
+        Ok(cells)
+    }
+}
+
+impl Iterator for Rows<'_> {
+    type Item = Result<RawRow, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use csv_core::ReadRecordResult as R;
+        // Line breaks between rows are skipped here rather than by the parser, so the row's
+        // first line is known.
+        while let Some(b) = self
+            .data
+            .get(self.pos)
+            .filter(|b| matches!(b, b'\n' | b'\r'))
+        {
+            self.line += usize::from(*b == b'\n');
+            self.pos += 1;
+        }
+        if self.pos >= self.data.len() {
+            return None;
+        }
+        let (start, line) = (self.pos, self.line);
+        let (mut nout, mut nends, mut lines) = (0, 0, 1);
+        loop {
+            let input: &[u8] = if self.pos < self.data.len() {
+                self.rest_of_line()
+            } else if !self.fed_final_break {
+                // A last line without a line break gets one, so a row that is only ended by
+                // the end of the file is one whose quote never closed.
+                self.fed_final_break = true;
+                b"\n"
+            } else {
+                &[]
+            };
+            let (result, nin, o, e) =
+                self.reader
+                    .read_record(input, &mut self.out[nout..], &mut self.ends[nends..]);
+            if self.pos < self.data.len() {
+                self.line += input[..nin].iter().filter(|b| **b == b'\n').count();
+                self.pos += nin;
+            }
+            nout += o;
+            nends += e;
+            let problem = match result {
+                // Only the end of the file ended the row (or could not): its quote never closed.
+                R::Record | R::InputEmpty if input.is_empty() => Problem::NeverCloses,
+                R::Record => {
+                    return Some(match self.cells(nout, nends) {
+                        Ok(cells) => Ok(RawRow { line, cells }),
+                        // The row may have swallowed the lines after its first: read them again.
+                        Err(message) => Err(self.reject_from(start, line, message)),
+                    });
+                }
+                R::End => return None,
+                R::InputEmpty => {
+                    lines += 1;
+                    if lines <= MAX_ROW_LINES || self.pos >= self.data.len() {
+                        continue;
+                    }
+                    Problem::TooManyLines
+                }
+                R::OutputFull => Problem::TooLong,
+                R::OutputEndsFull => Problem::TooManyCells,
+            };
+            return Some(Err(self.reject_from(start, line, problem.to_string())));
+        }
+    }
+}
+
+/// Why the cutter gave up on a row.
+#[derive(Debug, thiserror::Error)]
+enum Problem {
+    #[error("a quoted cell opened on this line never closes: is a closing quote missing?")]
+    NeverCloses,
+    #[error("a quoted cell opened on this line is still open {MAX_ROW_LINES} lines later: is a closing quote missing?")]
+    TooManyLines,
+    #[error("the row is longer than {MAX_ROW_BYTES} bytes: is a closing quote missing?")]
+    TooLong,
+    #[error("the row has more than {MAX_CELLS} cells")]
+    TooManyCells,
 }
 
 /// What a column holds.
@@ -194,15 +446,12 @@ fn column_for(header: &str) -> Result<Column, String> {
 }
 
 /// Maps every header cell to its column. A column whose name cannot be an attribute is skipped
-/// with a warning in `errors`; a missing or doubled column is fatal (`Err`).
-fn map_columns(
-    headers: &csv::StringRecord,
-    errors: &mut Vec<RowError>,
-) -> Result<Vec<Column>, String> {
+/// with a note; a missing or doubled column is fatal (`Err`).
+fn map_columns(headers: &[String], notes: &mut Vec<RowError>) -> Result<Vec<Column>, FileError> {
     let mut columns: Vec<Column> = Vec::new();
-    for header in headers.iter() {
+    for header in headers {
         let column = column_for(header).unwrap_or_else(|message| {
-            errors.push(RowError { line: 1, message });
+            notes.push(RowError { line: 1, message });
             Column::Ignored
         });
         let role = |c: &Column| match c {
@@ -211,9 +460,9 @@ fn map_columns(
         };
         if column != Column::Ignored {
             if let Some(i) = columns.iter().position(|c| role(c) == role(&column)) {
-                return Err(format!(
-                    "columns {:?} and {header:?} say the same thing: keep one",
-                    headers.get(i).unwrap_or_default()
+                return Err(FileError::DoubledColumn(
+                    headers.get(i).cloned().unwrap_or_default(),
+                    header.clone(),
                 ));
             }
         }
@@ -224,20 +473,15 @@ fn map_columns(
             .iter()
             .find(|h| looks_like_address(h) && Address::parse(h).is_ok())
         {
-            return Err(format!(
-                "the first row must name the columns (e.g. address,name,labels), but it holds {data:?}"
-            ));
+            return Err(FileError::HeaderIsData(data.clone()));
         }
-        return Err(
-            "no address column: name one column address (or phone, number, mobile, wa_id, chat_id)"
-                .into(),
-        );
+        return Err(FileError::NoAddressColumn);
     }
     Ok(columns)
 }
 
 /// Reads one row; on failure, every problem found in it.
-fn parse_row(row: &csv::StringRecord, columns: &[Column]) -> Result<ContactRecord, Vec<String>> {
+fn parse_row(row: &[String], columns: &[Column]) -> Result<ContactRecord, Vec<String>> {
     // Every file has an address column (map_columns insists), so a row either sets the address
     // or records a problem: the empty placeholder is never returned.
     let mut record = ContactRecord::new(Address::from_canonical(String::new()));
@@ -251,7 +495,7 @@ fn parse_row(row: &csv::StringRecord, columns: &[Column]) -> Result<ContactRecor
     }
     for (i, column) in columns.iter().enumerate() {
         // A short row (fewer cells than columns) reads as blanks, so a missing address is caught.
-        let value = row.get(i).unwrap_or_default();
+        let value = row.get(i).map_or("", String::as_str);
         match column {
             Column::Address(kind) => match parse_address(value, *kind) {
                 Ok(address) => record.address = address,
@@ -333,13 +577,13 @@ fn non_empty(value: &str) -> Option<String> {
 }
 
 /// `;` or tab when the header row has that and no comma; `,` otherwise.
-fn sniff_delimiter(data: &str) -> u8 {
-    let header = data.lines().next().unwrap_or_default();
-    if header.contains(',') {
+fn sniff_delimiter(data: &[u8]) -> u8 {
+    let header = data.split(|b| *b == b'\n').next().unwrap_or_default();
+    if header.contains(&b',') {
         b','
-    } else if header.contains(';') {
+    } else if header.contains(&b';') {
         b';'
-    } else if header.contains('\t') {
+    } else if header.contains(&b'\t') {
         b'\t'
     } else {
         b','
@@ -350,22 +594,43 @@ fn sniff_delimiter(data: &str) -> u8 {
 mod tests {
     use super::*;
 
+    fn parse(data: &str) -> ParsedCsv {
+        parse_contacts_csv(data.as_bytes()).expect("a readable file")
+    }
+
+    fn records(parsed: &ParsedCsv) -> Vec<ContactRecord> {
+        parsed.rows.iter().map(|r| r.record.clone()).collect()
+    }
+
     fn ok(data: &str) -> Vec<ContactRecord> {
-        let (records, errors) = parse_contacts_csv(data);
-        assert!(errors.is_empty(), "unexpected errors: {errors:?}");
-        records
+        let parsed = parse(data);
+        assert!(parsed.rejected.is_empty(), "unexpected errors: {parsed:?}");
+        records(&parsed)
     }
 
     fn errors(data: &str) -> Vec<String> {
-        parse_contacts_csv(data)
-            .1
+        parse(data)
+            .rejected
             .iter()
             .map(RowError::to_string)
             .collect()
     }
 
+    fn fatal(data: &[u8]) -> String {
+        parse_contacts_csv(data)
+            .expect_err("a file that cannot be imported")
+            .to_string()
+    }
+
     fn record(address: &str) -> ContactRecord {
         ContactRecord::new(address.into())
+    }
+
+    fn record_named(address: &str, name: &str) -> ContactRecord {
+        ContactRecord {
+            name: Some(name.into()),
+            ..record(address)
+        }
     }
 
     #[test]
@@ -484,8 +749,13 @@ mod tests {
             +15550003,,bad label!,\n\
             +15550004,,,portuguese\n\
             +15550005,,,\n";
-        let (records, errs) = parse_contacts_csv(data);
-        let addresses: Vec<&str> = records.iter().map(|r| r.address.as_str()).collect();
+        let parsed = parse(data);
+        let errs = parsed.rejected;
+        let addresses: Vec<&str> = parsed
+            .rows
+            .iter()
+            .map(|r| r.record.address.as_str())
+            .collect();
         assert_eq!(addresses, ["wa:15550001", "wa:15550005"]);
         let messages: Vec<String> = errs.iter().map(RowError::to_string).collect();
         assert_eq!(
@@ -510,64 +780,78 @@ mod tests {
 
     #[test]
     fn duplicate_addresses_keep_the_first() {
-        let (records, errs) =
-            parse_contacts_csv("address,name\n+15550001,Ana\n+1 555 0001,Bo\n+15550002,Cy\n");
+        let parsed =
+            parse("address,name\n+15550001,Ana\n+1 555 0001,Bo\n+15550002,Cy\n15550001,Di\n");
+        let records = records(&parsed);
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].name.as_deref(), Some("Ana"));
         assert_eq!(
-            errs,
-            vec![RowError {
-                line: 3,
-                message: "duplicate address wa:15550001 (first on line 2, maybe spelled otherwise)"
-                    .into()
-            }]
+            parsed.rejected,
+            vec![
+                RowError {
+                    line: 3,
+                    message: "duplicate of line 2 (both are wa:15550001)".into()
+                },
+                RowError {
+                    line: 5,
+                    message: "duplicate of line 2 (both are wa:15550001)".into()
+                }
+            ]
         );
     }
 
     #[test]
     fn missing_address_column_is_one_error() {
-        let (records, errs) = parse_contacts_csv("name,city\nAna,Lisbon\nBo,Porto\n");
-        assert!(records.is_empty());
         assert_eq!(
-            errs.iter().map(RowError::to_string).collect::<Vec<_>>(),
-            vec!["line 1: no address column: name one column address (or phone, number, mobile, wa_id, chat_id)"]
+            fatal(b"name,city\nAna,Lisbon\nBo,Porto\n"),
+            "no address column: name one column address (or phone, number, mobile, wa_id, chat_id)"
         );
     }
 
     #[test]
     fn header_row_is_required() {
         assert_eq!(
-            errors("+15550001,Ana\n+15550002,Bo\n"),
-            vec!["line 1: the first row must name the columns (e.g. address,name,labels), but it holds \"+15550001\""]
+            fatal(b"+15550001,Ana\n+15550002,Bo\n"),
+            "the first row must name the columns (e.g. address,name,labels), but it holds \"+15550001\""
         );
         assert_eq!(
-            errors(""),
-            vec![
-                "line 1: empty file: the first row must name the columns, e.g. address,name,labels"
-            ]
+            fatal(b""),
+            "the file is empty: the first row must name the columns, e.g. address,name,labels"
         );
-        assert_eq!(errors("  \n"), errors(""));
-        assert_eq!(parse_contacts_csv("address\n"), (vec![], vec![]));
+        assert_eq!(fatal(b"  \n\r\n"), fatal(b""));
+        assert_eq!(fatal(b"\xef\xbb\xbf"), fatal(b""));
+        let header_only = "the file has a header row but no rows of contacts";
+        assert_eq!(fatal(b"address\n"), header_only);
+        assert_eq!(fatal(b"address,name"), header_only);
+        assert_eq!(fatal(b"address,name\n\n,\n"), header_only);
     }
 
     #[test]
     fn doubled_columns_are_fatal() {
         assert_eq!(
-            errors("phone,address\n+1555,+1556\n"),
-            vec!["line 1: columns \"phone\" and \"address\" say the same thing: keep one"]
+            fatal(b"phone,address\n+1555,+1556\n"),
+            "columns \"phone\" and \"address\" say the same thing: keep one"
         );
         assert_eq!(
-            errors("address,city,attr.city\n+1555,a,b\n"),
-            vec!["line 1: columns \"city\" and \"attr.city\" say the same thing: keep one"]
+            fatal(b"address,city,attr.city\n+1555,a,b\n"),
+            "columns \"city\" and \"attr.city\" say the same thing: keep one"
         );
     }
 
     #[test]
     fn odd_attribute_columns_are_skipped_with_a_warning() {
-        let (records, errs) = parse_contacts_csv("address,prénom,,city\n+15550001,Zé,x,Porto\n");
-        assert_eq!(records[0].attrs, vec![("city".into(), "Porto".to_string())]);
+        let parsed = parse("address,prénom,,city\n+15550001,Zé,x,Porto\n");
         assert_eq!(
-            errs.iter().map(RowError::to_string).collect::<Vec<_>>(),
+            parsed.rows[0].record.attrs,
+            vec![("city".into(), "Porto".to_string())]
+        );
+        assert!(parsed.rejected.is_empty());
+        assert_eq!(
+            parsed
+                .notes
+                .iter()
+                .map(RowError::to_string)
+                .collect::<Vec<_>>(),
             vec!["line 1: column \"prénom\" skipped: attribute names use a-z, 0-9 and _"]
         );
     }
@@ -595,21 +879,154 @@ mod tests {
             ok("address\tname\n+15550001\tAna\n")[0].name.as_deref(),
             Some("Ana")
         );
-        let (records, errs) =
-            parse_contacts_csv("address,note\n+15550001,\"two\nlines\"\nbad,\n+15550002,\n");
+        let parsed = parse("address,note\n+15550001,\"two\nlines\"\nbad,\n+15550002,\n");
+        let records = records(&parsed);
         assert_eq!(records[0].attrs, vec![("note".into(), "two\nlines".into())]);
         assert_eq!(records.len(), 2);
         // The bad row starts on line 4 because the quoted cell above spans two lines.
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].line, 4);
+        assert_eq!(parsed.rejected.len(), 1);
+        assert_eq!(parsed.rejected[0].line, 4);
+        assert_eq!(
+            parse("address\r\n+15550001\r\n\r\n+15550002").rows[1].line,
+            4
+        );
     }
 
     #[test]
-    fn empty_rows_are_skipped() {
+    fn empty_rows_are_counted_as_blank() {
+        let parsed = parse("address,name\n\n+15550001,Ana\n,\n ,  \n+15550002,Bo\n");
+        assert_eq!(parsed.rows.len(), 2);
+        assert_eq!(parsed.rows[1].line, 6);
+        assert_eq!(parsed.blank, 2);
+        assert_eq!(parsed.data_rows(), 2);
+    }
+
+    #[test]
+    fn an_unclosed_quote_costs_its_row_only() {
+        let mut data = String::from("address,name\n+15550000,\"Unclosed name\n");
+        for i in 1..=999 {
+            data.push_str(&format!("+1555{i:07},Name {i}\n"));
+        }
+        let parsed = parse(&data);
+        assert_eq!(parsed.rows.len(), 999);
+        assert_eq!(parsed.rows[0].line, 3);
+        assert_eq!(parsed.rows[998].line, 1001);
         assert_eq!(
-            ok("address,name\n\n+15550001,Ana\n,\n ,  \n+15550002,Bo\n").len(),
-            2
+            errors(&data),
+            ["line 2: a quoted cell opened on this line is still open 10 lines later: is a closing quote missing?"]
         );
+        assert_eq!(parsed.data_rows(), 1000);
+    }
+
+    #[test]
+    fn an_unclosed_quote_near_the_end_is_caught_too() {
+        let parsed = parse("address,name\n+15550001,\"Ann\n+15550002,Bo\n+15550003,\"Cy");
+        assert_eq!(
+            parsed.rejected,
+            [
+                RowError {
+                    line: 2,
+                    message: "cell 2 runs over several lines: is a closing quote missing?".into()
+                },
+                RowError {
+                    line: 4,
+                    message: "a quoted cell opened on this line never closes: is a closing quote missing?".into()
+                }
+            ]
+        );
+        assert_eq!(records(&parsed), [record_named("+15550002", "Bo")]);
+    }
+
+    #[test]
+    fn quoted_cells_may_hold_a_few_line_breaks_but_not_more() {
+        // A cell of ten lines: the row spans lines 2 to 11.
+        let note = "a\nb\nc\nd\ne\nf\ng\nh\ni\nj";
+        let parsed = parse(&format!(
+            "address,note\n+15550001,\"{note}\"\n+15550002,x\n"
+        ));
+        assert_eq!(parsed.rows[0].record.attrs[0].1, note);
+        assert_eq!(parsed.rows[1].line, 12);
+        // Eleven lines is a quote left open.
+        let long = format!("{note}\nk");
+        let parsed = parse(&format!(
+            "address,note\n+15550001,\"{long}\"\n+15550002,x\n"
+        ));
+        assert_eq!(parsed.rejected[0].line, 2);
+        // Reading resumes on line 3: the rest of the runaway cell are rows of their own, and
+        // rejected as such, until the real rows come back.
+        let last = parsed.rows.last().map(|r| r.record.address.as_str());
+        assert_eq!((parsed.rows.len(), last), (1, Some("wa:15550002")));
+        assert_eq!(parsed.data_rows(), 1 + 10 + 1);
+    }
+
+    #[test]
+    fn a_cell_past_the_cap_is_rejected() {
+        let name = "x".repeat(MAX_CELL_CHARS + 1);
+        let row_too_long = "y".repeat(MAX_ROW_BYTES + 10);
+        let data =
+            format!("address,name\n+15550001,{name}\n+15550002,\"{row_too_long}\"\n+15550003,Cy\n");
+        assert_eq!(
+            errors(&data),
+            [
+                "line 2: cell 2 is 1025 characters long, more than 1024: is a closing quote missing?"
+                    .to_string(),
+                format!("line 3: the row is longer than {MAX_ROW_BYTES} bytes: is a closing quote missing?"),
+            ]
+        );
+        assert_eq!(ok("address,name\n+15550003,Cy\n"), records(&parse(&data)));
+    }
+
+    #[test]
+    fn every_row_is_a_record_or_a_rejection() {
+        let parsed = parse(
+            "address,name\n+15550001,A\n+12345,B\ntg:99999999999999999999,C\n+15550002,D\n+15550003,E\n+15550004,F\n",
+        );
+        assert_eq!(parsed.data_rows(), 6);
+        assert_eq!(parsed.rows.len(), 4);
+        assert_eq!(
+            parsed
+                .rejected
+                .iter()
+                .map(RowError::to_string)
+                .collect::<Vec<_>>(),
+            [
+                "line 3: \"+12345\" is not a phone number: it needs 7 to 15 digits (+15550001)",
+                "line 4: \"tg:99999999999999999999\" is not a Telegram chat id (tg:<number>)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_row_that_is_not_utf8_is_rejected_alone() {
+        let parsed = parse_contacts_csv(b"address,name\n+15550001,Jos\xe9\n+15550002,Bo\n")
+            .expect("readable");
+        assert_eq!(
+            parsed.rejected,
+            [RowError {
+                line: 2,
+                message: "not UTF-8 text: save the file as CSV UTF-8".into()
+            }]
+        );
+        assert_eq!(parsed.rows.len(), 1);
+    }
+
+    #[test]
+    fn files_that_are_not_csv_are_refused_whole() {
+        assert_eq!(
+            fatal(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            "this is a PNG image, not a CSV file: export the contacts as CSV (UTF-8)"
+        );
+        assert_eq!(
+            fatal(b"address,name\n+15550001,\0\0\0\n"),
+            "this is binary data, not a CSV file: export the contacts as CSV (UTF-8)"
+        );
+        assert!(fatal(b"PK\x03\x04rest").contains(".xlsx"));
+        let huge = vec![b'a'; MAX_FILE_BYTES + 1];
+        assert_eq!(
+            fatal(&huge),
+            "the file is 20971521 bytes; the limit is 20 MB: split it into smaller files"
+        );
+        assert!(fatal(b"address,\"name\n+1555\n").starts_with("the header row cannot be read"));
     }
 
     #[test]

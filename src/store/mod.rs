@@ -7,6 +7,7 @@
 mod audience;
 mod campaigns;
 mod contacts;
+mod import;
 pub mod model;
 pub mod recipients;
 mod retry;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use import::ImportOutcome;
 pub use model::*;
 pub use retry::FailedRecipient;
 pub use tier::TierReservation;

@@ -101,12 +101,25 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_csv_import(csv in csv_text()) {
-        let (records, errors) = parse_contacts_csv(&csv);
-        for e in &errors {
-            prop_assert!(!e.message.contains('\n'), "multi-line CSV error: {:?}", e.message);
+    fn fuzz_csv_import(csv in prop_oneof![
+        csv_text().prop_map(String::into_bytes),
+        proptest::collection::vec(any::<u8>(), 0..256),
+    ]) {
+        match parse_contacts_csv(&csv) {
+            Err(e) => prop_assert!(!e.to_string().contains('\n'), "multi-line: {e}"),
+            Ok(parsed) => {
+                let lines = csv.split(|b| *b == b'\n').count();
+                for e in parsed.rejected.iter().chain(&parsed.notes) {
+                    prop_assert!(!e.message.contains('\n'), "multi-line: {:?}", e.message);
+                    prop_assert!(e.line >= 1 && e.line <= lines, "line {} of {lines}", e.line);
+                }
+                // One row per address: a second spelling is rejected, never merged.
+                let mut seen = std::collections::HashSet::new();
+                for row in &parsed.rows {
+                    prop_assert!(seen.insert(row.record.address.to_string()));
+                }
+            }
         }
-        let _ = records;
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod commands_doc;
 mod console_binary;
 mod console_flow;
 mod crash;
+mod csv_import;
 mod drips;
 mod fuzz;
 mod hardening;
