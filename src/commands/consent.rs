@@ -2,6 +2,7 @@
 //! handler and their tests. Grammar and examples: `commands/consent.md`.
 
 use super::reply::{find, Reply};
+use crate::domain::consent::ConsentSource;
 use crate::domain::Address;
 use crate::engine::Engine;
 use crate::store::Consent;
@@ -23,7 +24,7 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ConsentCommand
                 return Ok(format!("{address} is already opted in"));
             }
             store
-                .record_consent(contact.id, true, "admin", None, now)
+                .record_consent(contact.id, true, ConsentSource::Admin, None, now)
                 .await?;
             Ok(format!("{address} opted in"))
         }
@@ -34,7 +35,7 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ConsentCommand
                 return Ok(format!("{address} is already opted out"));
             }
             let dropped = store
-                .record_consent(contact.id, false, "admin", None, now)
+                .record_consent(contact.id, false, ConsentSource::Admin, None, now)
                 .await?;
             Ok(format!(
                 "{address} opted out; removed from {dropped} pending campaign send(s)"

@@ -1,6 +1,7 @@
 //! `/contact add|show|import`: the contact book: its parser, its
 //! handler and their tests. Grammar and examples: `commands/contact.md`.
 
+use crate::domain::consent::ConsentSource;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -178,7 +179,7 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ContactCommand
             store.update_contact(contact.id, &update).await?;
             if optin && contact.consent != Consent::OptedIn {
                 store
-                    .record_consent(contact.id, true, "admin", None, now)
+                    .record_consent(contact.id, true, ConsentSource::Admin, None, now)
                     .await?;
             }
             let contact = find(engine, &address).await?;

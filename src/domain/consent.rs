@@ -258,9 +258,65 @@ fn fold_char(ch: char) -> Option<&'static str> {
     (!plain.is_empty()).then_some(plain)
 }
 
+/// Who or what changed a contact's consent: kept with every consent history row (SPEC §2), as
+/// evidence of where an opt-in came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentSource {
+    /// `/optin`, `/optout` or `/contact add ... optin` by an admin.
+    Admin,
+    /// The contact wrote an opt-in or opt-out word.
+    Keyword,
+    /// Telegram's `/start`.
+    TelegramStart,
+    /// A CSV import.
+    Import,
+    /// A `/on <campaign> <event> optout` rule.
+    CampaignRule,
+}
+
+impl ConsentSource {
+    pub const ALL: [ConsentSource; 5] = [
+        ConsentSource::Admin,
+        ConsentSource::Keyword,
+        ConsentSource::TelegramStart,
+        ConsentSource::Import,
+        ConsentSource::CampaignRule,
+    ];
+
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentSource::Admin => "admin",
+            ConsentSource::Keyword => "keyword",
+            ConsentSource::TelegramStart => "telegram_start",
+            ConsentSource::Import => "import",
+            ConsentSource::CampaignRule => "campaign_rule",
+        }
+    }
+
+    /// Reads a stored word back; `None` for one this release does not write.
+    pub fn from_stored(word: &str) -> Option<ConsentSource> {
+        Self::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for ConsentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn consent_sources_read_back_as_themselves() {
+        for source in ConsentSource::ALL {
+            assert_eq!(ConsentSource::from_stored(source.as_str()), Some(source));
+        }
+        assert_eq!(ConsentSource::from_stored("Admin"), None);
+    }
 
     #[test]
     fn normalizes_what_customers_type() {

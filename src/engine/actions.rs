@@ -3,6 +3,7 @@
 
 use super::{Engine, Result};
 use crate::domain::actions::{PostAction, RecipientEvent};
+use crate::domain::consent::ConsentSource;
 use crate::store::ContactUpdate;
 
 impl Engine {
@@ -55,7 +56,7 @@ impl Engine {
                             .record_consent(
                                 contact_id,
                                 false,
-                                "campaign_rule",
+                                ConsentSource::CampaignRule,
                                 Some(&event_key),
                                 now,
                             )

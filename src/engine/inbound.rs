@@ -3,6 +3,7 @@
 //! the campaign they last received, and may fire triggers. Delivery statuses and marketing
 //! preferences update recipients and contacts.
 
+use crate::domain::consent::ConsentSource;
 use chrono::Duration;
 
 use super::{Engine, EngineError, Result};
@@ -94,7 +95,13 @@ impl Engine {
             };
             let dropped = self
                 .store
-                .record_consent(contact.id, false, "keyword", Some(keyword), msg.at)
+                .record_consent(
+                    contact.id,
+                    false,
+                    ConsentSource::Keyword,
+                    Some(keyword),
+                    msg.at,
+                )
                 .await?;
             tracing::info!(contact = %contact.address, dropped, "opted out");
             self.reply_to_customer(&contact, OPT_OUT_CONFIRMATION).await;
@@ -102,9 +109,9 @@ impl Engine {
         }
         if opt_in {
             let source = if lowered == "/start" {
-                "telegram_start"
+                ConsentSource::TelegramStart
             } else {
-                "keyword"
+                ConsentSource::Keyword
             };
             self.store
                 .record_consent(contact.id, true, source, Some(text), msg.at)

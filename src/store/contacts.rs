@@ -9,6 +9,7 @@ use sqlx::Row;
 use super::{opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store};
 use crate::clock::to_ms;
 use crate::domain::audience::AudienceExpr;
+use crate::domain::consent::ConsentSource;
 use crate::domain::{Address, Label, Lang};
 
 const CONTACT_COLUMNS: &str = "id, address, name, lang, tz, consent, consent_at, last_inbound_at, \
@@ -205,7 +206,7 @@ impl Store {
         &self,
         contact_id: i64,
         opt_in: bool,
-        source: &str,
+        source: ConsentSource,
         keyword: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<u64> {
@@ -216,7 +217,7 @@ impl Store {
         )
         .bind(contact_id)
         .bind(if opt_in { "opt_in" } else { "opt_out" })
-        .bind(source)
+        .bind(source.as_str())
         .bind(keyword)
         .bind(to_ms(at))
         .execute(&mut *tx)

@@ -13,6 +13,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{json_list, Consent, Result, Store};
 use crate::clock::to_ms;
+use crate::domain::consent::ConsentSource;
 use crate::domain::csv_import::ContactRecord;
 use crate::domain::Lang;
 
@@ -304,7 +305,8 @@ impl Store {
             let v = self.json_rows(1, &[("id", "bigint"), ("kind", "text")]);
             let sql = format!(
                 "INSERT INTO consent_events (contact_id, kind, source, at) \
-                 SELECT v.id, v.kind, 'import', $2 FROM {v}"
+                 SELECT v.id, v.kind, '{import}', $2 FROM {v}",
+                import = ConsentSource::Import.as_str()
             );
             execute(conn, &sql, w.events, Some(now_ms)).await?;
         }
