@@ -38,6 +38,21 @@ async fn admin(engine: &Engine, line: &str) -> String {
     herald::commands::handlers::run(engine, "console", line).await
 }
 
+/// Campaign 1: the `promo` marketing template to Ann and Bob, sending.
+async fn send_promo_to_ann_and_bob(engine: &Engine) {
+    for line in [
+        "/contact add +15550001 name=Ann labels=vip optin",
+        "/contact add +15550002 name=Bob labels=vip optin",
+        "/template add promo en marketing Hi {{1}}",
+        "/campaign new Promo",
+        "/campaign audience 1 vip",
+        "/campaign template 1 promo en {{name}}",
+        "/campaign send 1",
+    ] {
+        admin(&engine, line).await;
+    }
+}
+
 async fn report(engine: &Engine) -> String {
     admin(engine, "/campaign report 1").await
 }
@@ -55,17 +70,7 @@ async fn an_unanswered_send_is_unknown_sent_once_and_settled_by_its_status() {
     let fake = FakeGraph::start().await;
     let clock = ManualClock::new(t0());
     let engine = engine(&db, &fake, &clock, Duration::from_millis(300)).await;
-    for line in [
-        "/contact add +15550001 name=Ann labels=vip optin",
-        "/contact add +15550002 name=Bob labels=vip optin",
-        "/template add promo en marketing Hi {{1}}",
-        "/campaign new Promo",
-        "/campaign audience 1 vip",
-        "/campaign template 1 promo en {{name}}",
-        "/campaign send 1",
-    ] {
-        admin(&engine, line).await;
-    }
+    send_promo_to_ann_and_bob(&engine).await;
     // Meta takes both messages and never answers in time.
     fake.set_latency(Duration::from_secs(3));
     engine.settle().await.expect("settle");
@@ -119,17 +124,7 @@ async fn retry_failed_sends_again_only_what_may_succeed() {
     let fake = FakeGraph::start().await;
     let clock = ManualClock::new(t0());
     let engine = engine(&db, &fake, &clock, Duration::from_secs(5)).await;
-    for line in [
-        "/contact add +15550001 name=Ann labels=vip optin",
-        "/contact add +15550002 name=Bob labels=vip optin",
-        "/template add promo en marketing Hi {{1}}",
-        "/campaign new Promo",
-        "/campaign audience 1 vip",
-        "/campaign template 1 promo en {{name}}",
-        "/campaign send 1",
-    ] {
-        admin(&engine, line).await;
-    }
+    send_promo_to_ann_and_bob(&engine).await;
     // Ann's number is undeliverable (final); Bob's sends meet server errors until the retries run out.
     fake.on_recipient(
         ANN,
