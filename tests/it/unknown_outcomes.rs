@@ -49,7 +49,7 @@ async fn send_promo_to_ann_and_bob(engine: &Engine) {
         "/campaign template 1 promo en {{name}}",
         "/campaign send 1",
     ] {
-        admin(&engine, line).await;
+        admin(engine, line).await;
     }
 }
 
