@@ -6,11 +6,14 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store};
+use super::{
+    opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store,
+    StoreError,
+};
 use crate::clock::to_ms;
 use crate::domain::audience::AudienceExpr;
-use crate::domain::consent::ConsentSource;
-use crate::domain::{Address, Label, Lang};
+use crate::domain::consent::{ConsentChange, ConsentSource};
+use crate::domain::{Address, AttrKey, Label, Lang};
 
 const CONTACT_COLUMNS: &str = "id, address, name, lang, tz, consent, consent_at, last_inbound_at, \
                                marketing_stopped, unreachable";
@@ -20,7 +23,9 @@ pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact> {
         id: row.try_get("id")?,
         address: Address::from_canonical(row.try_get::<String, _>("address")?),
         name: row.try_get("name")?,
-        lang: row.try_get("lang")?,
+        lang: row
+            .try_get::<Option<String>, _>("lang")?
+            .map(Lang::from_canonical),
         tz: row.try_get("tz")?,
         consent: Consent::from_db(&row.try_get::<String, _>("consent")?),
         consent_at: opt_time(row, "consent_at")?,
@@ -66,7 +71,7 @@ impl Store {
         }
         let ids: Vec<i64> = contacts.iter().map(|c| c.id).collect();
         let list = placeholders(1, ids.len());
-        let mut labels: HashMap<i64, Vec<String>> = HashMap::new();
+        let mut labels: HashMap<i64, Vec<Label>> = HashMap::new();
         let sql = format!(
             "SELECT contact_id, label FROM contact_labels WHERE contact_id IN ({list}) ORDER BY label"
         );
@@ -78,9 +83,9 @@ impl Store {
             labels
                 .entry(row.try_get("contact_id")?)
                 .or_default()
-                .push(row.try_get("label")?);
+                .push(Label::from_canonical(row.try_get::<String, _>("label")?));
         }
-        let mut attrs: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        let mut attrs: HashMap<i64, BTreeMap<AttrKey, String>> = HashMap::new();
         let sql = format!(
             "SELECT contact_id, key, value FROM contact_attrs WHERE contact_id IN ({list})"
         );
@@ -89,10 +94,10 @@ impl Store {
             q = q.bind(*id);
         }
         for row in q.fetch_all(&self.pool).await? {
-            attrs
-                .entry(row.try_get("contact_id")?)
-                .or_default()
-                .insert(row.try_get("key")?, row.try_get("value")?);
+            attrs.entry(row.try_get("contact_id")?).or_default().insert(
+                AttrKey::from_canonical(row.try_get::<String, _>("key")?),
+                row.try_get("value")?,
+            );
         }
         for c in contacts.iter_mut() {
             c.labels = labels.remove(&c.id).unwrap_or_default();
@@ -216,7 +221,7 @@ impl Store {
              VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(contact_id)
-        .bind(if opt_in { "opt_in" } else { "opt_out" })
+        .bind(ConsentChange::new(opt_in).as_str())
         .bind(source.as_str())
         .bind(keyword)
         .bind(to_ms(at))
@@ -258,9 +263,15 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                let source: String = r.try_get("source")?;
                 Ok(ConsentEvent {
-                    kind: r.try_get("kind")?,
-                    source: r.try_get("source")?,
+                    kind: ConsentChange::from_stored(&kind).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown consent change {kind:?}"))
+                    })?,
+                    source: ConsentSource::from_stored(&source).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown consent source {source:?}"))
+                    })?,
                     keyword: r.try_get("keyword")?,
                     at: crate::clock::from_ms(r.try_get("at")?),
                 })
