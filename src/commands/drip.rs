@@ -208,7 +208,7 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: DripCommand) ->
                     "drip {id} has no steps yet: /drip step {id} 0m text <message>"
                 ));
             };
-            let (expr, _) = resolve_audience(engine, &audience, now).await?;
+            let expr = resolve_audience(engine, &audience)?;
             let due = now + chrono::Duration::milliseconds(first.step_delay_ms);
             let enrolled = store.enroll_audience(first.id, &expr, due, now).await?;
             let selected = store.count_audience(&expr).await?;

@@ -165,8 +165,25 @@ impl Store {
         rows.iter().map(campaign_from_row).collect()
     }
 
-    pub async fn set_audience(&self, id: i64, audience: &str) -> Result<()> {
-        self.set_column(id, "audience", audience).await
+    /// Sets a campaign's audience. Addresses listed one by one that are not contacts yet are
+    /// created (not opted in) in the same transaction, so they are targeted and reported instead
+    /// of vanishing, and a failure leaves neither the contacts nor the audience half-written.
+    /// Returns how many contacts were created.
+    pub async fn set_audience(
+        &self,
+        id: i64,
+        audience: &AudienceExpr,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        let created = new_contacts(&mut tx, audience, now).await?;
+        sqlx::query("UPDATE campaigns SET audience = $1 WHERE id = $2")
+            .bind(audience.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// Sets free text; a campaign has either text or a template, so this clears the template.
@@ -480,6 +497,9 @@ impl Store {
         due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        // Listed addresses become contacts in the same transaction as the enrolment.
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        new_contacts(&mut tx, audience, now).await?;
         let (audience_sql, binds) = super::audience::condition(audience, 4);
         let sql = format!(
             "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
@@ -493,7 +513,9 @@ impl Store {
         for b in &binds {
             q = q.bind(b.as_str());
         }
-        Ok(q.execute(&self.pool).await?.rows_affected())
+        let enrolled = q.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(enrolled)
     }
 
     /// Runs of a recurring campaign, oldest first.
@@ -562,5 +584,17 @@ impl Store {
             .await?
             .rows_affected()
             > 0)
+    }
+}
+
+/// The contacts an audience of listed addresses names that do not exist yet, created.
+async fn new_contacts(
+    conn: &mut sqlx::AnyConnection,
+    audience: &AudienceExpr,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    match audience {
+        AudienceExpr::Addresses(list) => super::contacts::insert_missing(conn, list, now).await,
+        _ => Ok(0),
     }
 }

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::{
@@ -141,40 +142,44 @@ impl Store {
         Ok((contact, inserted))
     }
 
+    /// `/contact add`: creates the contact if new, writes the fields given and, with `optin`,
+    /// opts it in (an admin's word, so also after an opt-out), all in one transaction: a crash
+    /// or a failed write leaves the contact as it was. Returns the contact and whether it is new.
+    pub async fn add_contact(
+        &self,
+        address: &Address,
+        update: &ContactUpdate,
+        optin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Contact, bool)> {
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        let created = insert_missing(&mut tx, std::slice::from_ref(address), now).await? > 0;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM contacts WHERE address = $1")
+            .bind(address.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        write_update(&mut tx, id, update).await?;
+        if optin {
+            let consent: String = sqlx::query_scalar("SELECT consent FROM contacts WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if Consent::from_db(&consent) != Consent::OptedIn {
+                write_consent(&mut tx, id, true, ConsentSource::Admin, None, now).await?;
+            }
+        }
+        tx.commit().await?;
+        let contact = self
+            .find_contact(address)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("contact {address} vanished")))?;
+        Ok((contact, created))
+    }
+
     /// Writes the fields an admin or an import gave; labels and attributes are added to.
     pub async fn update_contact(&self, contact_id: i64, update: &ContactUpdate) -> Result<()> {
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
-        sqlx::query(
-            "UPDATE contacts SET name = COALESCE($1, name), lang = COALESCE($2, lang), \
-             tz = COALESCE($3, tz) WHERE id = $4",
-        )
-        .bind(update.name.as_deref())
-        .bind(update.lang.as_ref().map(Lang::as_str))
-        .bind(update.tz.as_deref())
-        .bind(contact_id)
-        .execute(&mut *tx)
-        .await?;
-        for label in &update.labels {
-            sqlx::query(
-                "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(contact_id)
-            .bind(label.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (key, value) in &update.attrs {
-            sqlx::query(
-                "INSERT INTO contact_attrs (contact_id, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(contact_id)
-            .bind(key.as_str())
-            .bind(value.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_update(&mut tx, contact_id, update).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -186,6 +191,8 @@ impl Store {
         contact_ids: &[i64],
         present: bool,
     ) -> Result<u64> {
+        // One transaction: `/label add vip a b c` labels all three or none.
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
         let mut changed = 0;
         for id in contact_ids {
             let sql = if present {
@@ -196,10 +203,11 @@ impl Store {
             changed += sqlx::query(sql)
                 .bind(*id)
                 .bind(label.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
         }
+        tx.commit().await?;
         Ok(changed)
     }
 
@@ -216,40 +224,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
-        sqlx::query(
-            "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(contact_id)
-        .bind(ConsentChange::new(opt_in).as_str())
-        .bind(source.as_str())
-        .bind(keyword)
-        .bind(to_ms(at))
-        .execute(&mut *tx)
-        .await?;
-        let consent = if opt_in {
-            Consent::OptedIn
-        } else {
-            Consent::OptedOut
-        };
-        sqlx::query("UPDATE contacts SET consent = $1, consent_at = $2 WHERE id = $3")
-            .bind(consent.as_str())
-            .bind(to_ms(at))
-            .bind(contact_id)
-            .execute(&mut *tx)
-            .await?;
-        let dropped = if opt_in {
-            0
-        } else {
-            sqlx::query(
-                "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
-                 WHERE contact_id = $1 AND status IN ('queued', 'claimed')",
-            )
-            .bind(contact_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        };
+        let dropped = write_consent(&mut tx, contact_id, opt_in, source, keyword, at).await?;
         tx.commit().await?;
         Ok(dropped)
     }
@@ -373,4 +348,111 @@ impl Store {
         }
         Ok(contacts)
     }
+}
+
+/// Creates the contacts among `addresses` that do not exist yet; returns how many were new.
+pub(super) async fn insert_missing(
+    conn: &mut AnyConnection,
+    addresses: &[Address],
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut created = 0;
+    for address in addresses {
+        created += sqlx::query(
+            "INSERT INTO contacts (address, created_at) VALUES ($1, $2) \
+             ON CONFLICT (address) DO NOTHING",
+        )
+        .bind(address.as_str())
+        .bind(to_ms(now))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
+    }
+    Ok(created)
+}
+
+/// The fields of `update` written onto one contact; labels and attributes are added to.
+async fn write_update(
+    conn: &mut AnyConnection,
+    contact_id: i64,
+    update: &ContactUpdate,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE contacts SET name = COALESCE($1, name), lang = COALESCE($2, lang), \
+         tz = COALESCE($3, tz) WHERE id = $4",
+    )
+    .bind(update.name.as_deref())
+    .bind(update.lang.as_ref().map(Lang::as_str))
+    .bind(update.tz.as_deref())
+    .bind(contact_id)
+    .execute(&mut *conn)
+    .await?;
+    for label in &update.labels {
+        sqlx::query(
+            "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(contact_id)
+        .bind(label.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (key, value) in &update.attrs {
+        sqlx::query(
+            "INSERT INTO contact_attrs (contact_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(contact_id)
+        .bind(key.as_str())
+        .bind(value.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A consent history row and the contact's current consent (see [`Store::record_consent`]).
+async fn write_consent(
+    conn: &mut AnyConnection,
+    contact_id: i64,
+    opt_in: bool,
+    source: ConsentSource,
+    keyword: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    sqlx::query(
+        "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(contact_id)
+    .bind(ConsentChange::new(opt_in).as_str())
+    .bind(source.as_str())
+    .bind(keyword)
+    .bind(to_ms(at))
+    .execute(&mut *conn)
+    .await?;
+    let consent = if opt_in {
+        Consent::OptedIn
+    } else {
+        Consent::OptedOut
+    };
+    sqlx::query("UPDATE contacts SET consent = $1, consent_at = $2 WHERE id = $3")
+        .bind(consent.as_str())
+        .bind(to_ms(at))
+        .bind(contact_id)
+        .execute(&mut *conn)
+        .await?;
+    let dropped = if opt_in {
+        0
+    } else {
+        sqlx::query(
+            "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
+             WHERE contact_id = $1 AND status IN ('queued', 'claimed')",
+        )
+        .bind(contact_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    };
+    Ok(dropped)
 }
