@@ -183,6 +183,13 @@ pub struct TemplateRef {
     pub params: Vec<String>,
 }
 
+/// The message of a drip step, written with the step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepMessage<'a> {
+    Text(&'a str),
+    Template(&'a TemplateRef),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
     pub id: i64,

@@ -124,3 +124,43 @@ async fn an_audience_of_new_numbers_is_stored_with_its_contacts_or_not_at_all() 
         "campaign 1 audience: wa:15550001,wa:15550002 (2 contact(s) now, 2 of them new and not opted in yet)"
     );
 }
+
+#[tokio::test]
+async fn a_campaign_goes_live_with_its_trigger_or_stays_a_draft() {
+    let app = ConsoleApp::start().await;
+    app.setup(&["/campaign new Promo", "/campaign text 1 Here is the code"])
+        .await;
+    let pool = app.engine.store.pool();
+    inject_failure(pool, "INSERT", "triggers", None).await;
+    assert_eq!(app.admin("/trigger add promo campaign 1").await, FAILED);
+    heal(pool, "triggers").await;
+    let shown = app.admin("/campaign show 1").await;
+    assert!(shown.contains("status: draft"), "{shown}");
+    assert!(!shown.contains("triggered"), "{shown}");
+
+    assert_eq!(
+        app.admin("/trigger add promo campaign 1").await,
+        "trigger 1 added: promo sends campaign 1 (once per contact)"
+    );
+    let shown = app.admin("/campaign show 1").await;
+    assert!(shown.contains("status: sending"), "{shown}");
+}
+
+#[tokio::test]
+async fn a_drip_step_never_exists_without_its_message() {
+    let app = ConsoleApp::start().await;
+    app.setup(&["/drip new Welcome"]).await;
+    let pool = app.engine.store.pool();
+    // The step and its message are one row: a failing write leaves no step.
+    inject_failure(pool, "INSERT", "campaigns", None).await;
+    assert_eq!(app.admin("/drip step 1 0m text Hi {{name}}").await, FAILED);
+    heal(pool, "campaigns").await;
+    let shown = app.admin("/drip show 1").await;
+    assert!(!shown.contains("step 1"), "{shown}");
+    assert_eq!(
+        app.admin("/drip step 1 0m text Hi {{name}}").await,
+        "drip 1 step 1: text, 0s after enrolment"
+    );
+    let shown = app.admin("/drip show 1").await;
+    assert!(shown.contains("step 1"), "{shown}");
+}
