@@ -128,6 +128,9 @@ pub struct Config {
     /// How long a webhook body may take to arrive whole (`WEBHOOK_BODY_TIMEOUT_SECS`), so
     /// stalled senders do not pile up.
     pub webhook_body_timeout: Duration,
+    /// How long a client may take to send a request's headers (`HTTP_HEADER_TIMEOUT_SECS`);
+    /// past it the connection is closed, so slow senders cannot hold sockets open.
+    pub http_header_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -155,6 +158,7 @@ impl fmt::Debug for Config {
             .field("webhook_max_in_flight", &self.webhook_max_in_flight)
             .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
             .field("webhook_body_timeout", &self.webhook_body_timeout)
+            .field("http_header_timeout", &self.http_header_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +213,7 @@ impl Default for Config {
             webhook_max_in_flight: 64,
             webhook_buffer_bytes: 64 * MIB,
             webhook_body_timeout: Duration::from_secs(15),
+            http_header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -387,6 +392,10 @@ impl Config {
         c.webhook_body_timeout = Duration::from_secs(seconds(
             "WEBHOOK_BODY_TIMEOUT_SECS",
             c.webhook_body_timeout.as_secs(),
+        )?);
+        c.http_header_timeout = Duration::from_secs(seconds(
+            "HTTP_HEADER_TIMEOUT_SECS",
+            c.http_header_timeout.as_secs(),
         )?);
         Ok(c)
     }

@@ -138,9 +138,11 @@ async fn a_campaign_goes_live_with_its_trigger_or_stays_a_draft() {
     assert!(shown.contains("status: draft"), "{shown}");
     assert!(!shown.contains("triggered"), "{shown}");
 
-    assert_eq!(
-        app.admin("/trigger add promo campaign 1").await,
-        "trigger 1 added: promo sends campaign 1 (once per contact)"
+    // (PostgreSQL does not give back the id of the insert that rolled back.)
+    let added = app.admin("/trigger add promo campaign 1").await;
+    assert!(
+        added.ends_with(" added: promo sends campaign 1 (once per contact)"),
+        "{added}"
     );
     let shown = app.admin("/campaign show 1").await;
     assert!(shown.contains("status: sending"), "{shown}");
