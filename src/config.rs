@@ -128,6 +128,9 @@ pub struct Config {
     /// How long a webhook body may take to arrive whole (`WEBHOOK_BODY_TIMEOUT_SECS`), so
     /// stalled senders do not pile up.
     pub webhook_body_timeout: Duration,
+    /// How long fetching an admin's attached file may take, lookup and download together
+    /// (`FILE_TIMEOUT_SECS`); past it the command answers that the download timed out.
+    pub file_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -155,6 +158,7 @@ impl fmt::Debug for Config {
             .field("webhook_max_in_flight", &self.webhook_max_in_flight)
             .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
             .field("webhook_body_timeout", &self.webhook_body_timeout)
+            .field("file_timeout", &self.file_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +213,7 @@ impl Default for Config {
             webhook_max_in_flight: 64,
             webhook_buffer_bytes: 64 * MIB,
             webhook_body_timeout: Duration::from_secs(15),
+            file_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -388,6 +393,8 @@ impl Config {
             "WEBHOOK_BODY_TIMEOUT_SECS",
             c.webhook_body_timeout.as_secs(),
         )?);
+        c.file_timeout =
+            Duration::from_secs(seconds("FILE_TIMEOUT_SECS", c.file_timeout.as_secs())?);
         Ok(c)
     }
 
