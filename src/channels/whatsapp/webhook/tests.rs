@@ -439,6 +439,7 @@ fn mapping_follows_the_body_not_the_sample_values() {
             button: None,
             at: at(1767225600),
             provider_id: some("wamid.unique-1"),
+            file: None,
         })]
     );
 }
