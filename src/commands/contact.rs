@@ -287,9 +287,8 @@ async fn import_attached(engine: &Engine, admin: &str, now: DateTime<Utc>) -> Re
     };
     if let Some(what) = not_a_table(&file) {
         return said(format!(
-            "nothing imported: {} is {what}, not a CSV file: export the contacts as CSV (UTF-8) \
-             and send it as a document",
-            file.label()
+            "nothing imported: {what}, not a CSV file: export the contacts as CSV (UTF-8) and \
+             send it as a document"
         ));
     }
     match engine.fetch_file(admin, &file).await {
@@ -298,22 +297,28 @@ async fn import_attached(engine: &Engine, admin: &str, now: DateTime<Utc>) -> Re
     }
 }
 
-/// What a file the channel already calls a photo, video or sound is, so it is refused without
-/// downloading it; `None` for what may be a CSV (the import itself still checks the bytes).
+/// What a file the channel already calls a photo, video or sound is ("this is a photo
+/// (image/jpeg)", "chart.png is an image (image/png)"), so it is refused without downloading
+/// it; `None` for what may be a CSV (the import itself still checks the bytes).
 fn not_a_table(file: &FileRef) -> Option<String> {
     let mime = file.mime.as_deref().unwrap_or("").to_ascii_lowercase();
-    let described = |kind: &str| match file.mime.as_deref() {
-        Some(mime) => format!("{kind} ({mime})"),
-        None => kind.to_string(),
+    let declared = file
+        .mime
+        .as_deref()
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    let what = match file.kind {
+        FileKind::Image => "a photo",
+        FileKind::Video => "a video",
+        FileKind::Document if mime.starts_with("image/") => "an image",
+        FileKind::Document if mime.starts_with("video/") => "a video",
+        FileKind::Document if mime.starts_with("audio/") => "a sound file",
+        FileKind::Document => return None,
     };
-    match file.kind {
-        FileKind::Image => Some(described("a photo")),
-        FileKind::Video => Some(described("a video")),
-        FileKind::Document if mime.starts_with("image/") => Some(described("an image")),
-        FileKind::Document if mime.starts_with("video/") => Some(described("a video")),
-        FileKind::Document if mime.starts_with("audio/") => Some(described("a sound file")),
-        FileKind::Document => None,
-    }
+    Some(match &file.name {
+        Some(name) => format!("{name} is {what}{declared}"),
+        None => format!("this is {what}{declared}"),
+    })
 }
 
 /// Most rejected rows an answer lists; the rest are counted.

@@ -521,7 +521,7 @@ impl TelegramChannel {
             Err(RequestError::Network(error)) => return Err(fetch_error(&error)),
             Err(error) => {
                 tracing::warn!(error = %error, "telegram: getFile failed");
-                return Err(FetchError::Refused(error.to_string()));
+                return Err(FetchError::Refused(errors::classify(&error).reason));
             }
         };
         if found.meta.size != u32::MAX && u64::from(found.meta.size) > limits.max_bytes {

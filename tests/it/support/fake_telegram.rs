@@ -831,7 +831,13 @@ fn respond(s: &mut Script, method: &str, p: &Value, files: &[Part]) -> (u16, Val
             } else {
                 "photo"
             };
-            let Some(file) = files.iter().find(|f| f.name == field) else {
+            // The file is the part named like the field, or the part the field names as
+            // `attach://<name>` (teloxide's way).
+            let attached = p[field].as_str().and_then(|v| v.strip_prefix("attach://"));
+            let Some(file) = files
+                .iter()
+                .find(|f| f.name == field || Some(f.name.as_str()) == attached)
+            else {
                 return bad(&format!("there is no {field} in the request"));
             };
             s.next_message_id += 1;
@@ -901,6 +907,7 @@ async fn get_updates(shared: &Shared, p: &Value) -> Response {
         method: "getUpdates".into(),
         params: p.clone(),
         response: json!({"ok": true}),
+        files: Vec::new(),
     });
     loop {
         // Registered before looking, so a push between the look and the wait is not missed.
