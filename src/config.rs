@@ -495,6 +495,17 @@ mod tests {
     }
 
     #[test]
+    fn file_timeout_defaults_to_a_minute_and_takes_whole_seconds() {
+        assert_eq!(Config::default().file_timeout, Duration::from_secs(60));
+        let c = Config::from_vars(&vars(&[("FILE_TIMEOUT_SECS", "5")])).unwrap();
+        assert_eq!(c.file_timeout, Duration::from_secs(5));
+        for bad in ["0", "1.5", "soon"] {
+            let e = Config::from_vars(&vars(&[("FILE_TIMEOUT_SECS", bad)])).unwrap_err();
+            assert!(e.to_string().starts_with("FILE_TIMEOUT_SECS"), "{e}");
+        }
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug() {
         let c = Config::from_vars(&vars(&[
             ("WHATSAPP_TOKEN", "EAAG-secret"),

@@ -329,6 +329,8 @@ async fn sent_campaign(app: &RunApp) {
     .await;
     app.wait_for_campaign_sends(2).await;
     app.wait_for_idle(1).await;
+    // The completion notice comes from the dispatcher: had before the report is asked for.
+    app.wait_for_admin_text("campaign 1 completed").await;
     let bob = app.campaign_send_to("15550002");
     let failed = webhooks::failed(
         bob.wamid.as_deref().expect("a wamid"),
