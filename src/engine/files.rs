@@ -1,8 +1,8 @@
-//! Files through the chat (SPEC section 5). A file an admin sends is kept, by reference, for that
-//! admin's next command that takes a file, for [`KEEP_FOR`]; a command in the file's caption
-//! runs right after it is kept, so that command finds its own file. Only admins' files are
-//! kept, so only theirs are ever fetched, and only when a command asks: a command that needs no
-//! file leaves it alone. Files out go to the admin through their channel; where that channel
+//! Files through the chat (SPEC section 5). A file an admin sends alone is kept, by reference,
+//! for that admin's next command that takes a file, for [`KEEP_FOR`]. A file whose caption is a
+//! command belongs to that command: it is kept while the command runs (so the command finds it
+//! where it finds a lone file) and dropped after, so a command that takes no file ignores it.
+//! Only admins' files are kept, so only theirs are ever fetched, and only when a command asks. Files out go to the admin through their channel; where that channel
 //! cannot carry files (the console, or no channel when run from the CLI) they are written under
 //! `REPORTS_DIR` instead, and only then does herald write a path.
 //!
@@ -69,6 +69,14 @@ impl Engine {
     pub(crate) fn keep_file(&self, admin: &str, file: FileRef) {
         let now = self.clock.now();
         crate::lock(&self.kept_files.by_admin).insert(admin.to_string(), (file, now));
+    }
+
+    /// Drops `admin`'s kept file if it is still `file` (its command did not take it).
+    pub(crate) fn forget_file(&self, admin: &str, file: &FileRef) {
+        let mut kept = crate::lock(&self.kept_files.by_admin);
+        if kept.get(admin).is_some_and(|(f, _)| f == file) {
+            kept.remove(admin);
+        }
     }
 
     /// Takes `admin`'s file for a command that needs one: each file serves one command.

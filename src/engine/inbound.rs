@@ -84,6 +84,11 @@ impl Engine {
                     None => "admin commands are not wired in this process".into(),
                 }
             };
+            if let Some(file) = &msg.file {
+                // The file belonged to this command: one that took no file ignores it, and it
+                // must not wait for a later command either.
+                self.forget_file(&msg.from, file);
+            }
             self.tell(&msg.from, reply).await;
             return Ok(());
         }

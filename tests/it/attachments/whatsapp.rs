@@ -308,6 +308,27 @@ async fn only_admins_files_are_fetched_and_a_command_that_needs_none_ignores_one
     .await;
     assert_eq!(reply, "no campaigns");
     assert!(app.fake.media_lookups().is_empty());
+    // It belonged to that command: the next one that takes a file does not find it.
+    assert_eq!(app.admin("/contact import").await, NO_FILE);
+    assert!(app.fake.media_lookups().is_empty());
+
+    // A command sent after a lone file, with a caption file of its own, takes its own.
+    app.fake
+        .add_media("900801", "text/csv", "address\n+15550077\n");
+    admin_sends(
+        &app,
+        "document",
+        "900800",
+        "text/csv",
+        Some("old.csv"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        import(&app, "900801", "text/csv", "new.csv").await,
+        "read 1 row(s): 1 added, 0 updated, 0 unchanged, 0 rejected"
+    );
+    assert_eq!(app.fake.media_downloads(), ["900801"]);
 }
 
 /// Campaign 1, sent to Ann and Bob (both in their window); Bob's message then fails with an
