@@ -570,7 +570,9 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
 async fn new_campaign(engine: &Engine, title: &str, audience: &str) -> anyhow::Result<i64> {
     let store = &engine.store;
     let id = store.create_campaign(title, None, Utc::now()).await?;
-    store.set_audience(id, audience).await?;
+    let audience = crate::domain::audience::parse_audience(audience)
+        .map_err(|e| anyhow::anyhow!("bench audience {audience:?}: {e}"))?;
+    store.set_audience(id, &audience, Utc::now()).await?;
     store
         .set_text(id, "Hello {{name}}, this is the bench")
         .await?;

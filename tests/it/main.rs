@@ -6,6 +6,7 @@ mod support;
 mod admin_commands;
 mod architecture;
 mod attachments;
+mod command_transactions;
 mod commands_doc;
 mod console_binary;
 mod console_flow;
