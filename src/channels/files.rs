@@ -60,8 +60,14 @@ pub struct FetchLimits {
 /// Why a file could not be fetched. Each is a sentence an admin reads after "nothing imported:".
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FetchError {
+    /// The channel said the size before the download.
     #[error("the file is {0} bytes; the limit is 20 MB: split it into smaller files")]
     TooLarge(u64),
+    /// Counted while downloading: the download stopped there, so the size is not known.
+    #[error(
+        "the file is larger than 20 MB (the download passed {0} bytes): split it into smaller files"
+    )]
+    GrewTooLarge(u64),
     #[error("the download took longer than {} s: send the file again", .0.as_secs())]
     TimedOut(Duration),
     #[error("the channel would not hand the file over ({0}): send it again")]
@@ -114,7 +120,7 @@ impl LimitedBody {
     pub(crate) fn push(&mut self, chunk: &[u8]) -> Result<(), FetchError> {
         let total = self.bytes.len() as u64 + chunk.len() as u64;
         if total > self.limit {
-            return Err(FetchError::TooLarge(total));
+            return Err(FetchError::GrewTooLarge(total));
         }
         self.bytes.extend_from_slice(chunk);
         Ok(())
@@ -134,7 +140,7 @@ mod tests {
         let mut body = LimitedBody::new(10);
         body.push(b"12345").unwrap();
         body.push(b"67890").unwrap();
-        assert_eq!(body.push(b"1"), Err(FetchError::TooLarge(11)));
+        assert_eq!(body.push(b"1"), Err(FetchError::GrewTooLarge(11)));
         assert_eq!(body.finish(), b"1234567890");
     }
 

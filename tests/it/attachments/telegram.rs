@@ -224,8 +224,8 @@ async fn a_file_over_20_mb_is_refused_before_or_while_downloading() {
         .document("BQAC-big-2", "big.csv", "text/csv", Some("/contact import"))
         .await;
     assert!(
-        reply.starts_with("nothing imported: the file is ")
-            && reply.ends_with(" bytes; the limit is 20 MB: split it into smaller files"),
+        reply.starts_with("nothing imported: the file is larger than 20 MB (the download passed ")
+            && reply.ends_with(" bytes): split it into smaller files"),
         "{reply}"
     );
     assert_eq!(app.fake.downloads(), ["BQAC-big-2"]);

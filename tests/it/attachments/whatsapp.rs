@@ -207,12 +207,12 @@ async fn a_file_over_20_mb_is_refused_before_or_while_downloading() {
     app.fake.declare_size("900502", 1000);
     let reply = import(&app, "900502", "text/csv", "big.csv").await;
     assert!(
-        reply.starts_with("nothing imported: the file is ")
-            && reply.ends_with(" bytes; the limit is 20 MB: split it into smaller files"),
+        reply.starts_with("nothing imported: the file is larger than 20 MB (the download passed ")
+            && reply.ends_with(" bytes): split it into smaller files"),
         "{reply}"
     );
     let counted: u64 = reply
-        .trim_start_matches("nothing imported: the file is ")
+        .trim_start_matches("nothing imported: the file is larger than 20 MB (the download passed ")
         .split(' ')
         .next()
         .and_then(|n| n.parse().ok())
