@@ -8,6 +8,7 @@ pub mod dispatcher;
 pub mod drip;
 pub mod eligibility;
 mod failures;
+pub mod files;
 pub mod inbound;
 pub mod lifecycle;
 pub mod pacing;
@@ -77,6 +78,8 @@ pub struct Engine {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Trigger regexes, compiled once per pattern rather than once per inbound message.
     triggers: Mutex<crate::domain::trigger::CompiledTriggers>,
+    /// Each admin's last attached file, kept for their next command that takes one.
+    kept_files: files::KeptFiles,
 }
 
 impl Engine {
@@ -102,6 +105,7 @@ impl Engine {
             admin_desk: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             triggers: Mutex::default(),
+            kept_files: files::KeptFiles::default(),
         }
     }
 
