@@ -511,6 +511,7 @@ mod tests {
             run_no: 0,
             step_delay_ms: 0,
             stop_on_reply: true,
+            choices: None,
         }
     }
 

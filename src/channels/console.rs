@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Audience, Channel, ChannelKind, Outbound, SendError, Sent};
+use super::{Audience, Channel, ChannelKind, Outbound, OutboundBody, SendError, Sent};
 
 /// The address of the person at the console; they are the admin.
 pub const CONSOLE_ADMIN: &str = "console";
@@ -81,7 +81,12 @@ impl Channel for ConsoleChannel {
             Audience::Customer => {
                 let to = crate::domain::Address::parse(&msg.to)
                     .map_or_else(|_| msg.to.clone(), |a| a.display_phone());
-                self.print(&format!("-> {to}: {}", msg.body.rendered()))
+                self.print(&format!("-> {to}: {}", msg.body.rendered()));
+                // What the contact could tap, on a line of its own after the text (a customer
+                // taps one by typing its title: `@<address> <title>`).
+                if let OutboundBody::Interactive { choices, .. } = &msg.body {
+                    self.print(&format!("   {}", choices.describe()));
+                }
             }
         }
         Ok(Sent::default())

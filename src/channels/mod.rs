@@ -14,6 +14,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::interactive::Choices;
+
 pub use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 pub use files::{FetchError, FetchLimits, FileKind, FileRef, OutboundFile};
 
@@ -103,6 +105,12 @@ pub enum OutboundBody {
         rendered: String,
         buttons: Vec<String>,
     },
+    /// Free text with reply buttons or a list menu under it (WhatsApp `interactive`, Telegram
+    /// an inline keyboard). A tap comes back as an [`Inbound`] whose `button` is the title.
+    Interactive {
+        text: String,
+        choices: Choices,
+    },
 }
 
 impl OutboundBody {
@@ -111,6 +119,7 @@ impl OutboundBody {
         match self {
             OutboundBody::Text(t) => t,
             OutboundBody::Template { rendered, .. } => rendered,
+            OutboundBody::Interactive { text, .. } => text,
         }
     }
 }

@@ -12,6 +12,7 @@ use super::reply::{
 use super::AudienceSpec;
 use crate::channels::OutboundFile;
 use crate::domain::audience::parse_audience;
+use crate::domain::interactive::{Choices, MAX_BODY_CHARS};
 use crate::domain::schedule::Repeat;
 use crate::domain::{Address, Lang, SkipReason};
 use crate::engine::eligibility::{verdict, Verdict};
@@ -95,6 +96,11 @@ pub enum CampaignCommand {
     Report {
         id: i64,
         format: ReportFormat,
+    },
+    /// Reply buttons or a list menu under a text campaign's message, limits already checked.
+    Choices {
+        id: i64,
+        choices: Choices,
     },
     /// Sends again, on the admin's word, recipients left `unknown` or `failed`.
     Retry {
@@ -216,6 +222,21 @@ pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
             Ok(CampaignCommand::Report { id, format })
         }
         "repeat" => campaign_repeat(args.with_usage("campaign repeat")),
+        "buttons" => {
+            let args = args.with_usage("campaign buttons");
+            let id = args.id("campaign id")?;
+            let typed = args.text("button titles")?;
+            let choices = Choices::buttons(&typed).map_err(|reason| args.err(reason))?;
+            Ok(CampaignCommand::Choices { id, choices })
+        }
+        "menu" => {
+            let args = args.with_usage("campaign menu");
+            let id = args.id("campaign id")?;
+            let button = args.require("button text")?;
+            let rows = args.text("rows")?;
+            let choices = Choices::menu(&button, &rows).map_err(|reason| args.err(reason))?;
+            Ok(CampaignCommand::Choices { id, choices })
+        }
         "retry" => {
             let args = args.with_usage("campaign retry");
             let id = args.id("campaign id")?;
@@ -249,6 +270,19 @@ fn campaign_template(args: &mut Args) -> Result<CampaignCommand, ParseError> {
         lang,
         params,
     })
+}
+
+/// WhatsApp refuses an interactive message whose text is longer than 1,024 characters, so a
+/// campaign with buttons or a menu keeps its texts (as typed) within that.
+fn fits_interactive(id: i64, text: &str) -> Result<(), Refusal> {
+    let n = text.chars().count();
+    if n > MAX_BODY_CHARS {
+        return Err(Refusal::Said(format!(
+            "campaign {id}: a message with buttons or a menu holds at most {MAX_BODY_CHARS} \
+             characters, this text has {n}"
+        )));
+    }
+    Ok(())
 }
 
 /// The furthest ahead a campaign or its first run may be scheduled (about five years): later
@@ -446,6 +480,9 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
         CampaignCommand::Text { id, text } => {
             let campaign = editable(engine, id).await?;
             check_variables(&text)?;
+            if campaign.choices.is_some() {
+                fits_interactive(id, &text)?;
+            }
             store.set_text(campaign.id, &text).await?;
             Ok(format!("campaign {id} text set"))
         }
@@ -457,6 +494,9 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                 ));
             }
             check_variables(&text)?;
+            if campaign.choices.is_some() {
+                fits_interactive(id, &text)?;
+            }
             let n = store.add_variant(campaign.id, &text).await?;
             Ok(format!(
                 "campaign {id} now has {} variants; each contact always gets the same one",
@@ -481,6 +521,8 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                     },
                 )
                 .await?;
+            // Buttons and menus go with free text only.
+            store.set_choices(campaign.id, None).await?;
             Ok(format!(
                 "campaign {id} uses template {name} ({lang}, {})",
                 t.category
@@ -663,6 +705,9 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             for (i, v) in c.variants.iter().enumerate() {
                 let _ = writeln!(s, "variant {}: {v}", i + 1);
             }
+            if let Some(choices) = &c.choices {
+                let _ = writeln!(s, "{}", choices.describe());
+            }
             if let Some(t) = &c.template {
                 let _ = writeln!(
                     s,
@@ -694,6 +739,23 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             }
             let _ = write!(s, "created: {}", engine.local_time(c.created_at));
             Ok(s)
+        }
+        CampaignCommand::Choices { id, choices } => {
+            let campaign = editable(engine, id).await?;
+            if campaign.template.is_some() {
+                return said(format!(
+                    "campaign {id} sends a template: buttons and menus go under a text set with \
+                     /campaign text {id} <message>"
+                ));
+            }
+            for text in campaign.texts() {
+                fits_interactive(id, text)?;
+            }
+            store.set_choices(campaign.id, Some(&choices)).await?;
+            Ok(format!(
+                "campaign {id} {}; shown inside the 24-hour window only, like all text",
+                choices.describe()
+            ))
         }
         CampaignCommand::Retry { id, which } => {
             let queued = engine.retry(id, which).await?;

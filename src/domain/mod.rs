@@ -10,6 +10,7 @@ pub mod consent;
 pub mod content;
 pub mod csv_import;
 pub mod delivery;
+pub mod interactive;
 pub mod label;
 pub mod lang;
 pub mod recipient_status;

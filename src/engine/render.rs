@@ -65,8 +65,16 @@ pub fn render_for(
             let variant = content::choose_variant(campaign.id, contact.id, texts.len());
             let text = content::render(texts[variant], &fields)
                 .map_err(|MissingVars(m)| RenderError::Missing(m))?;
+            // Buttons or a menu ride with the text; they are free form like it (same window).
+            let body = match &campaign.choices {
+                Some(choices) => OutboundBody::Interactive {
+                    text,
+                    choices: choices.clone(),
+                },
+                None => OutboundBody::Text(text),
+            };
             Ok(Rendered {
-                body: OutboundBody::Text(text),
+                body,
                 variant: (texts.len() > 1).then_some(variant as i64),
                 category: "free".into(),
             })

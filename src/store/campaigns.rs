@@ -10,11 +10,12 @@ use super::{
 };
 use crate::clock::{from_ms, to_ms};
 use crate::domain::audience::AudienceExpr;
+use crate::domain::interactive::Choices;
 
 const CAMPAIGN_COLUMNS: &str = "id, title, kind, status, owner, audience, text, variants, \
     template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, batch_size, \
     batch_pause_ms, scheduled_at, status_reason, created_at, started_at, finished_at, repeat_rule, \
-    parent_id, run_no, step_delay_ms, stop_on_reply";
+    parent_id, run_no, step_delay_ms, stop_on_reply, choices";
 
 fn json_list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
     let raw: String = row.try_get(col)?;
@@ -63,6 +64,10 @@ fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
         run_no: row.try_get("run_no")?,
         step_delay_ms: row.try_get("step_delay_ms")?,
         stop_on_reply: row.try_get::<i64, _>("stop_on_reply")? != 0,
+        choices: match row.try_get::<Option<String>, _>("choices")? {
+            Some(stored) => Some(Choices::from_stored(&stored).map_err(StoreError::Invalid)?),
+            None => None,
+        },
     })
 }
 
@@ -221,6 +226,16 @@ impl Store {
             serde_json::to_string(&variants).map_err(|e| StoreError::Invalid(e.to_string()))?;
         self.set_column(id, "variants", &json).await?;
         Ok(variants.len())
+    }
+
+    /// Sets (or with `None` removes) the buttons or menu offered under a text campaign's message.
+    pub async fn set_choices(&self, id: i64, choices: Option<&Choices>) -> Result<()> {
+        sqlx::query("UPDATE campaigns SET choices = $1 WHERE id = $2")
+            .bind(choices.map(Choices::to_stored))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn set_template(&self, id: i64, template: &TemplateRef) -> Result<()> {
@@ -454,10 +469,11 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO campaigns (title, kind, status, owner, audience, text, variants, \
              template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, \
-             batch_size, batch_pause_ms, scheduled_at, created_at, parent_id, run_no) \
+             batch_size, batch_pause_ms, scheduled_at, created_at, parent_id, run_no, choices) \
              SELECT title || $1, 'one_time', 'scheduled', owner, audience, text, variants, \
              template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, \
-             batch_size, batch_pause_ms, $2, $2, id, $3 FROM campaigns WHERE id = $4 RETURNING id",
+             batch_size, batch_pause_ms, $2, $2, id, $3, choices FROM campaigns WHERE id = $4 \
+             RETURNING id",
         )
         .bind(format!(" #{run_no}"))
         .bind(to_ms(now))

@@ -6,6 +6,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 
 use crate::domain::consent::{ConsentChange, ConsentSource};
+use crate::domain::interactive::Choices;
 use crate::domain::{Address, AttrKey, Label, Lang, RecipientStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +217,8 @@ pub struct Campaign {
     pub step_delay_ms: i64,
     /// For a drip: whether a contact writing in ends their sequence.
     pub stop_on_reply: bool,
+    /// Reply buttons or a list menu under a text campaign's message.
+    pub choices: Option<Choices>,
 }
 
 impl Campaign {

@@ -43,7 +43,7 @@ command_kinds!(
     Template(TemplateCommand) { Add, List },
     Campaign(CampaignCommand) {
         New, Audience, Text, Variant, Template, Pace, Schedule, Repeat, Preview, Test, Send,
-        Pause, Resume, Cancel, List, Show, Report, Retry,
+        Pause, Resume, Cancel, List, Show, Report, Retry, Choices,
     },
     Trigger(TriggerCommand) { Add, List, Remove },
     Drip(DripCommand) { New, Step, Enroll, StopOnReply, Show },

@@ -591,6 +591,9 @@ impl Channel for TelegramChannel {
             OutboundBody::Template {
                 rendered, buttons, ..
             } => (rendered.as_str(), inline_keyboard(buttons)),
+            OutboundBody::Interactive { text, choices } => {
+                (text.as_str(), inline_keyboard(choices.titles()))
+            }
         };
         if text.trim().is_empty() {
             return Err(SendError::new(

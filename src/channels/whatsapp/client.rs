@@ -21,6 +21,7 @@ use crate::channels::{
 };
 
 use super::{errors, recipient_digits};
+use crate::domain::interactive::Choices;
 
 /// Meta's default Cloud API throughput per business number.
 pub const DEFAULT_MAX_PER_SECOND: f64 = 80.0;
@@ -607,6 +608,10 @@ pub fn request_body(to: &str, msg: &Outbound) -> Value {
             body["type"] = json!("template");
             body["template"] = template;
         }
+        OutboundBody::Interactive { text, choices } => {
+            body["type"] = json!("interactive");
+            body["interactive"] = interactive(text, choices);
+        }
     }
     if let Some(callback) = &msg.callback {
         // Echoed back on every status webhook, so a status can be matched to its recipient even
@@ -614,6 +619,33 @@ pub fn request_body(to: &str, msg: &Outbound) -> Value {
         body["biz_opaque_callback_data"] = json!(callback);
     }
     body
+}
+
+/// A reply-buttons or list message. Each button's or row's id is its title, so a tap comes back
+/// as that title (and a `STOP` button opts out like typed `STOP`); `/campaign buttons` and
+/// `/campaign menu` checked Meta's limits when they were typed.
+fn interactive(text: &str, choices: &Choices) -> Value {
+    match choices {
+        Choices::Buttons(titles) => {
+            let buttons: Vec<Value> = titles
+                .iter()
+                .map(|t| json!({"type": "reply", "reply": {"id": t, "title": t}}))
+                .collect();
+            json!({
+                "type": "button",
+                "body": {"text": text},
+                "action": {"buttons": buttons}
+            })
+        }
+        Choices::Menu { button, rows } => {
+            let rows: Vec<Value> = rows.iter().map(|t| json!({"id": t, "title": t})).collect();
+            json!({
+                "type": "list",
+                "body": {"text": text},
+                "action": {"button": button, "sections": [{"rows": rows}]}
+            })
+        }
+    }
 }
 
 /// Body parameters, then one quick-reply component per button. The payload is the button's title,
