@@ -16,7 +16,7 @@ use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::trigger::MessageText;
 use crate::domain::Address;
 use crate::store::statuses::Deferral;
-use crate::store::{CampaignKind, Contact, Trigger};
+use crate::store::{CampaignKind, Consent, Contact, Trigger};
 
 /// A reply counts for the campaign a contact received within this long before it.
 const REPLY_ATTRIBUTION: Duration = Duration::days(7);
@@ -102,7 +102,11 @@ impl Engine {
         let button = msg.button.as_deref().unwrap_or("");
         let lowered = text.to_ascii_lowercase();
         let opt_out = lowered == "/stop" || words.is_opt_out(text) || words.is_opt_out(button);
-        let opt_in = lowered == "/start" || words.is_opt_in(text) || words.is_opt_in(button);
+        // A subscribed contact tapping a button titled `Yes` is choosing, not subscribing again:
+        // that tap counts as a reply and a click below.
+        let choosing = msg.button.is_some() && contact.consent == Consent::OptedIn;
+        let opt_in = lowered == "/start"
+            || (!choosing && (words.is_opt_in(text) || words.is_opt_in(button)));
         if opt_out {
             let keyword = if words.is_opt_out(text) || lowered == "/stop" {
                 text

@@ -15,6 +15,7 @@ mod csv_import;
 mod drips;
 mod fuzz;
 mod hardening;
+mod interactive;
 mod one_spelling;
 mod one_spelling_migration;
 mod pause_resume;

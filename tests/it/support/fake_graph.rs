@@ -807,6 +807,25 @@ pub mod webhooks {
         wrap("messages", messages_value(from, name, message))
     }
 
+    /// A tap on an interactive message: `kind` is `button_reply` (a reply button) or
+    /// `list_reply` (a list row), with the `id` and `title` herald sent.
+    pub fn interactive_reply(
+        from: &str,
+        name: &str,
+        kind: &str,
+        id: &str,
+        title: &str,
+        wamid: &str,
+        at: i64,
+    ) -> String {
+        let mut message = json!({
+            "from": super::digits(from), "id": wamid, "timestamp": at.to_string(),
+            "type": "interactive", "interactive": {"type": kind}
+        });
+        message["interactive"][kind] = json!({"id": id, "title": title});
+        wrap("messages", messages_value(from, name, message))
+    }
+
     /// A delivery status (`sent`, `delivered`, `read`) for a message herald sent.
     pub fn status(
         wamid: &str,

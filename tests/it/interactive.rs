@@ -1,0 +1,304 @@
+//! Reply buttons and list menus on a text campaign (`/campaign buttons`, `/campaign menu`): what
+//! an in-window WhatsApp contact receives, who is skipped, what a tap does (`replied`,
+//! `clicked:<title>`, an opt-out word opts out), and the limits refused when typed. The Telegram
+//! side is in `telegram/interactive.rs`.
+
+use herald::store::Consent;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::support::console_app::ConsoleApp;
+use crate::support::fake_graph::webhooks;
+use crate::support::run_app::RunApp;
+
+const ANN: &str = "15550001";
+const BOB: &str = "15550002";
+
+/// Ann and Bob are opted-in VIPs; only Ann has written in (her window is open). Campaign 1 is a
+/// text for them, with whatever `extra` commands set.
+async fn campaign_for_ann_and_bob(app: &RunApp, extra: &[&str]) {
+    app.setup(&[
+        "/contact add +15550001 name=Ann labels=vip optin",
+        "/contact add +15550002 name=Bob labels=vip optin",
+    ])
+    .await;
+    app.customer_says(ANN, "hi").await;
+    app.setup(&[
+        "/campaign new Offer",
+        "/campaign audience 1 vip",
+        "/campaign text 1 Hi {{name}}, want 20% off this Friday?",
+    ])
+    .await;
+    app.setup(extra).await;
+    app.setup(&["/campaign send 1"]).await;
+    app.wait_for_campaign_sends(1).await;
+    app.wait_for_idle(1).await;
+}
+
+async fn labels_of(app: &RunApp, address: &str) -> Vec<String> {
+    app.contact(address)
+        .await
+        .labels
+        .iter()
+        .map(|l| l.as_str().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_buttons_campaign_reaches_the_window_as_interactive_and_a_press_counts() {
+    let app = RunApp::start().await;
+    campaign_for_ann_and_bob(
+        &app,
+        &[
+            "/campaign buttons 1 Yes please|Not now|STOP",
+            "/on 1 \"clicked:Yes please\" label+=keen",
+            "/on 1 clicked:later label+=later",
+        ],
+    )
+    .await;
+
+    let sent = app.campaign_send_to(ANN);
+    let callback = sent.callback().expect("callback data").to_string();
+    assert_eq!(
+        sent.body,
+        json!({
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": ANN,
+            "type": "interactive",
+            "interactive": {
+                "type": "button",
+                "body": {"text": "Hi Ann, want 20% off this Friday?"},
+                "action": {"buttons": [
+                    {"type": "reply", "reply": {"id": "Yes please", "title": "Yes please"}},
+                    {"type": "reply", "reply": {"id": "Not now", "title": "Not now"}},
+                    {"type": "reply", "reply": {"id": "STOP", "title": "STOP"}}
+                ]}
+            },
+            "biz_opaque_callback_data": callback
+        })
+    );
+    // Bob never wrote: interactive messages are free form, so he is skipped like for text.
+    let report = app.report(1).await;
+    assert_eq!(report["skipped.outside_window"], "1");
+    assert_eq!(app.fake.count_for(BOB), 0);
+
+    // Ann taps "Yes please": a reply, and the clicked rule fires (not the other one).
+    let press = webhooks::interactive_reply(
+        ANN,
+        "Ann",
+        "button_reply",
+        "Yes please",
+        "Yes please",
+        &app.wamid(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&press).await, StatusCode::OK);
+    let report = app.report(1).await;
+    assert_eq!(report["replied"], "1");
+    let labels = labels_of(&app, "wa:15550001").await;
+    assert!(labels.contains(&"keen".to_string()), "{labels:?}");
+    assert!(!labels.contains(&"later".to_string()), "{labels:?}");
+    assert_eq!(
+        app.contact("wa:15550001").await.consent,
+        Consent::OptedIn,
+        "a button that is no opt-out word keeps the contact subscribed"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_menu_campaign_is_a_list_message_and_a_chosen_row_fires_its_rule() {
+    let app = RunApp::start().await;
+    campaign_for_ann_and_bob(
+        &app,
+        &[
+            "/campaign menu 1 \"Pick a size\" Small|Medium|Large",
+            "/on 1 clicked:medium label+=size_m",
+        ],
+    )
+    .await;
+
+    let sent = app.campaign_send_to(ANN);
+    assert_eq!(sent.body["type"], "interactive");
+    assert_eq!(
+        sent.body["interactive"],
+        json!({
+            "type": "list",
+            "body": {"text": "Hi Ann, want 20% off this Friday?"},
+            "action": {
+                "button": "Pick a size",
+                "sections": [{"rows": [
+                    {"id": "Small", "title": "Small"},
+                    {"id": "Medium", "title": "Medium"},
+                    {"id": "Large", "title": "Large"}
+                ]}]
+            }
+        })
+    );
+    assert_eq!(app.report(1).await["skipped.outside_window"], "1");
+
+    let choice = webhooks::interactive_reply(
+        ANN,
+        "Ann",
+        "list_reply",
+        "Medium",
+        "Medium",
+        &app.wamid(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&choice).await, StatusCode::OK);
+    assert_eq!(app.report(1).await["replied"], "1");
+    let labels = labels_of(&app, "wa:15550001").await;
+    assert!(labels.contains(&"size_m".to_string()), "{labels:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stop_button_opts_out_like_typing_stop() {
+    let app = RunApp::start().await;
+    campaign_for_ann_and_bob(&app, &["/campaign buttons 1 Yes|STOP"]).await;
+    let press = webhooks::interactive_reply(
+        ANN,
+        "Ann",
+        "button_reply",
+        "STOP",
+        "STOP",
+        &app.wamid(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&press).await, StatusCode::OK);
+    assert_eq!(app.contact("wa:15550001").await.consent, Consent::OptedOut);
+    let last = app.fake.accepted();
+    let last = last.last().unwrap();
+    assert_eq!(last.to(), Some(ANN));
+    assert!(last.text().unwrap().contains("unsubscribed"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_older_button_type_counts_as_a_click_too() {
+    let app = RunApp::start().await;
+    campaign_for_ann_and_bob(
+        &app,
+        &[
+            "/campaign buttons 1 Yes|No",
+            "/on 1 clicked:yes label+=keen",
+        ],
+    )
+    .await;
+    let press = webhooks::quick_reply(ANN, "Ann", "Yes", "Yes", &app.wamid(), app.now_secs());
+    assert_eq!(app.post_webhook(&press).await, StatusCode::OK);
+    assert_eq!(app.report(1).await["replied"], "1");
+    assert!(labels_of(&app, "wa:15550001")
+        .await
+        .contains(&"keen".to_string()));
+    app.stop().await;
+}
+
+/// Every refusal is one line (`<reason>. Usage: ...`) and `/campaign show` reads the same after.
+#[tokio::test]
+async fn over_limit_buttons_and_menus_answer_one_line_and_change_nothing() {
+    let app = ConsoleApp::start().await;
+    app.setup(&[
+        "/campaign new Offer",
+        "/campaign text 1 Want 20% off?",
+        "/campaign buttons 1 Yes|No",
+    ])
+    .await;
+    let before = app.admin("/campaign show 1").await;
+    assert!(before.contains("buttons: Yes | No"), "{before}");
+    let eleven_rows = (1..=11)
+        .map(|i| format!("Row {i}"))
+        .collect::<Vec<_>>()
+        .join("|");
+    let refused = [
+        (
+            "/campaign buttons 1 A|B|C|D".to_string(),
+            "4 buttons given, at most 3",
+        ),
+        (
+            format!("/campaign buttons 1 {}", "x".repeat(21)),
+            "button 1 is 21 characters, at most 20",
+        ),
+        (
+            "/campaign buttons 1 Yes|yes".to_string(),
+            "button \"yes\" is given twice",
+        ),
+        (
+            "/campaign buttons 1 Yes||No".to_string(),
+            "button 2 is empty",
+        ),
+        (
+            format!("/campaign menu 1 Pick {eleven_rows}"),
+            "11 rows given, at most 10",
+        ),
+        (
+            format!("/campaign menu 1 Pick {}", "r".repeat(25)),
+            "row 1 is 25 characters, at most 24",
+        ),
+        (
+            format!("/campaign menu 1 {} Small|Large", "b".repeat(21)),
+            "the menu button text is 21 characters, at most 20",
+        ),
+    ];
+    for (command, reason) in refused {
+        let reply = app.admin(&command).await;
+        assert_eq!(reply.lines().count(), 1, "{command}: {reply}");
+        assert!(reply.starts_with(reason), "{command}: {reply}");
+        assert!(reply.contains("Usage: /campaign "), "{command}: {reply}");
+        assert_eq!(app.admin("/campaign show 1").await, before, "{command}");
+    }
+}
+
+#[tokio::test]
+async fn buttons_go_with_text_only_and_a_text_too_long_for_them_is_refused() {
+    let app = ConsoleApp::start().await;
+    app.setup(&[
+        "/template add spring_sale en marketing Hi {{1}}",
+        "/campaign new Templated",
+        "/campaign template 1 spring_sale en {{name}}",
+        "/campaign new Long",
+        &format!("/campaign text 2 {}", "x".repeat(1025)),
+        "/campaign new Short",
+        "/campaign text 3 Pick one",
+        "/campaign menu 3 Sizes S|M|L",
+    ])
+    .await;
+    let show = app.admin("/campaign show 1").await;
+    let reply = app.admin("/campaign buttons 1 Yes|No").await;
+    assert!(reply.contains("sends a template"), "{reply}");
+    assert_eq!(app.admin("/campaign show 1").await, show);
+
+    let show = app.admin("/campaign show 2").await;
+    let reply = app.admin("/campaign buttons 2 Yes|No").await;
+    assert!(reply.contains("at most 1024 characters"), "{reply}");
+    assert_eq!(app.admin("/campaign show 2").await, show);
+
+    let show = app.admin("/campaign show 3").await;
+    assert!(show.contains("menu: Sizes [S | M | L]"), "{show}");
+    let reply = app
+        .admin(&format!("/campaign text 3 {}", "x".repeat(1025)))
+        .await;
+    assert!(reply.contains("at most 1024 characters"), "{reply}");
+    assert_eq!(app.admin("/campaign show 3").await, show);
+
+    // Buttons replace a menu, and the console prints them after the text.
+    app.setup(&["/campaign buttons 3 Yes|No"]).await;
+    let show = app.admin("/campaign show 3").await;
+    assert!(show.contains("buttons: Yes | No"), "{show}");
+    assert!(!show.contains("menu:"), "{show}");
+    app.setup(&["/contact add +15550001 name=Ann labels=vip optin"])
+        .await;
+    app.customer("+15550001", "hi").await;
+    app.setup(&["/campaign audience 3 vip", "/campaign send 3"])
+        .await;
+    app.settle().await;
+    assert_eq!(app.received("+15550001"), vec!["Pick one".to_string()]);
+    let transcript = app.console.transcript();
+    let at = transcript
+        .iter()
+        .position(|l| l == "-> +15550001: Pick one")
+        .expect("the text was printed");
+    assert_eq!(transcript[at + 1], "   buttons: Yes | No");
+}
