@@ -740,3 +740,5 @@ async fn herald_run_with_only_a_telegram_token_answers_start() {
         .unwrap_or_else(|| panic!("no hint for a would-be admin in the log: {log}"));
     assert!(hint.contains("id=101") && hint.contains("/help"), "{hint}");
 }
+
+mod interactive;
