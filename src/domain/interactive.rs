@@ -14,6 +14,10 @@ pub const MAX_ROW_CHARS: usize = 24;
 /// WhatsApp refuses an interactive message whose body is longer than this (characters).
 pub const MAX_BODY_CHARS: usize = 1024;
 
+/// Telegram's callback data holds at most 64 bytes, less than 24 characters outside ASCII may
+/// need; a title is sent cut to this, and [`Choices::tapped`] finds it again.
+pub const MAX_TAP_DATA_BYTES: usize = 64;
+
 /// What a contact can tap under a campaign's text. Each title is what the contact sees and what
 /// comes back when they tap it, so `/on <id> clicked:<title>` names it as typed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +64,26 @@ impl Choices {
             Choices::Buttons(titles) => titles,
             Choices::Menu { rows, .. } => rows,
         }
+    }
+
+    /// The title a tap that came back as `data` stands for: the title itself, or the one `data`
+    /// begins when a channel had to cut it to [`MAX_TAP_DATA_BYTES`].
+    pub fn tapped(&self, data: &str) -> Option<&str> {
+        let titles = self.titles();
+        let exact = titles
+            .iter()
+            .find(|t| t.to_lowercase() == data.to_lowercase());
+        // Cutting at a character boundary leaves at least 61 of the 64 bytes.
+        let cut = || {
+            (data.len() + 4 > MAX_TAP_DATA_BYTES)
+                .then(|| {
+                    titles
+                        .iter()
+                        .find(|t| t.len() > data.len() && t.starts_with(data))
+                })
+                .flatten()
+        };
+        exact.or_else(cut).map(String::as_str)
     }
 
     /// One line for `/campaign show` and the console: `buttons: Yes | No`.
@@ -177,6 +201,16 @@ mod tests {
         );
         assert!(Choices::menu("Pick", &"r".repeat(24)).is_ok());
         assert!(Choices::menu(&"b".repeat(21), "a").is_err());
+    }
+
+    #[test]
+    fn a_tap_finds_its_title_even_when_cut_to_64_bytes() {
+        let long = "🍕".repeat(20); // 80 bytes
+        let choices = Choices::buttons(&format!("Yes|{long}")).unwrap();
+        assert_eq!(choices.tapped("yes"), Some("Yes"));
+        assert_eq!(choices.tapped(&"🍕".repeat(16)), Some(long.as_str()));
+        assert_eq!(choices.tapped(&"🍕".repeat(2)), None);
+        assert_eq!(choices.tapped("Ye"), None);
     }
 
     #[test]

@@ -166,6 +166,21 @@ impl Engine {
                     clicked.push(event);
                 }
             }
+            // A channel may have cut a long title to fit its tap data (Telegram: 64 bytes); the
+            // campaign's own choices name the title it stands for.
+            if let Some(data) = msg.button.as_deref() {
+                let campaign = self.store.campaign(replied.campaign_id).await?;
+                let title = campaign
+                    .as_ref()
+                    .and_then(|c| c.choices.as_ref())
+                    .and_then(|choices| choices.tapped(data.trim()));
+                if let Some(title) = title {
+                    let event = RecipientEvent::Clicked(title.to_lowercase());
+                    if !clicked.contains(&event) {
+                        clicked.push(event);
+                    }
+                }
+            }
             for event in clicked {
                 self.on_recipient_event(replied.campaign_id, contact.id, &event)
                     .await?;

@@ -61,7 +61,7 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 /// and are split; a little headroom covers characters that count double in UTF-16.
 const MAX_TEXT: usize = 4000;
 /// Bot API: callback data is 1-64 bytes.
-const MAX_CALLBACK_DATA: usize = 64;
+const MAX_CALLBACK_DATA: usize = crate::domain::interactive::MAX_TAP_DATA_BYTES;
 /// Progress messages remembered (one per campaign); the oldest is forgotten beyond this.
 const MAX_PROGRESS_MESSAGES: usize = 1000;
 /// Updates accepted by the webhook but not yet handled; beyond this Telegram is told to retry.

@@ -119,3 +119,34 @@ async fn a_menu_is_one_inline_button_per_row_and_a_chosen_row_fires_its_rule() {
     assert!(!labels(&app.contact(BOB).await).contains(&"size_m".to_string()));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_title_longer_than_64_bytes_is_cut_for_telegram_and_its_press_still_fires_the_rule() {
+    let pizza = "🍕".repeat(20); // 20 characters, 80 bytes
+    let app = TgApp::start().await;
+    campaign_for_ann_and_bob(
+        &app,
+        &[
+            &format!("/campaign buttons 1 Yes|{pizza}"),
+            &format!("/on 1 clicked:{pizza} label+=pizza"),
+        ],
+    )
+    .await;
+    let (message_id, keyboard) = campaign_message(&app, ANN);
+    let data = keyboard["inline_keyboard"][1][0]["callback_data"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(keyboard["inline_keyboard"][1][0]["text"], json!(pizza));
+    assert_eq!(
+        data,
+        "🍕".repeat(16),
+        "cut to 64 bytes at a character boundary"
+    );
+
+    let (update, _) = app.fake.press(ANN, "Ann", message_id, &data);
+    app.fake.wait_handled(update).await;
+    assert_eq!(app.report(1).await["replied"], "1");
+    assert!(labels(&app.contact(ANN).await).contains(&"pizza".to_string()));
+    app.stop().await;
+}
