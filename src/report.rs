@@ -64,6 +64,15 @@ pub fn text(engine: &Engine, c: &Campaign, r: &Report) -> String {
     for (reason, n) in &r.failed_by_reason {
         let _ = writeln!(s, "failed.{}: {n} ({reason})", reason_key(reason));
     }
+    // Every button or row the campaign offers, tapped or not, so a script sees each key.
+    for title in c.choices.iter().flat_map(|choices| choices.titles()) {
+        let n = r
+            .clicked_by_title
+            .iter()
+            .find(|(t, _)| t == title)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(s, "clicked.{title}: {n}");
+    }
     let _ = writeln!(s, "delivery_rate: {}", pct(r.delivered, r.sent));
     let _ = writeln!(s, "read_rate: {}", pct(r.read, r.sent));
     let _ = writeln!(s, "reply_rate: {}", pct(r.replied, r.sent));

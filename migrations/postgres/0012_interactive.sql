@@ -3,3 +3,7 @@
 -- One column rather than a table: the choices are read and written whole with the campaign, and
 -- their limits (3 buttons, 10 rows) keep it small.
 ALTER TABLE campaigns ADD COLUMN choices TEXT;
+
+-- The button or row a recipient last tapped (its title as the campaign offers it), for the
+-- report's `clicked.<title>` counts. The latest tap wins: it is the contact's choice.
+ALTER TABLE recipients ADD COLUMN clicked TEXT;

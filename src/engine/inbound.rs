@@ -175,6 +175,9 @@ impl Engine {
                     .and_then(|c| c.choices.as_ref())
                     .and_then(|choices| choices.tapped(data.trim()));
                 if let Some(title) = title {
+                    self.store
+                        .record_click(replied.campaign_id, contact.id, title)
+                        .await?;
                     let event = RecipientEvent::Clicked(title.to_lowercase());
                     if !clicked.contains(&event) {
                         clicked.push(event);

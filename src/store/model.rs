@@ -268,6 +268,8 @@ pub struct Report {
     pub failed_by_reason: Vec<(String, i64)>,
     /// Sent messages by template category (`free` for free text), for the cost estimate.
     pub sent_by_category: Vec<(String, i64)>,
+    /// Recipients by the button or row they last tapped (a campaign with buttons or a menu).
+    pub clicked_by_title: Vec<(String, i64)>,
     pub first_sent_at: Option<DateTime<Utc>>,
     pub last_sent_at: Option<DateTime<Utc>>,
 }

@@ -855,7 +855,24 @@ impl Store {
                 "COALESCE(cost_category, 'free')",
             )
             .await?;
+        report.clicked_by_title = self
+            .breakdown(campaign_id, "clicked IS NOT NULL", "clicked")
+            .await?;
         Ok(report)
+    }
+
+    /// Records the button or row the contact tapped under a campaign's message (the latest tap
+    /// is their choice).
+    pub async fn record_click(&self, campaign_id: i64, contact_id: i64, title: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE recipients SET clicked = $1 WHERE campaign_id = $2 AND contact_id = $3",
+        )
+        .bind(title)
+        .bind(campaign_id)
+        .bind(contact_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn breakdown(

@@ -96,6 +96,9 @@ async fn a_buttons_campaign_reaches_the_window_as_interactive_and_a_press_counts
     assert_eq!(app.post_webhook(&press).await, StatusCode::OK);
     let report = app.report(1).await;
     assert_eq!(report["replied"], "1");
+    assert_eq!(report["clicked.Yes please"], "1");
+    assert_eq!(report["clicked.Not now"], "0");
+    assert_eq!(report["clicked.STOP"], "0");
     let labels = labels_of(&app, "wa:15550001").await;
     assert!(labels.contains(&"keen".to_string()), "{labels:?}");
     assert!(!labels.contains(&"later".to_string()), "{labels:?}");
@@ -148,7 +151,10 @@ async fn a_menu_campaign_is_a_list_message_and_a_chosen_row_fires_its_rule() {
         app.now_secs(),
     );
     assert_eq!(app.post_webhook(&choice).await, StatusCode::OK);
-    assert_eq!(app.report(1).await["replied"], "1");
+    let report = app.report(1).await;
+    assert_eq!(report["replied"], "1");
+    assert_eq!(report["clicked.Medium"], "1");
+    assert_eq!(report["clicked.Small"], "0");
     let labels = labels_of(&app, "wa:15550001").await;
     assert!(labels.contains(&"size_m".to_string()), "{labels:?}");
     app.stop().await;

@@ -114,7 +114,10 @@ async fn a_menu_is_one_inline_button_per_row_and_a_chosen_row_fires_its_rule() {
     let (update, _) = app.fake.press(ANN, "Ann", message_id, "Medium");
     app.fake.wait_handled(update).await;
     assert_eq!(app.fake.calls_of("answerCallbackQuery").len(), 1);
-    assert_eq!(app.report(1).await["replied"], "1");
+    let report = app.report(1).await;
+    assert_eq!(report["replied"], "1");
+    assert_eq!(report["clicked.Medium"], "1");
+    assert_eq!(report["clicked.Large"], "0");
     assert!(labels(&app.contact(ANN).await).contains(&"size_m".to_string()));
     assert!(!labels(&app.contact(BOB).await).contains(&"size_m".to_string()));
     app.stop().await;
@@ -146,7 +149,9 @@ async fn a_title_longer_than_64_bytes_is_cut_for_telegram_and_its_press_still_fi
 
     let (update, _) = app.fake.press(ANN, "Ann", message_id, &data);
     app.fake.wait_handled(update).await;
-    assert_eq!(app.report(1).await["replied"], "1");
+    let report = app.report(1).await;
+    assert_eq!(report["replied"], "1");
+    assert_eq!(report[&format!("clicked.{pizza}")], "1");
     assert!(labels(&app.contact(ANN).await).contains(&"pizza".to_string()));
     app.stop().await;
 }
