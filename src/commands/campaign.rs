@@ -12,7 +12,7 @@ use super::reply::{
 use super::AudienceSpec;
 use crate::channels::OutboundFile;
 use crate::domain::audience::parse_audience;
-use crate::domain::interactive::{Choices, MAX_BODY_CHARS};
+use crate::domain::interactive::{Choices, MAX_BODY_CHARS, MAX_HEADER_CHARS};
 use crate::domain::schedule::Repeat;
 use crate::domain::{Address, Lang, SkipReason};
 use crate::engine::eligibility::{verdict, Verdict};
@@ -227,6 +227,16 @@ pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
             let id = args.id("campaign id")?;
             let typed = args.text("button titles")?;
             let choices = Choices::buttons(&typed).map_err(|reason| args.err(reason))?;
+            Ok(CampaignCommand::Choices { id, choices })
+        }
+        "product" => {
+            let args = args.with_usage("campaign product");
+            let id = args.id("campaign id")?;
+            let catalog = args.require("catalog id")?;
+            let items = args.text("retailer ids")?;
+            // The header is the campaign's title, known when the command is applied.
+            let choices =
+                Choices::products(&catalog, &items, "").map_err(|reason| args.err(reason))?;
             Ok(CampaignCommand::Choices { id, choices })
         }
         "menu" => {
@@ -751,9 +761,22 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             for text in campaign.texts() {
                 fits_interactive(id, text)?;
             }
+            let choices = match choices {
+                Choices::Products { catalog, items, .. } => Choices::Products {
+                    catalog,
+                    items,
+                    header: campaign.title.chars().take(MAX_HEADER_CHARS).collect(),
+                },
+                other => other,
+            };
             store.set_choices(campaign.id, Some(&choices)).await?;
+            let only = if choices.whatsapp_only() {
+                "; WhatsApp only: Telegram contacts are skipped as channel_unsupported"
+            } else {
+                ""
+            };
             Ok(format!(
-                "campaign {id} {}; shown inside the 24-hour window only, like all text",
+                "campaign {id} {}; shown inside the 24-hour window only, like all text{only}",
                 choices.describe()
             ))
         }

@@ -11,6 +11,11 @@ pub const MAX_BUTTON_CHARS: usize = 20;
 /// opens the list at most 20.
 pub const MAX_ROWS: usize = 10;
 pub const MAX_ROW_CHARS: usize = 24;
+/// WhatsApp product lists: at most 30 products; a product list's header at most 60 characters.
+pub const MAX_PRODUCTS: usize = 30;
+pub const MAX_HEADER_CHARS: usize = 60;
+/// Catalogue and retailer ids are Meta's and the shop's own; longer than this is a typo.
+const MAX_ID_CHARS: usize = 100;
 /// WhatsApp refuses an interactive message whose body is longer than this (characters).
 pub const MAX_BODY_CHARS: usize = 1024;
 
@@ -24,7 +29,17 @@ pub const MAX_TAP_DATA_BYTES: usize = 64;
 #[serde(rename_all = "snake_case")]
 pub enum Choices {
     Buttons(Vec<String>),
-    Menu { button: String, rows: Vec<String> },
+    Menu {
+        button: String,
+        rows: Vec<String>,
+    },
+    /// Products from the business's WhatsApp catalogue (`product` for one, `product_list` for
+    /// several, under `header`); WhatsApp only.
+    Products {
+        catalog: String,
+        items: Vec<String>,
+        header: String,
+    },
 }
 
 impl Choices {
@@ -58,12 +73,61 @@ impl Choices {
         })
     }
 
-    /// The titles a contact can tap, in order.
+    /// Products from catalogue `catalog`, retailer ids typed as `sku-1,sku-2` (1 to 30, used
+    /// once each); a product list shows `header` (the campaign's title, cut to 60 characters).
+    pub fn products(catalog: &str, typed_items: &str, header: &str) -> Result<Choices, String> {
+        let catalog = catalog.trim();
+        if catalog.is_empty()
+            || catalog.len() > MAX_ID_CHARS
+            || !catalog.chars().all(|c| c.is_ascii_digit())
+        {
+            return Err(format!("the catalog id must be digits, got {catalog:?}"));
+        }
+        let parts: Vec<&str> = typed_items.split(',').map(str::trim).collect();
+        if parts.len() > MAX_PRODUCTS {
+            return Err(format!(
+                "{} products given, at most {MAX_PRODUCTS}",
+                parts.len()
+            ));
+        }
+        let mut items: Vec<String> = Vec::with_capacity(parts.len());
+        for (i, item) in parts.into_iter().enumerate() {
+            if item.is_empty() {
+                return Err(format!("retailer id {} is empty", i + 1));
+            }
+            if item.chars().count() > MAX_ID_CHARS
+                || item.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(format!(
+                    "retailer id {} must be one word of at most {MAX_ID_CHARS} characters",
+                    i + 1
+                ));
+            }
+            if items.iter().any(|t| t == item) {
+                return Err(format!("retailer id {item:?} is given twice"));
+            }
+            items.push(item.to_string());
+        }
+        let header: String = header.trim().chars().take(MAX_HEADER_CHARS).collect();
+        Ok(Choices::Products {
+            catalog: catalog.to_string(),
+            items,
+            header,
+        })
+    }
+
+    /// The titles a contact can tap, in order (products come back as orders, not titles).
     pub fn titles(&self) -> &[String] {
         match self {
             Choices::Buttons(titles) => titles,
             Choices::Menu { rows, .. } => rows,
+            Choices::Products { .. } => &[],
         }
+    }
+
+    /// Whether only WhatsApp can show these (a catalogue product has no Telegram form).
+    pub fn whatsapp_only(&self) -> bool {
+        matches!(self, Choices::Products { .. })
     }
 
     /// The title a tap that came back as `data` stands for: the title itself, or the one `data`
@@ -92,6 +156,9 @@ impl Choices {
             Choices::Buttons(titles) => format!("buttons: {}", titles.join(" | ")),
             Choices::Menu { button, rows } => {
                 format!("menu: {button} [{}]", rows.join(" | "))
+            }
+            Choices::Products { catalog, items, .. } => {
+                format!("products: catalog {catalog} [{}]", items.join(", "))
             }
         }
     }
@@ -214,8 +281,32 @@ mod tests {
     }
 
     #[test]
+    fn products_within_and_over_the_limits() {
+        assert_eq!(
+            Choices::products("1234", "sku-1, sku-2", "Spring sale"),
+            Ok(Choices::Products {
+                catalog: "1234".into(),
+                items: vec!["sku-1".into(), "sku-2".into()],
+                header: "Spring sale".into()
+            })
+        );
+        let thirty_one: Vec<String> = (1..=31).map(|i| format!("sku-{i}")).collect();
+        assert_eq!(
+            Choices::products("1234", &thirty_one.join(","), "x").unwrap_err(),
+            "31 products given, at most 30"
+        );
+        assert!(Choices::products("1234", &thirty_one[..30].join(","), "x").is_ok());
+        assert!(Choices::products("12a4", "sku-1", "x").is_err());
+        assert!(Choices::products("1234", "sku-1,,sku-2", "x").is_err());
+        assert!(Choices::products("1234", "sku-1,sku-1", "x").is_err());
+        let long = Choices::products("1", "a", &"h".repeat(70)).unwrap();
+        assert!(matches!(long, Choices::Products { header, .. } if header.len() == 60));
+    }
+
+    #[test]
     fn stored_form_reads_back() {
         for c in [
+            Choices::products("1234", "a,b", "Sale").unwrap(),
             Choices::buttons("Yes|STOP").unwrap(),
             Choices::menu("Sizes", "S|M|L").unwrap(),
         ] {

@@ -25,10 +25,12 @@ pub enum SkipReason {
     Replied,
     /// The campaign was cancelled before this recipient's turn.
     Cancelled,
+    /// The contact's channel cannot show this message (a catalogue product on Telegram).
+    ChannelUnsupported,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 10] = [
+    pub const ALL: [SkipReason; 11] = [
         SkipReason::OptedOut,
         SkipReason::NoConsent,
         SkipReason::OutsideWindow,
@@ -39,6 +41,7 @@ impl SkipReason {
         SkipReason::NoChannel,
         SkipReason::Replied,
         SkipReason::Cancelled,
+        SkipReason::ChannelUnsupported,
     ];
 
     /// The reasons a preview counts, in the order it lists them: the ones decided before a
@@ -65,6 +68,7 @@ impl SkipReason {
             SkipReason::NoChannel => "no_channel",
             SkipReason::Replied => "replied",
             SkipReason::Cancelled => "cancelled",
+            SkipReason::ChannelUnsupported => "channel_unsupported",
         }
     }
 }

@@ -49,6 +49,15 @@ pub fn verdict(
         Decision::Skip(reason) => return skip(reason),
         Decision::Send { outside_window } => outside_window,
     };
+    // A catalogue product exists on WhatsApp only (the console stands in for WhatsApp).
+    let whatsapp_only = campaign.template.is_none()
+        && campaign
+            .choices
+            .as_ref()
+            .is_some_and(|choices| choices.whatsapp_only());
+    if whatsapp_only && channel == ChannelKind::Telegram {
+        return skip(SkipReason::ChannelUnsupported);
+    }
     match render_for(campaign, template, contact) {
         Ok(rendered) => Verdict::Send {
             rendered,

@@ -308,3 +308,95 @@ async fn buttons_go_with_text_only_and_a_text_too_long_for_them_is_refused() {
         .expect("the text was printed");
     assert_eq!(transcript[at + 1], "   buttons: Yes | No");
 }
+
+#[tokio::test]
+async fn products_go_out_as_a_product_or_a_product_list_from_the_catalogue() {
+    let app = RunApp::start().await;
+    campaign_for_ann_and_bob(&app, &["/campaign product 1 1234567890 sku-red"]).await;
+    let sent = app.campaign_send_to(ANN);
+    assert_eq!(
+        sent.body["interactive"],
+        json!({
+            "type": "product",
+            "body": {"text": "Hi Ann, want 20% off this Friday?"},
+            "action": {"catalog_id": "1234567890", "product_retailer_id": "sku-red"}
+        })
+    );
+    assert_eq!(app.report(1).await["skipped.outside_window"], "1");
+
+    // Several products: a product list under the campaign's title.
+    app.setup(&[
+        "/campaign new Spring colours",
+        "/campaign audience 2 wa:15550001",
+        "/campaign text 2 Our spring colours are in",
+        "/campaign product 2 1234567890 sku-red, sku-blue,sku-green",
+        "/campaign send 2",
+    ])
+    .await;
+    app.wait_for_campaign_sends(2).await;
+    app.wait_for_idle(2).await;
+    let list = app
+        .campaign_sends()
+        .into_iter()
+        .rfind(|r| r.to() == Some(ANN))
+        .unwrap();
+    assert_eq!(
+        list.body["interactive"],
+        json!({
+            "type": "product_list",
+            "header": {"type": "text", "text": "Spring colours"},
+            "body": {"text": "Our spring colours are in"},
+            "action": {"catalog_id": "1234567890", "sections": [{
+                "title": "Spring colours",
+                "product_items": [
+                    {"product_retailer_id": "sku-red"},
+                    {"product_retailer_id": "sku-blue"},
+                    {"product_retailer_id": "sku-green"}
+                ]
+            }]}
+        })
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn over_limit_products_answer_one_line_and_change_nothing() {
+    let app = ConsoleApp::start().await;
+    app.setup(&["/campaign new Offer", "/campaign text 1 New in"])
+        .await;
+    let before = app.admin("/campaign show 1").await;
+    let thirty_one = (1..=31)
+        .map(|i| format!("sku-{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (command, reason) in [
+        (
+            format!("/campaign product 1 123 {thirty_one}"),
+            "31 products given, at most 30",
+        ),
+        (
+            "/campaign product 1 12ab sku-1".to_string(),
+            "the catalog id must be digits",
+        ),
+        (
+            "/campaign product 1 123 sku-1,sku-1".to_string(),
+            "retailer id \"sku-1\" is given twice",
+        ),
+    ] {
+        let reply = app.admin(&command).await;
+        assert_eq!(reply.lines().count(), 1, "{command}: {reply}");
+        assert!(reply.starts_with(reason), "{command}: {reply}");
+        assert_eq!(app.admin("/campaign show 1").await, before, "{command}");
+    }
+    let reply = app
+        .admin(&format!(
+            "/campaign product 1 123 {}",
+            thirty_one.rsplit_once(',').unwrap().0
+        ))
+        .await;
+    assert!(reply.contains("WhatsApp only"), "{reply}");
+    assert!(app
+        .admin("/campaign show 1")
+        .await
+        .contains("products: catalog 123 [sku-1, sku-2,"));
+}

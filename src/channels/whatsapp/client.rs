@@ -645,7 +645,34 @@ fn interactive(text: &str, choices: &Choices) -> Value {
                 "action": {"button": button, "sections": [{"rows": rows}]}
             })
         }
+        Choices::Products { catalog, items, .. } if items.len() == 1 => json!({
+            "type": "product",
+            "body": {"text": text},
+            "action": {"catalog_id": catalog, "product_retailer_id": items[0]}
+        }),
+        // A product list must have a text header.
+        Choices::Products {
+            catalog,
+            items,
+            header,
+        } => {
+            let products: Vec<Value> = items
+                .iter()
+                .map(|id| json!({"product_retailer_id": id}))
+                .collect();
+            json!({
+                "type": "product_list",
+                "header": {"type": "text", "text": header},
+                "body": {"text": text},
+                "action": {"catalog_id": catalog, "sections": [{"title": section_title(header), "product_items": products}]}
+            })
+        }
     }
+}
+
+/// A product list section's title: the header, cut to Meta's 24 characters.
+fn section_title(header: &str) -> String {
+    header.chars().take(24).collect()
 }
 
 /// Body parameters, then one quick-reply component per button. The payload is the button's title,

@@ -155,3 +155,18 @@ async fn a_title_longer_than_64_bytes_is_cut_for_telegram_and_its_press_still_fi
     assert!(labels(&app.contact(ANN).await).contains(&"pizza".to_string()));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_product_campaign_skips_telegram_contacts_with_a_reason() {
+    let app = TgApp::start().await;
+    campaign_for_ann_and_bob(&app, &["/campaign product 1 1234567890 sku-red"]).await;
+    let report = app.report(1).await;
+    assert_eq!(report["skipped.channel_unsupported"], "2");
+    assert_eq!(report["sent"], "0");
+    assert!(app
+        .fake
+        .calls_of("sendMessage")
+        .iter()
+        .all(|c| !c.text().is_some_and(|t| t.contains("20% off"))));
+    app.stop().await;
+}
