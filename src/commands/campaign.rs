@@ -937,6 +937,9 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
             rendered.body.rendered()
         );
     }
+    if let (Some(choices), None) = (&c.choices, &c.template) {
+        let _ = writeln!(s, "under the text: {}", choices.describe());
+    }
     let category = template
         .as_ref()
         .map(|t| t.category.as_str())

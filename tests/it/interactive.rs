@@ -7,7 +7,7 @@ use herald::store::Consent;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::console_app::ConsoleApp;
+use crate::support::console_app::{ClockExt, ConsoleApp};
 use crate::support::fake_graph::webhooks;
 use crate::support::run_app::RunApp;
 
@@ -289,7 +289,7 @@ async fn buttons_go_with_text_only_and_a_text_too_long_for_them_is_refused() {
     assert!(reply.contains("at most 1024 characters"), "{reply}");
     assert_eq!(app.admin("/campaign show 3").await, show);
 
-    // Buttons replace a menu, and the console prints them after the text.
+    // Buttons replace a menu, a preview names them, and the console prints them after the text.
     app.setup(&["/campaign buttons 3 Yes|No"]).await;
     let show = app.admin("/campaign show 3").await;
     assert!(show.contains("buttons: Yes | No"), "{show}");
@@ -297,8 +297,13 @@ async fn buttons_go_with_text_only_and_a_text_too_long_for_them_is_refused() {
     app.setup(&["/contact add +15550001 name=Ann labels=vip optin"])
         .await;
     app.customer("+15550001", "hi").await;
-    app.setup(&["/campaign audience 3 vip", "/campaign send 3"])
-        .await;
+    app.setup(&["/campaign audience 3 vip"]).await;
+    let preview = app.admin("/campaign preview 3").await;
+    assert!(
+        preview.contains("under the text: buttons: Yes | No"),
+        "{preview}"
+    );
+    app.setup(&["/campaign send 3"]).await;
     app.settle().await;
     assert_eq!(app.received("+15550001"), vec!["Pick one".to_string()]);
     let transcript = app.console.transcript();
@@ -399,4 +404,47 @@ async fn over_limit_products_answer_one_line_and_change_nothing() {
         .admin("/campaign show 1")
         .await
         .contains("products: catalog 123 [sku-1, sku-2,"));
+}
+
+#[tokio::test]
+async fn each_run_of_a_recurring_campaign_keeps_its_buttons_and_counts_their_taps() {
+    let app = ConsoleApp::start().await;
+    app.setup(&["/contact add +15550001 name=Ann labels=news optin"])
+        .await;
+    app.customer("+15550001", "hi").await;
+    app.setup(&[
+        "/campaign new Daily deal",
+        "/campaign audience 1 news",
+        "/campaign text 1 Today's deal, {{name}}",
+        "/campaign buttons 1 Yes|No",
+        "/campaign repeat 1 every 1d at 09:00 until 2026-11-23",
+    ])
+    .await;
+    app.clock.advance(chrono::Duration::hours(23));
+    app.settle().await;
+    assert_eq!(app.received("+15550001"), vec!["Today's deal, Ann"]);
+    assert!(app
+        .console
+        .transcript()
+        .contains(&"   buttons: Yes | No".to_string()));
+    let run = app.admin("/campaign show 2").await;
+    assert!(run.contains("run: #1 of campaign 1"), "{run}");
+    assert!(run.contains("buttons: Yes | No"), "{run}");
+
+    app.engine
+        .handle_inbound(herald::channels::Inbound {
+            from: "+15550001".into(),
+            name: None,
+            text: Some("Yes".into()),
+            button: Some("Yes".into()),
+            at: app.clock.now_utc(),
+            provider_id: None,
+            file: None,
+        })
+        .await
+        .unwrap();
+    let report = app.report(1).await;
+    assert_eq!(report["replied"], "1");
+    assert_eq!(report["clicked.Yes"], "1");
+    assert_eq!(report["clicked.No"], "0");
 }
