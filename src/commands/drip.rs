@@ -176,14 +176,7 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: DripCommand) ->
                 StepContent::Text(text) => store.set_text(step, &text).await?,
                 StepContent::Template { name, lang, params } => {
                     store
-                        .set_template(
-                            step,
-                            &TemplateRef {
-                                name,
-                                lang: lang.into(),
-                                params,
-                            },
-                        )
+                        .set_template(step, &TemplateRef::positional(name, lang.into(), params))
                         .await?
                 }
             }

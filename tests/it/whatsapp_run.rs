@@ -364,7 +364,9 @@ async fn every_fixture_sample_is_accepted_through_the_endpoint_and_records_nothi
                     ChannelEvent::MarketingPreference { from, .. } => {
                         expected_contacts.insert(from);
                     }
-                    ChannelEvent::Status(_) => {}
+                    ChannelEvent::Status(_)
+                    | ChannelEvent::Billed(_)
+                    | ChannelEvent::Account(_) => {}
                 }
             }
             assert_eq!(app.post_webhook(&raw).await, StatusCode::OK, "{name}");
