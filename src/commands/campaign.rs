@@ -928,6 +928,16 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         eligible.len()
     );
     let _ = writeln!(s, "{}", engine.tier_fit(outside, now).await?);
+    if let Some(why) = template.as_ref().and_then(|t| engine.template_problem(&c, t)) {
+        let _ = writeln!(s, "cannot send yet: {why}");
+    }
+    if let Some(until) = engine.restricted_until(now).await? {
+        let _ = writeln!(
+            s,
+            "held: WhatsApp restricts business-initiated messages until {}",
+            engine.local_time(until)
+        );
+    }
     let rate = c.pace.rate;
     if rate > 0.0 && !eligible.is_empty() {
         let secs = (eligible.len() as f64 / rate).ceil() as i64;

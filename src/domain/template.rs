@@ -485,6 +485,8 @@ pub struct TemplateParts {
     /// For a NAMED template, the name of each body parameter (same order); empty otherwise.
     pub names: Vec<String>,
     pub header: Option<HeaderParam>,
+    /// For a NAMED template, the name of the TEXT header's parameter.
+    pub header_name: Option<String>,
     pub buttons: Vec<ButtonParam>,
 }
 

@@ -84,7 +84,7 @@ impl Engine {
     }
 
     /// Until when business-initiated sends are held by a restriction in force, if one is.
-    pub(crate) async fn restricted_until(
+    pub async fn restricted_until(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>> {
@@ -189,6 +189,25 @@ impl Engine {
             media.as_str(),
             campaign.id
         ))
+    }
+
+    /// Refuses to start or resume a campaign whose template cannot be sent now (not approved
+    /// at Meta, or its mapping or media do not fit); a missing template is the dispatcher's to
+    /// report, as before.
+    pub(crate) async fn check_template(&self, campaign: &Campaign) -> Result<()> {
+        let Some(tref) = &campaign.template else {
+            return Ok(());
+        };
+        let Some(template) = self.store.template(&tref.name, &tref.lang).await? else {
+            return Ok(());
+        };
+        match self.template_problem(campaign, &template) {
+            Some(why) => Err(EngineError::Rejected(format!(
+                "campaign {} cannot send: {why}",
+                campaign.id
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Tells every configured admin.

@@ -135,6 +135,10 @@ fn synced(
             ParameterFormat::Positional => Vec::new(),
         },
         header: header.map(HeaderParam::Text),
+        header_name: match spec.format {
+            ParameterFormat::Named => spec.header_param(),
+            ParameterFormat::Positional => None,
+        },
         buttons,
     };
     Ok(Rendered {

@@ -412,7 +412,10 @@ fn template_components(params: &[String], buttons: &[String], parts: &TemplatePa
     let mut components = Vec::new();
     if let Some(header) = &parts.header {
         let parameter = match header {
-            HeaderParam::Text(text) => json!({"type": "text", "text": text}),
+            HeaderParam::Text(text) => match &parts.header_name {
+                Some(name) => json!({"type": "text", "parameter_name": name, "text": text}),
+                None => json!({"type": "text", "text": text}),
+            },
             HeaderParam::Media { kind, source } => {
                 let media = match source {
                     MediaSource::Link(link) => json!({"link": link}),
