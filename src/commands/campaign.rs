@@ -551,10 +551,15 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                     "; it is {} at Meta, and the campaign can be sent once it is APPROVED",
                     t.status
                 ));
-            } else if let Some(media) = t.spec.as_ref().and_then(|s| s.header_media()) {
+            } else if let Some(header) = t
+                .spec
+                .as_ref()
+                .and_then(|s| s.header.as_ref())
+                .filter(|h| h.kind.media().is_some())
+            {
                 reply.push_str(&format!(
                     "; its {} header needs the campaign's media before it can be sent",
-                    media.as_str()
+                    header.kind.as_str()
                 ));
             }
             Ok(reply)
@@ -928,7 +933,10 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         eligible.len()
     );
     let _ = writeln!(s, "{}", engine.tier_fit(outside, now).await?);
-    if let Some(why) = template.as_ref().and_then(|t| engine.template_problem(&c, t)) {
+    if let Some(why) = template
+        .as_ref()
+        .and_then(|t| engine.template_problem(&c, t))
+    {
         let _ = writeln!(s, "cannot send yet: {why}");
     }
     if let Some(until) = engine.restricted_until(now).await? {

@@ -169,10 +169,7 @@ fn list_line(t: &crate::store::Template) -> String {
     let Some(spec) = &t.spec else {
         return format!("{} {} [{}] {}", t.name, t.lang, t.category, t.body);
     };
-    let header = spec
-        .header
-        .as_ref()
-        .map_or("none", |h| h.kind.as_str());
+    let header = spec.header.as_ref().map_or("none", |h| h.kind.as_str());
     let buttons = if spec.buttons.is_empty() {
         "none".to_string()
     } else {

@@ -84,10 +84,7 @@ impl Engine {
     }
 
     /// Until when business-initiated sends are held by a restriction in force, if one is.
-    pub async fn restricted_until(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>> {
+    pub async fn restricted_until(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let state = self.account_state().await?;
         Ok(state
             .restrictions
@@ -179,15 +176,13 @@ impl Engine {
                 ));
             }
         }
-        let media = spec.header_media()?;
+        spec.header_media()?;
+        let kind = spec.header.as_ref().map_or("media", |h| h.kind.as_str());
         // The campaign's media (`/campaign media`) fills such a header; a campaign without
         // media cannot send it.
         Some(format!(
-            "template {} ({}) has a {} header and campaign {} has no media for it",
-            template.name,
-            template.lang,
-            media.as_str(),
-            campaign.id
+            "the {kind} header of template {} ({}) needs media, and campaign {} has none",
+            template.name, template.lang, campaign.id
         ))
     }
 

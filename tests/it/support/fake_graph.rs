@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::Bytes;
+use axum::extract::RawQuery;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::extract::RawQuery;
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
@@ -395,7 +395,8 @@ fn template_page(
             .min(script.templates.len());
         let end = (start + limit).min(script.templates.len());
         let data: Vec<Value> = script.templates[start..end].to_vec();
-        let mut paging = json!({"cursors": {"before": format!("idx{start}"), "after": format!("idx{end}")}});
+        let mut paging =
+            json!({"cursors": {"before": format!("idx{start}"), "after": format!("idx{end}")}});
         if end < script.templates.len() {
             let base = shared.url.get().cloned().unwrap_or_default();
             let prefix = version.map(|v| format!("/{v}")).unwrap_or_default();
