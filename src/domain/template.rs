@@ -371,13 +371,15 @@ impl TemplateSpec {
             (Some(p), None) => {
                 problems.push(format!("missing header= (the header has {{{{{p}}}}})"))
             }
-            (None, Some(_)) => problems.push(match self.header_media() {
-                Some(kind) => format!(
-                    "extra header=: the {} header takes the campaign's media",
-                    kind.as_str()
-                ),
-                None => "extra header=: the template's header takes no parameter".to_string(),
-            }),
+            (None, Some(_)) => problems.push(
+                match self.header.as_ref().filter(|h| h.kind.media().is_some()) {
+                    Some(h) => format!(
+                        "extra header=: the {} header takes the campaign's media",
+                        h.kind.as_str()
+                    ),
+                    None => "extra header=: the template's header takes no parameter".to_string(),
+                },
+            ),
             _ => resolved.header = mapping.header.clone(),
         }
         match (self.url_buttons().len(), &mapping.url) {

@@ -112,8 +112,8 @@ fn some(s: &str) -> Option<String> {
     Some(s.to_string())
 }
 
-/// What each sample must turn into, by kind: `i` inbound, `s` status, `p` preference, `a`
-/// account or template news.
+/// What each sample must turn into, by kind: `i` inbound, `s` status, `b` billing, `p`
+/// preference, `a` account or template news.
 fn expected_kinds(file: &str, name: &str) -> &'static str {
     match (file, name) {
         ("call_permission_update.json", _)
@@ -122,7 +122,9 @@ fn expected_kinds(file: &str, name: &str) -> &'static str {
         | ("edited_message.json", _)
         | ("flow_completion.json", _)
         | ("message.json", _) => "i",
-        ("message_status.json", _) => "s",
+        // A status that carries `pricing` is followed by its billing.
+        ("message_status.json", "failed" | "group") => "s",
+        ("message_status.json", _) => "sb",
         ("user_marketing_preferences.json", _) => "p",
         // What herald acts on in the account: restrictions, violations and bans, template
         // statuses (a DISABLED_UPDATE that reinstates the account is not a stop).
@@ -579,9 +581,14 @@ fn changes_for_another_business_number_are_left_out() {
     let text = sample("message.json", "text");
     let stop = sample("user_marketing_preferences.json", "resume");
     let status = sample("message_status.json", "delivered");
-    for body in [&text, &stop, &status] {
+    // The status comes with its billing.
+    for (body, events) in [(&text, 1), (&stop, 1), (&status, 2)] {
         let ours = parse_webhook(addressed_to(body, OURS).to_string().as_bytes(), OURS).unwrap();
-        assert_eq!((ours.events.len(), ours.other_number), (1, 0), "{body}");
+        assert_eq!(
+            (ours.events.len(), ours.other_number),
+            (events, 0),
+            "{body}"
+        );
         let theirs =
             parse_webhook(addressed_to(body, "999888777").to_string().as_bytes(), OURS).unwrap();
         assert_eq!((theirs.events.len(), theirs.other_number), (0, 1), "{body}");
@@ -617,7 +624,8 @@ fn a_change_without_metadata_names_no_other_number() {
         .unwrap();
     value.remove("metadata");
     let decoded = parse_webhook(body.to_string().as_bytes(), OURS).unwrap();
-    assert_eq!((decoded.events.len(), decoded.other_number), (1, 0));
+    // The status and its billing.
+    assert_eq!((decoded.events.len(), decoded.other_number), (2, 0));
 }
 
 #[test]
