@@ -252,6 +252,13 @@ impl Engine {
             } => self.template_status(&name, &lang, status, reason).await,
             AccountEvent::Quality { event, limit, at } => self.quality(&event, limit, at).await,
             AccountEvent::Restricted { restrictions, at } => {
+                // Meta redelivers webhooks: the same restrictions again are no news.
+                let stored = self.store.account().await?.restrictions;
+                let same = stored.len() == restrictions.len()
+                    && restrictions.iter().all(|r| stored.contains(r));
+                if same {
+                    return Ok(());
+                }
                 self.store.set_restrictions(&restrictions, at).await?;
                 self.forget_account_state();
                 let now = self.clock.now();
@@ -276,7 +283,8 @@ impl Engine {
                                    window still go)"
                         .to_string(),
                     None => {
-                        "WhatsApp lifted the restriction on business-initiated messages".to_string()
+                        "WhatsApp reports no restriction on business-initiated messages in force"
+                            .to_string()
                     }
                 };
                 if !others.is_empty() {
@@ -291,6 +299,12 @@ impl Engine {
                     Some(detail) => format!("{event} ({detail})"),
                     None => event.clone(),
                 };
+                let stored = self.store.account().await?;
+                if stored.account_event.as_deref() == Some(what.as_str())
+                    && stored.account_at == Some(at)
+                {
+                    return Ok(()); // a redelivery
+                }
                 self.store.set_account_event(&what, at).await?;
                 self.forget_account_state();
                 let why = format!("WhatsApp account {what}");
@@ -336,6 +350,14 @@ impl Engine {
         limit: Option<MessagingLimit>,
         at: DateTime<Utc>,
     ) -> Result<()> {
+        let stored = self.store.account().await?;
+        if stored.quality_event.as_deref() == Some(event)
+            && stored.quality_at == Some(at)
+            && (limit.is_none() || stored.tier == limit)
+        {
+            return Ok(()); // a redelivery
+        }
+        self.forget_account_state();
         let (before, _) = self.tier().await?;
         self.store.set_quality_event(event, at).await?;
         if let Some(limit) = limit {

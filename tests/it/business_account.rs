@@ -465,9 +465,19 @@ async fn an_account_restriction_holds_business_initiated_sends_until_it_expires(
     body["entry"][0]["changes"][0]["value"]["restriction_info"][0]["expiration"] =
         json!(until.timestamp());
     post(&app, &body.to_string()).await;
+    // Meta redelivers: the admins are told once.
+    post(&app, &body.to_string()).await;
     let notice = app
         .wait_for_admin_text("WhatsApp restricted the account")
         .await;
+    let told = app.admin_texts();
+    assert_eq!(
+        told.iter()
+            .filter(|t| t.starts_with("WhatsApp restricted"))
+            .count(),
+        1,
+        "{told:?}"
+    );
     assert!(notice.contains("held until 2026-11-22 12:00"), "{notice}");
 
     app.restart().await;
