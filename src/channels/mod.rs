@@ -105,8 +105,9 @@ pub enum OutboundBody {
         params: Vec<String>,
         rendered: String,
         buttons: Vec<String>,
-        /// A synced template's header, named parameters and button parameters.
-        parts: TemplateParts,
+        /// A synced template's header, named parameters and button parameters (boxed: most
+        /// messages have none, and every message in flight carries this enum).
+        parts: Box<TemplateParts>,
     },
 }
 

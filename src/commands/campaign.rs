@@ -277,13 +277,16 @@ fn campaign_template(args: &mut Args) -> Result<CampaignCommand, ParseError> {
     })
 }
 
+/// `key=value` options as typed: the key, and its value.
+type Options<'a> = Vec<(&'static str, &'a str)>;
+
 /// Cuts trailing `key=value` options (a word starting with one of `keys` and `=`, the value
 /// running to the next such word) off `rest`: returns the text before the first one, and each
 /// option as typed.
 fn split_options<'a>(
     rest: &'a str,
     keys: &[&'static str],
-) -> Result<(&'a str, Vec<(&'static str, &'a str)>), String> {
+) -> Result<(&'a str, Options<'a>), String> {
     let mut starts: Vec<(usize, &'static str)> = Vec::new();
     let mut at_word_start = true;
     for (i, c) in rest.char_indices() {

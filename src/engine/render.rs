@@ -52,7 +52,7 @@ pub fn render_for(
                     params,
                     rendered,
                     buttons: Vec::new(),
-                    parts: TemplateParts::default(),
+                    parts: Box::default(),
                 },
                 variant: None,
                 category: t.category.clone(),
@@ -129,7 +129,7 @@ fn synced(
             }
         }
     }
-    let parts = TemplateParts {
+    let parts = Box::new(TemplateParts {
         names: match spec.format {
             ParameterFormat::Named => tref.names.clone(),
             ParameterFormat::Positional => Vec::new(),
@@ -140,7 +140,7 @@ fn synced(
             ParameterFormat::Positional => None,
         },
         buttons,
-    };
+    });
     Ok(Rendered {
         body: OutboundBody::Template {
             name: t.name.clone(),

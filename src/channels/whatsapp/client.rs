@@ -583,7 +583,7 @@ mod tests {
                 params: vec!["Ana".into(), "20%".into()],
                 rendered: "Olá Ana, 20% off".into(),
                 buttons: vec!["Quero".into(), "STOP".into()],
-                parts: TemplateParts::default(),
+                parts: Box::default(),
             },
             Some("c7:r42"),
         );
@@ -622,7 +622,7 @@ mod tests {
                 params: vec![],
                 rendered: "Hello World".into(),
                 buttons: vec![],
-                parts: TemplateParts::default(),
+                parts: Box::default(),
             },
             None,
         );
