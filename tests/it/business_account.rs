@@ -609,3 +609,68 @@ async fn a_sync_refused_with_401_keeps_the_stored_templates_across_a_restart() {
     assert!(reply.contains("0 added, 0 changed, 0 removed"), "{reply}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_account_violation_pauses_every_sending_campaign_and_the_admins_are_told() {
+    // A tier of one keeps the campaign sending with two recipients waiting.
+    let app = start("1").await;
+    app.setup(&["/template add hello en utility Hello {{1}}"])
+        .await;
+    vips(&app, 3).await;
+    app.setup(&[
+        "/campaign new Promo",
+        "/campaign audience 1 vip",
+        "/campaign template 1 hello en {{name}}",
+        "/campaign send 1",
+    ])
+    .await;
+    app.wait_for_campaign_sends(1).await;
+    app.wait_for_idle(1).await;
+    assert_eq!(app.report(1).await["status"], "sending");
+
+    let mut body = sample("account_update.json", "account_violation");
+    body["entry"][0]["time"] = json!(app.now_secs());
+    post(&app, &body.to_string()).await;
+    let paused = app.wait_for_admin_text("campaign 1 paused").await;
+    assert!(
+        paused.contains("WhatsApp account ACCOUNT_VIOLATION (ADULT)"),
+        "{paused}"
+    );
+    let notice = app.wait_for_admin_text("WhatsApp reported").await;
+    assert!(notice.contains("1 sending campaign(s) paused"), "{notice}");
+    assert_eq!(app.report(1).await["status"], "paused");
+    app.advance(Duration::hours(48));
+    app.wait_for_idle(1).await;
+    assert_eq!(app.campaign_sends().len(), 1, "nothing leaves while paused");
+    assert!(app
+        .admin("/account")
+        .await
+        .contains("account: ACCOUNT_VIOLATION (ADULT)"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn templates_are_read_again_every_six_hours() {
+    let app = start("250").await;
+    app.fake.set_templates(vec![welcome("APPROVED")], 100);
+    let before = app.fake.template_requests().len();
+    app.advance(Duration::hours(6));
+    app.wait_until("the periodic sync", || {
+        app.fake.template_requests().len() > before
+    })
+    .await;
+    // The sync stores what it read soon after asking (waiting for its I/O, not for a time).
+    let mut listed = String::new();
+    for _ in 0..500 {
+        listed = app.admin("/template list").await;
+        if listed.contains("welcome_new en") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        listed.contains("welcome_new en [marketing] APPROVED"),
+        "{listed}"
+    );
+    app.stop().await;
+}
