@@ -235,10 +235,10 @@ impl Engine {
     }
 
     pub(crate) async fn record_billing(&self, billing: Billing) -> Result<()> {
-        if !self.store.record_billing(&billing).await? {
-            tracing::debug!(provider_id = %billing.provider_id, "pricing changed nothing");
-        }
-        Ok(())
+        self.billings
+            .get_or_init(|| super::billing::BillingWriter::spawn(self.store.clone()))
+            .record(billing)
+            .await
     }
 
     #[tracing::instrument(skip_all)]

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod actions;
+mod billing;
 mod containment;
 pub mod dispatcher;
 pub mod drip;
@@ -71,6 +72,8 @@ pub struct Engine {
     stop: Mutex<CancellationToken>,
     /// Applies delivery statuses in batches; started with the first status.
     statuses: std::sync::OnceLock<statuses::StatusWriter>,
+    /// Records Meta's billing of messages in batches; started with the first.
+    billings: std::sync::OnceLock<billing::BillingWriter>,
     /// Answers admins' `/commands`: the command layer sits above the engine, so the
     /// application hands it in ([`Engine::set_admin_desk`]) rather than the engine naming it.
     admin_desk: std::sync::OnceLock<Arc<dyn AdminDesk>>,
@@ -110,6 +113,7 @@ impl Engine {
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
             statuses: std::sync::OnceLock::new(),
+            billings: std::sync::OnceLock::new(),
             admin_desk: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             triggers: Mutex::default(),

@@ -241,28 +241,81 @@ impl Store {
         Ok(())
     }
 
-    /// Records what Meta billed for a message on the recipient it went to, matched by the
-    /// callback data herald attached (`r<recipient>:c<campaign>`) or by the message id. Meta
-    /// repeats `pricing` on every status of a message, so writing it again changes nothing.
-    pub async fn record_billing(&self, billing: &Billing) -> Result<bool> {
-        let (recipient, campaign) = billing
-            .callback
-            .as_deref()
-            .and_then(super::statuses::parse_callback)
-            .unwrap_or((-1, -1));
-        let done = sqlx::query(
-            "UPDATE recipients SET billed_category = $1, pricing_model = $2 \
-             WHERE ((id = $3 AND campaign_id = $4) OR provider_id = $5) \
-             AND (billed_category IS NULL OR billed_category <> $1)",
-        )
-        .bind(billing.pricing.billed_as())
-        .bind(billing.pricing.model.as_deref())
-        .bind(recipient)
-        .bind(campaign)
-        .bind(billing.provider_id.as_str())
-        .execute(&self.relaxed)
-        .await?;
-        Ok(done.rows_affected() > 0)
+    /// Records what Meta billed for each message on the recipient it went to, matched like a
+    /// status: by the callback data herald attached (`r<recipient>:c<campaign>`, trusted when
+    /// the row's message id is unknown or the same), or else by the message id. One statement
+    /// per way of matching, whatever the count: Meta repeats `pricing` on every status of a
+    /// message, so this runs as often as statuses do. Writing the same billing again changes
+    /// nothing. Returns how many rows changed.
+    pub async fn record_billings(&self, billings: &[Billing]) -> Result<u64> {
+        let mut by_callback = Vec::new();
+        let mut by_message = Vec::new();
+        for b in billings {
+            let billed = b.pricing.billed_as();
+            let model = b.pricing.model.clone();
+            match b
+                .callback
+                .as_deref()
+                .and_then(super::statuses::parse_callback)
+            {
+                Some((recipient, campaign)) => by_callback.push(serde_json::json!([
+                    recipient,
+                    campaign,
+                    b.provider_id,
+                    billed,
+                    model
+                ])),
+                None if !b.provider_id.is_empty() => {
+                    by_message.push(serde_json::json!([b.provider_id, billed, model]))
+                }
+                None => {}
+            }
+        }
+        let mut changed = 0;
+        if !by_callback.is_empty() {
+            let v = self.json_rows(
+                1,
+                &[
+                    ("id", "bigint"),
+                    ("campaign_id", "bigint"),
+                    ("provider_id", "text"),
+                    ("billed", "text"),
+                    ("model", "text"),
+                ],
+            );
+            let sql = format!(
+                "UPDATE recipients AS r SET billed_category = v.billed, pricing_model = v.model \
+                 FROM {v} WHERE r.id = v.id AND r.campaign_id = v.campaign_id \
+                 AND (r.provider_id IS NULL OR r.provider_id = v.provider_id) \
+                 AND (r.billed_category IS NULL OR r.billed_category <> v.billed)"
+            );
+            changed += sqlx::query(&sql)
+                .bind(serde_json::Value::Array(by_callback).to_string())
+                .execute(&self.relaxed)
+                .await?
+                .rows_affected();
+        }
+        if !by_message.is_empty() {
+            let v = self.json_rows(
+                1,
+                &[
+                    ("provider_id", "text"),
+                    ("billed", "text"),
+                    ("model", "text"),
+                ],
+            );
+            let sql = format!(
+                "UPDATE recipients AS r SET billed_category = v.billed, pricing_model = v.model \
+                 FROM {v} WHERE r.provider_id = v.provider_id \
+                 AND (r.billed_category IS NULL OR r.billed_category <> v.billed)"
+            );
+            changed += sqlx::query(&sql)
+                .bind(serde_json::Value::Array(by_message).to_string())
+                .execute(&self.relaxed)
+                .await?
+                .rows_affected();
+        }
+        Ok(changed)
     }
 
     /// Recipients of a campaign (and its runs) by the category Meta billed them in.
