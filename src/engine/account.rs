@@ -290,6 +290,14 @@ impl Engine {
                 if !others.is_empty() {
                     text.push_str(&format!("; also restricted: {}", others.join(", ")));
                 }
+                if held.is_none() {
+                    // Lifted before its expiration: what it held is due now.
+                    let released = self.store.release_held(RESTRICTION_HOLD, now).await?;
+                    tracing::info!(
+                        released,
+                        "restriction lifted: held recipients are due again"
+                    );
+                }
                 self.tell_admins(&text).await;
                 self.wake();
                 Ok(())

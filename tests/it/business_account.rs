@@ -674,3 +674,48 @@ async fn templates_are_read_again_every_six_hours() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn without_a_business_account_id_templates_are_declared_and_the_tier_configured() {
+    let app = RunApp::start_with(&[("WHATSAPP_TIER", "2000")], |_| {}).await;
+    let reply = app.admin("/template sync").await;
+    assert!(
+        reply.starts_with("template sync needs WHATSAPP_BUSINESS_ACCOUNT_ID"),
+        "{reply}"
+    );
+    let account = app.admin("/account").await;
+    assert!(
+        account.contains("tier: 2000 contacts per 24 h (configured WHATSAPP_TIER)"),
+        "{account}"
+    );
+    assert!(account.contains("declared with /template add"), "{account}");
+    assert!(app.fake.template_requests().is_empty());
+
+    // A restriction lifted early by Meta releases what it held at once.
+    app.setup(&["/template add hello en utility Hello {{1}}"])
+        .await;
+    vips(&app, 1).await;
+    let mut body = sample("account_update.json", "account_restriction");
+    body["entry"][0]["time"] = json!(app.now_secs());
+    body["entry"][0]["changes"][0]["value"]["restriction_info"][0]["expiration"] =
+        json!((app.now() + Duration::days(3)).timestamp());
+    post(&app, &body.to_string()).await;
+    app.setup(&[
+        "/campaign new Promo",
+        "/campaign audience 1 vip",
+        "/campaign template 1 hello en {{name}}",
+        "/campaign send 1",
+    ])
+    .await;
+    app.wait_for_idle(1).await;
+    assert!(app.campaign_sends().is_empty());
+    body["entry"][0]["time"] = json!(app.now_secs() + 60);
+    body["entry"][0]["changes"][0]["value"]["restriction_info"] = json!([]);
+    post(&app, &body.to_string()).await;
+    app.wait_for_admin_text("WhatsApp reports no restriction")
+        .await;
+    app.wait_for_campaign_sends(1).await;
+    app.wait_for_idle(1).await;
+    assert_eq!(app.report(1).await["status"], "completed");
+    app.stop().await;
+}
