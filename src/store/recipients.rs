@@ -855,6 +855,7 @@ impl Store {
                 "COALESCE(cost_category, 'free')",
             )
             .await?;
+        report.billed_by_category = self.billed(campaign_id).await?;
         Ok(report)
     }
 

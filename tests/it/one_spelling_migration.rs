@@ -61,7 +61,8 @@ async fn upgrade(db: &TestDb) -> Store {
         .await
         .unwrap()
         .get("v");
-    assert_eq!(applied, 8);
+    // Migration 8 and every later one apply.
+    assert!(applied >= 8, "applied up to {applied}");
     store
 }
 
