@@ -335,11 +335,8 @@ async fn a_synced_template_goes_out_with_header_body_and_button_components() {
         app.now_secs(),
     );
     post(&app, &press).await;
-    assert!(app
-        .contact("+15550001")
-        .await
-        .labels
-        .contains(&"moving".to_string()));
+    let labels = app.contact("+15550001").await.labels;
+    assert!(labels.iter().any(|l| l.as_str() == "moving"), "{labels:?}");
     app.stop().await;
 }
 
