@@ -134,6 +134,9 @@ pub struct Config {
     /// How long a client may take to send a request's headers (`HTTP_HEADER_TIMEOUT_SECS`);
     /// past it the connection is closed, so slow senders cannot hold sockets open.
     pub http_header_timeout: Duration,
+    /// How long fetching an admin's attached file may take, lookup and download together
+    /// (`FILE_TIMEOUT_SECS`); past it the command answers that the download timed out.
+    pub file_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -166,6 +169,7 @@ impl fmt::Debug for Config {
             .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
             .field("webhook_body_timeout", &self.webhook_body_timeout)
             .field("http_header_timeout", &self.http_header_timeout)
+            .field("file_timeout", &self.file_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -222,6 +226,7 @@ impl Default for Config {
             webhook_buffer_bytes: 64 * MIB,
             webhook_body_timeout: Duration::from_secs(15),
             http_header_timeout: Duration::from_secs(10),
+            file_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -414,6 +419,8 @@ impl Config {
             "HTTP_HEADER_TIMEOUT_SECS",
             c.http_header_timeout.as_secs(),
         )?);
+        c.file_timeout =
+            Duration::from_secs(seconds("FILE_TIMEOUT_SECS", c.file_timeout.as_secs())?);
         Ok(c)
     }
 
@@ -510,6 +517,17 @@ mod tests {
         ] {
             let e = Config::from_vars(&vars(&[(key, "0")])).unwrap_err();
             assert!(e.to_string().starts_with(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn file_timeout_defaults_to_a_minute_and_takes_whole_seconds() {
+        assert_eq!(Config::default().file_timeout, Duration::from_secs(60));
+        let c = Config::from_vars(&vars(&[("FILE_TIMEOUT_SECS", "5")])).unwrap();
+        assert_eq!(c.file_timeout, Duration::from_secs(5));
+        for bad in ["0", "1.5", "soon"] {
+            let e = Config::from_vars(&vars(&[("FILE_TIMEOUT_SECS", bad)])).unwrap_err();
+            assert!(e.to_string().starts_with("FILE_TIMEOUT_SECS"), "{e}");
         }
     }
 

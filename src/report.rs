@@ -1,20 +1,21 @@
 //! Campaign reports: `key: value` lines for people and scripts, a per-recipient CSV export, and
-//! a PNG chart of sends over time.
+//! a PNG chart of sends over time. The exports are files in memory ([`OutboundFile`]): the
+//! engine sends them to the admin who asked, or writes them where their channel cannot.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
+use crate::channels::{FileKind, OutboundFile};
 use crate::engine::Engine;
 use crate::store::{Campaign, RecipientRow, Report};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
     #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("{0}")]
     Csv(#[from] csv::Error),
+    #[error("{0}")]
+    Write(String),
     #[error("{0}")]
     Chart(String),
 }
@@ -87,19 +88,24 @@ pub fn text(engine: &Engine, c: &Campaign, r: &Report) -> String {
     s.trim_end().to_string()
 }
 
-fn export_path(dir: &str, c: &Campaign, ext: &str) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    Ok(Path::new(dir).join(format!("campaign-{}.{ext}", c.id)))
-}
-
 fn time_cell(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.to_rfc3339()).unwrap_or_default()
 }
 
-/// Writes one line per recipient; returns the file's path.
-pub fn write_csv(dir: &str, c: &Campaign, rows: &[RecipientRow]) -> Result<String, ExportError> {
-    let path = export_path(dir, c, "csv")?;
-    let mut w = csv::Writer::from_path(&path)?;
+/// A cell a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, or a tab or carriage return
+/// before one) gets a leading `'`, which spreadsheets show as text (OWASP's advice against CSV
+/// injection). Reasons and codes come from channels and addresses from users: none is trusted.
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{cell}"))
+    } else {
+        std::borrow::Cow::Borrowed(cell)
+    }
+}
+
+/// One line per recipient, as `campaign-<id>.csv`.
+pub fn csv_file(c: &Campaign, rows: &[RecipientRow]) -> Result<OutboundFile, ExportError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "address",
         "status",
@@ -113,33 +119,53 @@ pub fn write_csv(dir: &str, c: &Campaign, rows: &[RecipientRow]) -> Result<Strin
         "replied_at",
     ])?;
     for r in rows {
-        w.write_record([
-            r.address.as_str(),
-            r.status.as_str(),
-            r.reason.as_deref().unwrap_or(""),
-            r.error_code.as_deref().unwrap_or(""),
-            &r.attempts.to_string(),
-            &r.variant.map(|v| v.to_string()).unwrap_or_default(),
-            &time_cell(r.sent_at),
-            &time_cell(r.delivered_at),
-            &time_cell(r.read_at),
-            &time_cell(r.replied_at),
-        ])?;
+        w.write_record(
+            [
+                r.address.as_str(),
+                r.status.as_str(),
+                r.reason.as_deref().unwrap_or(""),
+                r.error_code.as_deref().unwrap_or(""),
+                &r.attempts.to_string(),
+                &r.variant.map(|v| v.to_string()).unwrap_or_default(),
+                &time_cell(r.sent_at),
+                &time_cell(r.delivered_at),
+                &time_cell(r.read_at),
+                &time_cell(r.replied_at),
+            ]
+            .iter()
+            .map(|cell| neutralise(cell).into_owned()),
+        )?;
     }
-    w.flush()?;
-    Ok(path.display().to_string())
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ExportError::Write(e.to_string()))?;
+    Ok(OutboundFile {
+        name: format!("campaign-{}.csv", c.id),
+        mime: "text/csv".into(),
+        kind: FileKind::Document,
+        bytes,
+        caption: Some(format!(
+            "campaign {}: {} recipient(s), one line each",
+            c.id,
+            rows.len()
+        )),
+    })
 }
 
-/// Draws the campaign's funnel and sends over time as a PNG; returns the file's path.
-pub fn write_chart(
-    dir: &str,
+/// The campaign's funnel and sends over time, as `campaign-<id>.png`.
+pub fn chart_file(
     c: &Campaign,
     r: &Report,
     send_times: &[DateTime<Utc>],
-) -> Result<String, ExportError> {
-    let path = export_path(dir, c, "png")?;
-    crate::chart::draw(&path, c, r, send_times).map_err(ExportError::Chart)?;
-    Ok(path.display().to_string())
+) -> Result<OutboundFile, ExportError> {
+    let bytes = crate::chart::draw(c, r, send_times).map_err(ExportError::Chart)?;
+    Ok(OutboundFile {
+        name: format!("campaign-{}.png", c.id),
+        mime: "image/png".into(),
+        kind: FileKind::Image,
+        bytes,
+        caption: Some(format!("campaign {}: {}", c.id, c.title)),
+    })
 }
 
 /// `3725` -> `1h 2m`.
@@ -168,6 +194,17 @@ mod tests {
         assert_eq!(human_duration(125), "2m 5s");
         assert_eq!(human_duration(3725), "1h 2m");
         assert_eq!(human_duration(90_000), "1d 1h");
+    }
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_neutralised() {
+        assert_eq!(neutralise("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(neutralise("+15550001"), "'+15550001");
+        assert_eq!(neutralise("-2+3"), "'-2+3");
+        assert_eq!(neutralise("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralise("\t=1"), "'\t=1");
+        assert_eq!(neutralise("wa:15550001"), "wa:15550001");
+        assert_eq!(neutralise(""), "");
     }
 
     #[test]

@@ -125,6 +125,7 @@ async fn handle_line(
             button: None,
             at: engine.clock.now(),
             provider_id: None,
+            file: None,
         };
         return engine.handle_inbound(msg).await;
     }

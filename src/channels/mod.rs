@@ -2,6 +2,7 @@
 //! same [`ChannelEvent`]s and sends the same [`Outbound`] messages, so the engine never names one.
 
 pub mod console;
+pub mod files;
 pub mod intake;
 pub mod telegram;
 pub mod whatsapp;
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 pub use crate::domain::account::{AccountEvent, Billing};
 pub use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 use crate::domain::template::{TemplateParts, TemplateSpec};
+pub use files::{FetchError, FetchLimits, FileKind, FileRef, OutboundFile};
 
 /// Which network an address lives on. The console stands in for WhatsApp, so it keeps WhatsApp's
 /// rules (24 h window, templates) to make demos honest.
@@ -74,6 +76,8 @@ pub struct Inbound {
     pub at: DateTime<Utc>,
     /// The channel's message id; a redelivered message with the same id is ignored.
     pub provider_id: Option<String>,
+    /// The document, photo or video the message carried (its caption is `text`).
+    pub file: Option<FileRef>,
 }
 
 /// What a message to someone is for: customer messages follow the campaign rules, admin replies
@@ -211,6 +215,28 @@ pub trait Channel: Send + Sync {
     async fn show_progress(&self, admin: &str, key: &str, text: &str) -> Result<(), SendError> {
         let _ = key;
         self.send(&Outbound::admin(admin, text)).await.map(|_| ())
+    }
+
+    /// Downloads a file someone attached, within `limits`: refused before the download when
+    /// the channel declares a larger size, and stopped while downloading when it grows past it.
+    async fn fetch_file(&self, file: &FileRef, limits: FetchLimits) -> Result<Vec<u8>, FetchError> {
+        let _ = (file, limits);
+        Err(FetchError::Unsupported)
+    }
+
+    /// Whether [`Channel::send_file`] delivers files (the console cannot: it prints lines).
+    fn carries_files(&self) -> bool {
+        false
+    }
+
+    /// Sends a file (a report) to an admin.
+    async fn send_file(&self, to: &str, file: &OutboundFile) -> Result<Sent, SendError> {
+        let _ = (to, file);
+        Err(SendError::new(
+            ErrorClass::Permanent,
+            "unsupported",
+            "this channel cannot carry files",
+        ))
     }
 }
 

@@ -10,11 +10,13 @@ use super::reply::{
     campaign, check_variables, editable, resolve_audience, said, usable_mapping, Refusal, Reply,
 };
 use super::AudienceSpec;
+use crate::channels::OutboundFile;
 use crate::domain::audience::parse_audience;
 use crate::domain::schedule::Repeat;
 use crate::domain::template::Mapping;
 use crate::domain::{Address, Lang, SkipReason};
 use crate::engine::eligibility::{verdict, Verdict};
+use crate::engine::files::Delivery;
 use crate::engine::lifecycle::{PauseBy, RetryWhich};
 use crate::engine::render::render_for;
 use crate::engine::Engine;
@@ -795,18 +797,28 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                 ReportFormat::Text => Ok(report::text(engine, &c, &r)),
                 ReportFormat::Csv => {
                     let rows = store.recipient_rows(id).await?;
-                    let path = report::write_csv(&engine.config.reports_dir, &c, &rows)
+                    let file = report::csv_file(&c, &rows)
                         .map_err(|e| Refusal::Said(format!("could not write the CSV: {e}")))?;
-                    Ok(format!("report of campaign {id} written to {path}"))
+                    hand_over(engine, admin, &file, &format!("report of campaign {id}")).await
                 }
                 ReportFormat::Chart => {
                     let times = store.send_times(id).await?;
-                    let path = report::write_chart(&engine.config.reports_dir, &c, &r, &times)
+                    let file = report::chart_file(&c, &r, &times)
                         .map_err(|e| Refusal::Said(format!("could not draw the chart: {e}")))?;
-                    Ok(format!("chart of campaign {id} written to {path}"))
+                    hand_over(engine, admin, &file, &format!("chart of campaign {id}")).await
                 }
             }
         }
+    }
+}
+
+/// Sends an export to the admin who asked (the console, which cannot show files, has it
+/// written under `REPORTS_DIR`), and says so.
+async fn hand_over(engine: &Engine, admin: &str, file: &OutboundFile, what: &str) -> Reply {
+    match engine.deliver_file(admin, file).await {
+        Ok(Delivery::Sent) => Ok(format!("{what} sent as {}", file.name)),
+        Ok(Delivery::Saved(path)) => Ok(format!("{what} written to {path}")),
+        Err(e) => said(format!("{what} could not be sent: {e}")),
     }
 }
 

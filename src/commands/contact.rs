@@ -7,8 +7,10 @@ use chrono::{DateTime, Utc};
 
 use super::parse::{parse_tz, shorten, Args, ParseError};
 use super::reply::{find, said, Reply};
+use crate::channels::{FileKind, FileRef};
 use crate::domain::csv_import::{parse_contacts_csv, ContactRecord, RowError};
 use crate::domain::{Address, AttrKey, Label, Lang};
+use crate::engine::files::{self, AdminFile};
 use crate::engine::rules;
 use crate::engine::Engine;
 use crate::store::{Contact, ContactUpdate, ImportOutcome};
@@ -153,7 +155,7 @@ fn contact_add(args: &mut Args) -> Result<ContactCommand, ParseError> {
     })
 }
 
-pub(super) async fn apply(engine: &Engine, _admin: &str, command: ContactCommand) -> Reply {
+pub(super) async fn apply(engine: &Engine, admin: &str, command: ContactCommand) -> Reply {
     let now = engine.clock.now();
     let store = &engine.store;
     match command {
@@ -176,7 +178,10 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ContactCommand
             };
             let (contact, created) = store.add_contact(&address, &update, optin, now).await?;
             let verb = if created { "added" } else { "updated" };
-            Ok(format!("contact {verb}: {}", describe_contact_line(&contact)))
+            Ok(format!(
+                "contact {verb}: {}",
+                describe_contact_line(&contact)
+            ))
         }
         ContactCommand::Show { address } => {
             engine.check_reachable(&address)?;
@@ -184,11 +189,8 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ContactCommand
             show_contact(engine, &contact, now).await
         }
         ContactCommand::Import { csv } => match csv {
-            None => said(
-                "attach a CSV file to /contact import (header row: address,name,labels,lang,tz,consent,...), \
-                 or run: herald contacts import FILE.csv",
-            ),
             Some(data) => import_csv(engine, data.as_bytes(), now).await,
+            None => import_attached(engine, admin, now).await,
         },
     }
 }
@@ -251,6 +253,64 @@ async fn show_contact(engine: &Engine, c: &Contact, now: DateTime<Utc>) -> Reply
         );
     }
     Ok(s.trim_end().to_string())
+}
+
+/// `/contact import` with the admin's attached file: the one sent with the command, or alone
+/// in the last ten minutes. A file that cannot be a CSV is refused before it is downloaded;
+/// a download that fails, times out or passes 20 MB imports nothing.
+async fn import_attached(engine: &Engine, admin: &str, now: DateTime<Utc>) -> Reply {
+    let file = match engine.take_file(admin) {
+        AdminFile::Fresh(file) => file,
+        AdminFile::Stale { file, at } => {
+            return said(format!(
+                "nothing imported: {} came at {}, more than {} minutes ago: send it again with \
+                 the caption /contact import",
+                file.label(),
+                engine.local_time(at),
+                files::KEEP_FOR.num_minutes()
+            ))
+        }
+        AdminFile::None => {
+            return said(
+                "attach a CSV file to /contact import (header row: address,name,labels,lang,tz,consent,...), \
+                 or paste the rows on the lines after it",
+            )
+        }
+    };
+    if let Some(what) = not_a_table(&file) {
+        return said(format!(
+            "nothing imported: {what}, not a CSV file: export the contacts as CSV (UTF-8) and \
+             send it as a document"
+        ));
+    }
+    match engine.fetch_file(admin, &file).await {
+        Ok(bytes) => import_csv(engine, &bytes, now).await,
+        Err(e) => said(format!("nothing imported: {e}")),
+    }
+}
+
+/// What a file the channel already calls a photo, video or sound is ("this is a photo
+/// (image/jpeg)", "chart.png is an image (image/png)"), so it is refused without downloading
+/// it; `None` for what may be a CSV (the import itself still checks the bytes).
+fn not_a_table(file: &FileRef) -> Option<String> {
+    let mime = file.mime.as_deref().unwrap_or("").to_ascii_lowercase();
+    let declared = file
+        .mime
+        .as_deref()
+        .map(|m| format!(" ({m})"))
+        .unwrap_or_default();
+    let what = match file.kind {
+        FileKind::Image => "a photo",
+        FileKind::Video => "a video",
+        FileKind::Document if mime.starts_with("image/") => "an image",
+        FileKind::Document if mime.starts_with("video/") => "a video",
+        FileKind::Document if mime.starts_with("audio/") => "a sound file",
+        FileKind::Document => return None,
+    };
+    Some(match &file.name {
+        Some(name) => format!("{name} is {what}{declared}"),
+        None => format!("this is {what}{declared}"),
+    })
 }
 
 /// Most rejected rows an answer lists; the rest are counted.

@@ -1,7 +1,8 @@
-//! What every inbound event does: a redelivery is dropped; an admin's `/command` is run; any
-//! other message opens the service window, may opt the contact out or in, counts as a reply to
-//! the campaign they last received, and may fire triggers. Delivery statuses and marketing
-//! preferences update recipients and contacts.
+//! What every inbound event does: a redelivery is dropped; an admin's file is kept for their
+//! next command (see `files`); an admin's `/command` is run; any other message opens the
+//! service window, may opt the contact out or in, counts as a reply to the campaign they last
+//! received, and may fire triggers. Delivery statuses and marketing preferences update
+//! recipients and contacts.
 
 use crate::domain::consent::ConsentSource;
 use chrono::Duration;
@@ -65,7 +66,17 @@ impl Engine {
 
     async fn process_inbound(&self, msg: Inbound) -> Result<()> {
         let text = msg.text.as_deref().unwrap_or("").trim();
-        if text.starts_with('/') && self.is_admin(&msg.from) {
+        let admin = self.is_admin(&msg.from);
+        if let Some(file) = msg.file.clone().filter(|_| admin) {
+            // Only admins' files are kept, and so only theirs are ever fetched; a customer's
+            // media is a message like any other.
+            self.keep_file(&msg.from, file.clone());
+            if !text.starts_with('/') {
+                self.tell(&msg.from, super::files::kept_answer(&file)).await;
+                return Ok(());
+            }
+        }
+        if text.starts_with('/') && admin {
             // Telegram's Start button sends /start: an admin gets a greeting, not an error.
             let reply = if text.eq_ignore_ascii_case("/start") {
                 "herald is ready, and you are an admin here. Send /help for the commands.".into()
@@ -75,6 +86,11 @@ impl Engine {
                     None => "admin commands are not wired in this process".into(),
                 }
             };
+            if let Some(file) = &msg.file {
+                // The file belonged to this command: one that took no file ignores it, and it
+                // must not wait for a later command either.
+                self.forget_file(&msg.from, file);
+            }
             self.tell(&msg.from, reply).await;
             return Ok(());
         }

@@ -10,6 +10,7 @@ pub mod dispatcher;
 pub mod drip;
 pub mod eligibility;
 mod failures;
+pub mod files;
 pub mod inbound;
 pub mod lifecycle;
 pub mod pacing;
@@ -91,6 +92,8 @@ pub struct Engine {
     /// The account state (tier, restrictions) read recently: every business-initiated send
     /// consults it, so it is read from the database at most once a second.
     account_cache: Mutex<Option<(std::time::Instant, crate::store::AccountState)>>,
+    /// Each admin's last attached file, kept for their next command that takes one.
+    kept_files: files::KeptFiles,
 }
 
 impl Engine {
@@ -121,6 +124,7 @@ impl Engine {
             sync_lock: tokio::sync::Mutex::new(()),
             next_sync: Mutex::new(None),
             account_cache: Mutex::new(None),
+            kept_files: files::KeptFiles::default(),
         }
     }
 

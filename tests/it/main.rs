@@ -5,6 +5,7 @@ mod support;
 
 mod admin_commands;
 mod architecture;
+mod attachments;
 mod business_account;
 mod command_transactions;
 mod commands_doc;

@@ -63,6 +63,7 @@ async fn statuses_replies_and_clicks_apply_the_campaigns_rules() {
             button: Some("interested".into()),
             at: app.clock.now_utc(),
             provider_id: Some("wamid.in1".into()),
+            file: None,
         })
         .await
         .unwrap();

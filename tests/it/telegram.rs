@@ -297,6 +297,7 @@ async fn one_campaign_reaches_telegram_and_console_customers_with_one_report() {
             button: None,
             at: app.now(),
             provider_id: None,
+            file: None,
         })
         .await
         .unwrap();

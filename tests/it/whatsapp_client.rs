@@ -388,6 +388,7 @@ fn webhook_builders_parse_into_the_events_they_name() {
             button: None,
             at,
             provider_id: Some("wamid.in1".into()),
+            file: None,
         })]
     );
     match parse(webhooks::quick_reply(

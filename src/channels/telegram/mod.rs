@@ -10,6 +10,9 @@
 //! - Sends respect Telegram's ceilings in one place ([`limits`]); errors come back classified
 //!   ([`errors`]) so the dispatcher waits on 429s and fails blocked users.
 //! - A sending campaign's progress is one message in the admin's chat, edited in place.
+//! - Files: an attached document or photo is fetched with `getFile` and the file route
+//!   (`{TELEGRAM_API_URL}/file/bot<token>/<file_path>`); reports go out with `sendDocument` and
+//!   `sendPhoto`.
 
 pub mod errors;
 pub mod limits;
@@ -21,23 +24,27 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use teloxide::errors::{ApiError, RequestError};
+use teloxide::net::Download;
 use teloxide::payloads::{
-    GetUpdatesSetters, SendMessageSetters, SetMyCommandsSetters, SetWebhookSetters,
+    GetUpdatesSetters, SendDocumentSetters, SendMessageSetters, SendPhotoSetters, SendVideoSetters,
+    SetMyCommandsSetters, SetWebhookSetters,
 };
 use teloxide::requests::{Request, Requester};
 use teloxide::types::{
-    AllowedUpdate, BotCommand, BotCommandScope, CallbackQueryId, ChatId, InlineKeyboardButton,
-    InlineKeyboardMarkup, MessageId, Recipient, Update,
+    AllowedUpdate, BotCommand, BotCommandScope, CallbackQueryId, ChatId, FileId,
+    InlineKeyboardButton, InlineKeyboardMarkup, InputFile, MessageId, Recipient, Update,
 };
 use teloxide::Bot;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::files::LimitedBody;
 use super::{
-    Audience, Channel, ChannelEvent, ChannelKind, ErrorClass, EventSink, Outbound, OutboundBody,
-    SendError, Sent,
+    Audience, Channel, ChannelEvent, ChannelKind, ErrorClass, EventSink, FetchError, FetchLimits,
+    FileKind, FileRef, Outbound, OutboundBody, OutboundFile, SendError, Sent,
 };
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -86,6 +93,9 @@ pub struct TelegramChannel {
     bot: Bot,
     /// For long polling: its client waits longer than [`POLL_TIMEOUT`].
     poll_bot: Bot,
+    /// For files (`getFile`, downloads, `sendDocument`/`sendPhoto`): a 20 MB file takes longer
+    /// than a text, so its client waits up to `FILE_TIMEOUT_SECS`.
+    file_bot: Bot,
     clock: SharedClock,
     limiter: Limiter,
     mode: Mode,
@@ -187,9 +197,13 @@ impl TelegramChannel {
         let poll_client = teloxide::net::default_reqwest_settings()
             .timeout(POLL_TIMEOUT + Duration::from_secs(15))
             .build()?;
+        let file_client = teloxide::net::default_reqwest_settings()
+            .timeout(config.file_timeout)
+            .build()?;
         Ok(Some(Arc::new(TelegramChannel {
             bot: Bot::with_client(token, send_client).set_api_url(api_url.clone()),
-            poll_bot: Bot::with_client(token, poll_client).set_api_url(api_url),
+            poll_bot: Bot::with_client(token, poll_client).set_api_url(api_url.clone()),
+            file_bot: Bot::with_client(token, file_client).set_api_url(api_url),
             limiter: Limiter::new(clock.clone()),
             clock,
             mode,
@@ -487,6 +501,40 @@ impl TelegramChannel {
         }
     }
 
+    /// `getFile`, then the file route, counting the bytes as they come.
+    #[tracing::instrument(skip_all, fields(file_id = %file.id))]
+    async fn download(&self, file: &FileRef, limits: FetchLimits) -> Result<Vec<u8>, FetchError> {
+        let fetch_error = |error: &reqwest::Error| {
+            if error.is_timeout() {
+                FetchError::TimedOut(limits.timeout)
+            } else if let Some(status) = error.status() {
+                FetchError::Refused(format!("HTTP {}", status.as_u16()))
+            } else {
+                FetchError::Network(crate::error_chain(error))
+            }
+        };
+        if let Some(size) = file.size.filter(|size| *size > limits.max_bytes) {
+            return Err(FetchError::TooLarge(size));
+        }
+        let found = match self.file_bot.get_file(FileId(file.id.clone())).send().await {
+            Ok(found) => found,
+            Err(RequestError::Network(error)) => return Err(fetch_error(&error)),
+            Err(error) => {
+                tracing::warn!(error = %error, "telegram: getFile failed");
+                return Err(FetchError::Refused(errors::classify(&error).reason));
+            }
+        };
+        if found.meta.size != u32::MAX && u64::from(found.meta.size) > limits.max_bytes {
+            return Err(FetchError::TooLarge(u64::from(found.meta.size)));
+        }
+        let mut chunks = self.file_bot.download_file_stream(&found.path);
+        let mut body = LimitedBody::new(limits.max_bytes);
+        while let Some(chunk) = chunks.next().await {
+            body.push(&chunk.map_err(|e| fetch_error(&e))?)?;
+        }
+        Ok(body.finish())
+    }
+
     /// Classifies a failed request; a 429 also holds the chat for the time Telegram asked.
     fn failed(&self, chat: i64, e: &RequestError) -> SendError {
         let err = errors::classify(e);
@@ -604,6 +652,53 @@ impl Channel for TelegramChannel {
         let message_id = self.send_text(chat, text, None).await?;
         self.remember_progress(key, chat, message_id);
         Ok(())
+    }
+
+    async fn fetch_file(&self, file: &FileRef, limits: FetchLimits) -> Result<Vec<u8>, FetchError> {
+        self.download(file, limits).await
+    }
+
+    fn carries_files(&self) -> bool {
+        true
+    }
+
+    /// `sendDocument` (a file to open, with its name), `sendPhoto` or `sendVideo`, multipart,
+    /// with the caption.
+    #[tracing::instrument(skip_all, fields(to = %to, file = %file.name))]
+    async fn send_file(&self, to: &str, file: &OutboundFile) -> Result<Sent, SendError> {
+        let chat = chat_of(to)?;
+        let input = InputFile::memory(file.bytes.clone()).file_name(file.name.clone());
+        let caption = file.caption.clone();
+        self.limiter.wait(chat).await;
+        let sent = match file.kind {
+            FileKind::Document => {
+                let mut request = self.file_bot.send_document(ChatId(chat), input);
+                if let Some(caption) = caption {
+                    request = request.caption(caption);
+                }
+                request.send().await
+            }
+            FileKind::Image => {
+                let mut request = self.file_bot.send_photo(ChatId(chat), input);
+                if let Some(caption) = caption {
+                    request = request.caption(caption);
+                }
+                request.send().await
+            }
+            FileKind::Video => {
+                let mut request = self.file_bot.send_video(ChatId(chat), input);
+                if let Some(caption) = caption {
+                    request = request.caption(caption);
+                }
+                request.send().await
+            }
+        };
+        match sent {
+            Ok(message) => Ok(Sent {
+                provider_id: Some(format!("tg:{chat}:{}", message.id.0)),
+            }),
+            Err(e) => Err(self.failed(chat, &e)),
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use teloxide::types::{CallbackQuery, Message, MessageKind, Update, UpdateKind};
 
-use crate::channels::Inbound;
+use crate::channels::{FileKind, FileRef, Inbound};
 
 /// What to do with one update.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,6 +69,47 @@ fn message(msg: &Message, bot_username: Option<&str>) -> Action {
         button: None,
         at: msg.date,
         provider_id: Some(format!("tg:{chat}:{}", msg.id.0)),
+        file: message_file(msg),
+    })
+}
+
+/// The document, photo or video a message carried, by its `file_id` (`getFile` turns it into a
+/// download path). A photo comes in several sizes: the largest is the one sent.
+fn message_file(msg: &Message) -> Option<FileRef> {
+    // teloxide reads a missing `file_size` as u32::MAX: that is "not said", not a size.
+    let size = |size: u32| (size != u32::MAX).then_some(u64::from(size));
+    if let Some(doc) = msg.document() {
+        return Some(FileRef {
+            id: doc.file.id.0.clone(),
+            kind: FileKind::Document,
+            name: doc.file_name.clone().filter(|n| !n.trim().is_empty()),
+            mime: doc.mime_type.as_ref().map(|m| m.essence_str().to_string()),
+            size: size(doc.file.size),
+        });
+    }
+    if let Some(photo) = msg.photo().and_then(|sizes| {
+        sizes
+            .iter()
+            .max_by_key(|p| u64::from(p.width) * u64::from(p.height))
+    }) {
+        return Some(FileRef {
+            id: photo.file.id.0.clone(),
+            kind: FileKind::Image,
+            name: None,
+            mime: Some("image/jpeg".into()),
+            size: size(photo.file.size),
+        });
+    }
+    let video = msg.video()?;
+    Some(FileRef {
+        id: video.file.id.0.clone(),
+        kind: FileKind::Video,
+        name: video.file_name.clone().filter(|n| !n.trim().is_empty()),
+        mime: video
+            .mime_type
+            .as_ref()
+            .map(|m| m.essence_str().to_string()),
+        size: size(video.file.size),
     })
 }
 
@@ -93,6 +134,7 @@ fn callback(q: &CallbackQuery, now: DateTime<Utc>) -> Action {
             button: Some(data),
             at: now,
             provider_id: Some(format!("tg:cb:{}", q.id.0)),
+            file: None,
         },
     }
 }
@@ -172,6 +214,68 @@ mod tests {
         assert_eq!(i.button, None);
         assert_eq!(i.at, DateTime::from_timestamp(1_800_000_000, 0).unwrap());
         assert_eq!(i.provider_id.as_deref(), Some("tg:4242:5"));
+    }
+
+    #[test]
+    fn a_document_or_photo_carries_its_file_and_caption() {
+        let u = update(json!({
+            "update_id": 13,
+            "message": {
+                "message_id": 7,
+                "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+                "chat": {"id": 42, "type": "private", "first_name": "Ada"},
+                "date": 1_800_000_000,
+                "document": {
+                    "file_id": "BQACAgQAAxkBAAIB", "file_unique_id": "AgADBQAC",
+                    "file_name": "contacts.csv", "mime_type": "text/csv", "file_size": 1234
+                },
+                "caption": "/contact import"
+            }
+        }));
+        let Action::Inbound(i) = action(&u, Some("herald_bot"), now()) else {
+            panic!("not inbound")
+        };
+        assert_eq!(i.text.as_deref(), Some("/contact import"));
+        assert_eq!(
+            i.file,
+            Some(FileRef {
+                id: "BQACAgQAAxkBAAIB".into(),
+                kind: FileKind::Document,
+                name: Some("contacts.csv".into()),
+                mime: Some("text/csv".into()),
+                size: Some(1234),
+            })
+        );
+        let photo = update(json!({
+            "update_id": 14,
+            "message": {
+                "message_id": 8,
+                "from": {"id": 42, "is_bot": false, "first_name": "Ada"},
+                "chat": {"id": 42, "type": "private", "first_name": "Ada"},
+                "date": 1_800_000_000,
+                "photo": [
+                    {"file_id": "small", "file_unique_id": "s", "width": 90, "height": 60, "file_size": 900},
+                    {"file_id": "large", "file_unique_id": "l", "width": 1280, "height": 853}
+                ]
+            }
+        }));
+        let Action::Inbound(i) = action(&photo, None, now()) else {
+            panic!("not inbound")
+        };
+        assert_eq!(i.text, None);
+        let file = i.file.unwrap();
+        assert_eq!(
+            (file.id.as_str(), file.kind, file.size),
+            ("large", FileKind::Image, None)
+        );
+        assert_eq!(action_file(&text_update(1, "hi")), None);
+    }
+
+    fn action_file(u: &Update) -> Option<FileRef> {
+        match action(u, None, now()) {
+            Action::Inbound(i) => i.file,
+            _ => None,
+        }
     }
 
     #[test]

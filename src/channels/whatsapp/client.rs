@@ -1,5 +1,8 @@
 //! Sends herald's [`Outbound`] messages through the Cloud API (`POST {api_url}/{phone_number_id}/messages`)
-//! and keeps the per-number throughput ceiling (SPEC: 80 msg/s unless configured higher).
+//! and keeps the per-number throughput ceiling (SPEC: 80 msg/s unless configured higher). Files
+//! travel through the media endpoints: an attachment is fetched with `GET {api_url}/{media-id}`
+//! and then its `url`, and a report goes up with `POST {api_url}/{phone_number_id}/media` before
+//! the message that shows it.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -11,7 +14,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
-use crate::channels::{Channel, ChannelKind, ErrorClass, Outbound, OutboundBody, SendError, Sent};
+use crate::channels::files::LimitedBody;
+use crate::channels::{
+    Channel, ChannelKind, ErrorClass, FetchError, FetchLimits, FileKind, FileRef, Outbound,
+    OutboundBody, OutboundFile, SendError, Sent,
+};
 use crate::domain::template::{ButtonParam, HeaderParam, MediaSource, TemplateParts};
 
 use super::{errors, recipient_digits};
@@ -94,6 +101,10 @@ pub struct WhatsAppClient {
     http: reqwest::Client,
     /// Parsed once: every send posts here.
     messages_url: reqwest::Url,
+    /// `{api_url}/{phone_number_id}/media`, where files go up before a message shows them.
+    media_url: reqwest::Url,
+    /// `{api_url}`, under which `/{media-id}` names an attached file.
+    api_url: String,
     /// `Bearer <token>`, built once and marked sensitive so it is never logged.
     authorization: reqwest::header::HeaderValue,
     pacer: Pacer,
@@ -126,6 +137,9 @@ impl WhatsAppClient {
         let messages_url = format!("{api_url}/{}/messages", config.phone_number_id.trim())
             .parse::<reqwest::Url>()
             .map_err(|_| ClientBuildError::Config("api_url is not a valid URL"))?;
+        let media_url = format!("{api_url}/{}/media", config.phone_number_id.trim())
+            .parse::<reqwest::Url>()
+            .map_err(|_| ClientBuildError::Config("api_url is not a valid URL"))?;
         let mut authorization =
             reqwest::header::HeaderValue::from_str(&format!("Bearer {}", config.token)).map_err(
                 |_| ClientBuildError::Config("the token has characters a header cannot carry"),
@@ -138,6 +152,8 @@ impl WhatsAppClient {
         Ok(WhatsAppClient {
             http,
             messages_url,
+            media_url,
+            api_url: api_url.to_string(),
             authorization,
             pacer: Pacer::new(config.max_per_second),
             progress_interval: config.progress_interval,
@@ -166,6 +182,131 @@ impl WhatsAppClient {
         tracing::Span::current().record("to", digits.as_str());
         let body = interactive_buttons_body(&digits, text, buttons, callback)?;
         self.post(&body).await
+    }
+
+    /// `GET {api_url}/{media-id}` (which answers the download `url` and the `file_size`), then
+    /// the download itself, both with the bearer token. The declared size is checked before the
+    /// download, and the bytes are counted as they come.
+    #[tracing::instrument(skip_all, fields(media_id = %file.id))]
+    async fn fetch_media(
+        &self,
+        file: &FileRef,
+        limits: FetchLimits,
+    ) -> Result<Vec<u8>, FetchError> {
+        let fetch_error = |error: reqwest::Error| {
+            if error.is_timeout() {
+                FetchError::TimedOut(limits.timeout)
+            } else {
+                FetchError::Network(crate::error_chain(&error))
+            }
+        };
+        // The id goes into a path: anything but Meta's id characters is not an id.
+        if file.id.is_empty()
+            || !file
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(FetchError::Refused(format!(
+                "{:?} is not a media id",
+                file.id
+            )));
+        }
+        let response = self
+            .http
+            .get(format!("{}/{}", self.api_url, file.id))
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .timeout(limits.timeout)
+            .send()
+            .await
+            .map_err(fetch_error)?;
+        let status = response.status();
+        let text = response.text().await.map_err(fetch_error)?;
+        if !status.is_success() {
+            let error = errors::classify(status.as_u16(), &text, None);
+            tracing::warn!(code = %error.code, reason = %error.reason, "WhatsApp refused a media lookup");
+            return Err(FetchError::Refused(format!(
+                "{} {}",
+                error.code, error.reason
+            )));
+        }
+        let media: MediaAnswer = serde_json::from_str(&text)
+            .map_err(|_| FetchError::Refused("an unreadable media answer".into()))?;
+        if let Some(size) = media.size().filter(|size| *size > limits.max_bytes) {
+            return Err(FetchError::TooLarge(size));
+        }
+        let Some(url) = media.url.filter(|u| !u.trim().is_empty()) else {
+            return Err(FetchError::Refused("a media answer without a url".into()));
+        };
+        let mut response = self
+            .http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .timeout(limits.timeout)
+            .send()
+            .await
+            .map_err(fetch_error)?;
+        let status = response.status();
+        if !status.is_success() {
+            tracing::warn!(%status, "WhatsApp refused a media download");
+            return Err(FetchError::Refused(format!("HTTP {}", status.as_u16())));
+        }
+        if let Some(size) = response
+            .content_length()
+            .filter(|size| *size > limits.max_bytes)
+        {
+            return Err(FetchError::TooLarge(size));
+        }
+        let mut body = LimitedBody::new(limits.max_bytes);
+        while let Some(chunk) = response.chunk().await.map_err(fetch_error)? {
+            body.push(&chunk)?;
+        }
+        Ok(body.finish())
+    }
+
+    /// `POST {api_url}/{phone_number_id}/media` (multipart: the file, its type, and
+    /// `messaging_product=whatsapp`); answers the media id a message can show.
+    async fn upload(&self, file: &OutboundFile) -> Result<String, SendError> {
+        let part = reqwest::multipart::Part::bytes(file.bytes.clone())
+            .file_name(file.name.clone())
+            .mime_str(&file.mime)
+            .map_err(|_| {
+                SendError::new(
+                    ErrorClass::Permanent,
+                    "invalid_file",
+                    format!("{:?} is not a MIME type", file.mime),
+                )
+            })?;
+        let form = reqwest::multipart::Form::new()
+            .text("messaging_product", "whatsapp")
+            .text("type", file.mime.clone())
+            .part("file", part);
+        let response = self
+            .http
+            .post(self.media_url.clone())
+            .header(reqwest::header::AUTHORIZATION, self.authorization.clone())
+            .multipart(form)
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let error = errors::classify(status.as_u16(), &text, None);
+            tracing::warn!(code = %error.code, reason = %error.reason, "WhatsApp refused a media upload");
+            return Err(error);
+        }
+        serde_json::from_str::<Uploaded>(&text)
+            .ok()
+            .and_then(|u| u.id)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                SendError::new(
+                    ErrorClass::Permanent,
+                    "upload",
+                    "WhatsApp took the file but answered no media id",
+                )
+            })
     }
 
     async fn post(&self, body: &Value) -> Result<Sent, SendError> {
@@ -243,6 +384,79 @@ impl Channel for WhatsAppClient {
     fn classify_failure(&self, code: &str) -> Option<ErrorClass> {
         errors::class_of_code(code)
     }
+
+    async fn fetch_file(&self, file: &FileRef, limits: FetchLimits) -> Result<Vec<u8>, FetchError> {
+        self.fetch_media(file, limits).await
+    }
+
+    fn carries_files(&self) -> bool {
+        true
+    }
+
+    /// Uploads the file, then sends a `document` (with its file name) or `image` message that
+    /// shows it, with the caption.
+    #[tracing::instrument(skip_all, fields(to = tracing::field::Empty, file = %file.name))]
+    async fn send_file(&self, to: &str, file: &OutboundFile) -> Result<Sent, SendError> {
+        let Some(digits) = recipient_digits(to) else {
+            return Err(invalid_address(to));
+        };
+        tracing::Span::current().record("to", digits.as_str());
+        let media_id = self.upload(file).await?;
+        self.post(&file_message_body(&digits, file, &media_id))
+            .await
+    }
+}
+
+/// The message that shows an uploaded file: a `document` keeps its file name, an `image` or
+/// `video` is shown inline; the caption goes with either.
+pub fn file_message_body(to: &str, file: &OutboundFile, media_id: &str) -> Value {
+    let kind = match file.kind {
+        FileKind::Document => "document",
+        FileKind::Image => "image",
+        FileKind::Video => "video",
+    };
+    let mut media = json!({"id": media_id});
+    if file.kind == FileKind::Document {
+        media["filename"] = json!(file.name);
+    }
+    if let Some(caption) = &file.caption {
+        media["caption"] = json!(caption);
+    }
+    let mut body = json!({
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+        "type": kind,
+    });
+    body[kind] = media;
+    body
+}
+
+/// `GET /{media-id}`'s answer. `file_size` is a number in Meta's examples and a string in some
+/// of its answers: both are read.
+#[derive(Debug, Default, Deserialize)]
+struct MediaAnswer {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    file_size: Option<Value>,
+}
+
+impl MediaAnswer {
+    fn size(&self) -> Option<u64> {
+        match self.file_size.as_ref()? {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /{phone_number_id}/media`'s answer.
+#[derive(Debug, Default, Deserialize)]
+struct Uploaded {
+    #[serde(default)]
+    id: Option<String>,
 }
 
 fn invalid_address(address: &str) -> SendError {
@@ -632,6 +846,46 @@ mod tests {
             json!({"name": "hello_world", "language": {"code": "en_US"}})
         );
         assert!(body.get("biz_opaque_callback_data").is_none());
+    }
+
+    #[test]
+    fn file_messages_show_the_uploaded_media() {
+        let csv = OutboundFile {
+            name: "campaign-1.csv".into(),
+            mime: "text/csv".into(),
+            kind: FileKind::Document,
+            bytes: b"address\n".to_vec(),
+            caption: Some("campaign 1".into()),
+        };
+        assert_eq!(
+            file_message_body("15550100", &csv, "4490709327384033"),
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": "15550100",
+                "type": "document",
+                "document": {"id": "4490709327384033", "filename": "campaign-1.csv", "caption": "campaign 1"}
+            })
+        );
+        let chart = OutboundFile {
+            name: "campaign-1.png".into(),
+            mime: "image/png".into(),
+            kind: FileKind::Image,
+            bytes: vec![],
+            caption: None,
+        };
+        assert_eq!(
+            file_message_body("15550100", &chart, "77")["image"],
+            json!({"id": "77"})
+        );
+    }
+
+    #[test]
+    fn media_sizes_are_read_as_numbers_or_strings() {
+        let read = |text: &str| serde_json::from_str::<MediaAnswer>(text).unwrap().size();
+        assert_eq!(read(r#"{"url":"u","file_size":303833}"#), Some(303833));
+        assert_eq!(read(r#"{"url":"u","file_size":"303833"}"#), Some(303833));
+        assert_eq!(read(r#"{"url":"u"}"#), None);
     }
 
     #[test]

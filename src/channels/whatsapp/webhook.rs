@@ -11,7 +11,8 @@
 //!   location, contacts, order, `unsupported`, an `edit`...) → [`ChannelEvent::Inbound`]: any of them
 //!   is the user writing to us, so it opens the service window even when it carries no text.
 //!   `text` is the typed text, a button's visible title, a media caption, or the text of an edited
-//!   message; `button` is a quick-reply payload or an interactive reply id.
+//!   message; `button` is a quick-reply payload or an interactive reply id; `file` is the media
+//!   id of an image, video or document (fetched only if an admin's command needs it).
 //! - `revoke` (the user deleted a message) and `system` (number or identity changed) → nothing: they
 //!   are not the user writing to the business, so they must not reopen the 24 h window.
 //! - `statuses` → [`ChannelEvent::Status`]; `played` counts as read; unknown statuses are skipped.
@@ -36,7 +37,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::channels::{ChannelEvent, DeliveryStatus, Inbound, StatusUpdate};
+use crate::channels::{ChannelEvent, DeliveryStatus, FileKind, FileRef, Inbound, StatusUpdate};
 use crate::domain::account::{AccountEvent, Billing, MessagingLimit, Pricing, Restriction};
 use crate::domain::template::TemplateStatus;
 
@@ -195,10 +196,18 @@ pub struct Reply {
     pub title: Option<String>,
 }
 
+/// An image, video or document: `id` is the media id `GET /{media-id}` turns into a download
+/// URL; `filename` comes with documents only. (Meta says the size only on that `GET`.)
 #[derive(Debug, Default, Deserialize)]
 pub struct Media {
     #[serde(default)]
     pub caption: Option<String>,
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub filename: Option<String>,
 }
 
 /// The user edited an earlier message; `message` is its new content.
@@ -524,7 +533,26 @@ fn inbound(msg: &Message, contacts: &[Contact]) -> Option<Inbound> {
         button: message_button(msg),
         at: timestamp_or_now(msg.timestamp.as_ref()),
         provider_id: msg.id.clone(),
+        file: message_file(msg),
         from,
+    })
+}
+
+/// The media a message carried, as a reference herald can fetch when an admin's command needs
+/// it. An edit carries none: its media was the original message's.
+fn message_file(msg: &Message) -> Option<FileRef> {
+    let (kind, media) = match msg.kind.as_deref()? {
+        "document" => (FileKind::Document, msg.document.as_ref()?),
+        "image" => (FileKind::Image, msg.image.as_ref()?),
+        "video" => (FileKind::Video, msg.video.as_ref()?),
+        _ => return None,
+    };
+    Some(FileRef {
+        id: media.id.as_deref().and_then(non_empty)?,
+        kind,
+        name: media.filename.as_deref().and_then(non_empty),
+        mime: media.mime_type.as_deref().and_then(non_empty),
+        size: None,
     })
 }
 

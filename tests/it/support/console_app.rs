@@ -101,6 +101,7 @@ impl ConsoleApp {
                 button: None,
                 at: self.clock.now_utc(),
                 provider_id: None,
+                file: None,
             })
             .await
             .expect("inbound handled");

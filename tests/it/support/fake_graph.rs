@@ -11,16 +11,29 @@
 //! ... run herald ...
 //! assert_eq!(fake.accepted_for("15550001"), 1);
 //! ```
+//!
+//! It also plays Meta's media endpoints: `GET /{media-id}` (answers a download `url` on the fake
+//! itself, the `mime_type` and the `file_size`), that download (streamed, without a length, so
+//! herald must count the bytes), and `POST /{phone_number_id}/media` (multipart uploads, kept
+//! with their bytes). Each can be told to fail or to be slow.
+//!
+//! ```ignore
+//! fake.add_media("9001", "text/csv", csv_bytes);   // an admin's attachment
+//! fake.declare_size("9001", 25 * 1024 * 1024);     // what GET /9001 says its size is
+//! fake.fail_media("9001", 404, FakeGraph::meta_error(100, "...", ""));
+//! fake.delay_download("9001", Duration::from_secs(5));
+//! let upload = fake.upload("4490709327384033");     // what herald uploaded, bytes and all
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::RawQuery;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -94,6 +107,43 @@ struct Script {
     /// A standing answer to every template request, instead of the list.
     templates_fail: Option<Reply>,
     template_requests: Vec<TemplateRequest>,
+    /// Files behind `GET /{media-id}`, by media id.
+    media: HashMap<String, Media>,
+    /// Media ids looked up and downloaded, in order.
+    lookups: Vec<String>,
+    downloads: Vec<String>,
+    /// Files herald uploaded, in order.
+    uploads: Vec<Upload>,
+}
+
+/// A file the fake serves as an attachment, and how it misbehaves.
+#[derive(Debug, Clone, Default)]
+struct Media {
+    mime: String,
+    bytes: Vec<u8>,
+    /// What the lookup says the size is (the real size unless a test says otherwise).
+    declared_size: Option<u64>,
+    /// The lookup's answer instead of the media object.
+    lookup_error: Option<Reply>,
+    /// The download's status instead of the bytes.
+    download_status: Option<u16>,
+    download_delay: Duration,
+}
+
+/// A `POST /{phone_number_id}/media` the fake received.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The media id the fake answered.
+    pub id: String,
+    pub phone_number_id: String,
+    pub authorization: Option<String>,
+    /// The form's `messaging_product` and `type` fields.
+    pub messaging_product: Option<String>,
+    pub kind: Option<String>,
+    /// The `file` part: its file name, content type and bytes.
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub bytes: Vec<u8>,
 }
 
 /// One `GET .../message_templates` the fake received.
@@ -109,8 +159,8 @@ pub struct TemplateRequest {
 struct Shared {
     script: Mutex<Script>,
     wamids: AtomicU64,
-    /// The fake's own base URL, for `paging.next` links.
-    url: std::sync::OnceLock<String>,
+    /// The fake's own base URL, for the download `url`s it hands out.
+    url: Mutex<String>,
 }
 
 impl Shared {
@@ -142,7 +192,7 @@ impl FakeGraph {
                 ..Script::default()
             }),
             wamids: AtomicU64::new(1),
-            url: std::sync::OnceLock::new(),
+            url: Mutex::new(String::new()),
         });
         // With or without a version segment, so WHATSAPP_API_URL may be `{url}` or `{url}/v21.0`.
         let app = Router::new()
@@ -156,13 +206,20 @@ impl FakeGraph {
                 "/{version}/{waba_id}/message_templates",
                 get(versioned_templates),
             )
-            .fallback(unknown_path)
+            .route("/{phone_number_id}/media", post(upload_media))
+            .route(
+                "/{version}/{phone_number_id}/media",
+                post(versioned_upload_media),
+            )
+            // Media lookups (`/{media-id}`, with or without a version) and downloads share path
+            // shapes with the routes above, so they are told apart here.
+            .fallback(get_media_or_unknown)
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake Graph API");
         let url = format!("http://{}", listener.local_addr().expect("local addr"));
-        let _ = shared.url.set(url.clone());
+        *shared.url.lock().unwrap_or_else(|p| p.into_inner()) = url.clone();
         let server = tokio::spawn(async move {
             axum::serve(listener, app)
                 .await
@@ -293,6 +350,73 @@ impl FakeGraph {
         self.shared.script().template_requests.clone()
     }
 
+    // ---- media -------------------------------------------------------------------------------
+
+    /// A file an admin's message can carry as media id `id`.
+    pub fn add_media(&self, id: &str, mime: &str, bytes: impl Into<Vec<u8>>) {
+        self.shared.script().media.insert(
+            id.to_string(),
+            Media {
+                mime: mime.to_string(),
+                bytes: bytes.into(),
+                ..Media::default()
+            },
+        );
+    }
+
+    /// `GET /{id}` says the file has `size` bytes, whatever it really has.
+    pub fn declare_size(&self, id: &str, size: u64) {
+        self.with_media(id, |m| m.declared_size = Some(size));
+    }
+
+    /// `GET /{id}` answers `status` with `body` (e.g. [`FakeGraph::meta_error`]).
+    pub fn fail_media(&self, id: &str, status: u16, body: impl Into<String>) {
+        let reply = Reply {
+            status,
+            body: body.into(),
+            retry_after: None,
+        };
+        self.with_media(id, |m| m.lookup_error = Some(reply));
+    }
+
+    /// The download of `id` answers `status` instead of the file.
+    pub fn fail_download(&self, id: &str, status: u16) {
+        self.with_media(id, |m| m.download_status = Some(status));
+    }
+
+    /// The download of `id` waits this long before answering.
+    pub fn delay_download(&self, id: &str, delay: Duration) {
+        self.with_media(id, |m| m.download_delay = delay);
+    }
+
+    fn with_media(&self, id: &str, edit: impl FnOnce(&mut Media)) {
+        let mut script = self.shared.script();
+        edit(script.media.entry(id.to_string()).or_default());
+    }
+
+    /// Media ids herald looked up (`GET /{media-id}`), in order.
+    pub fn media_lookups(&self) -> Vec<String> {
+        self.shared.script().lookups.clone()
+    }
+
+    /// Media ids whose bytes herald downloaded (or started to), in order.
+    pub fn media_downloads(&self) -> Vec<String> {
+        self.shared.script().downloads.clone()
+    }
+
+    /// Every upload herald made, in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.shared.script().uploads.clone()
+    }
+
+    /// The upload that got media id `id`; panics if there is none.
+    pub fn upload(&self, id: &str) -> Upload {
+        self.uploads()
+            .into_iter()
+            .find(|u| u.id == id)
+            .unwrap_or_else(|| panic!("no upload got media id {id}"))
+    }
+
     /// Meta's error JSON for `code`.
     pub fn meta_error(code: i64, message: &str, details: &str) -> String {
         json!({
@@ -398,7 +522,7 @@ fn template_page(
         let mut paging =
             json!({"cursors": {"before": format!("idx{start}"), "after": format!("idx{end}")}});
         if end < script.templates.len() {
-            let base = shared.url.get().cloned().unwrap_or_default();
+            let base = shared.url.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let prefix = version.map(|v| format!("/{v}")).unwrap_or_default();
             paging["next"] = json!(format!(
                 "{base}{prefix}/{waba_id}/message_templates?limit={limit}&after=idx{end}"
@@ -421,7 +545,7 @@ fn template_page(
     response
 }
 
-async fn unknown_path() -> Response {
+fn unknown_path() -> Response {
     let body = json!({"error": {
         "message": "Unknown path components",
         "type": "OAuthException",
@@ -429,6 +553,198 @@ async fn unknown_path() -> Response {
         "fbtrace_id": "AFakeTraceId"
     }});
     (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+}
+
+fn json_reply(reply: Reply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, reply.body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+fn token_refused(script: &Script, headers: &HeaderMap) -> Option<Reply> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let ok = match (&script.token, authorization) {
+        (Some(expected), Some(got)) => got == format!("Bearer {expected}"),
+        (None, Some(got)) => got.starts_with("Bearer ") && got.len() > "Bearer ".len(),
+        (_, None) => false,
+    };
+    (!ok).then(|| Reply {
+        status: 401,
+        body: FakeGraph::meta_error(190, "Invalid OAuth access token.", ""),
+        retry_after: None,
+    })
+}
+
+/// `GET /download/{id}`: the file's bytes; `GET [/{version}]/{id}`: its media object.
+async fn get_media_or_unknown(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != Method::GET {
+        return unknown_path();
+    }
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["download", id] => download(&shared, id, &headers).await,
+        [id] | [_, id] => lookup(&shared, id, &headers),
+        _ => unknown_path(),
+    }
+}
+
+fn lookup(shared: &Shared, id: &str, headers: &HeaderMap) -> Response {
+    let base = shared.url.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut script = shared.script();
+    script.lookups.push(id.to_string());
+    if let Some(refused) = token_refused(&script, headers) {
+        return json_reply(refused);
+    }
+    let Some(media) = script.media.get(id) else {
+        return json_reply(Reply {
+            status: 400,
+            body: FakeGraph::meta_error(
+                100,
+                &format!("Unsupported get request. Object with ID '{id}' does not exist"),
+                "",
+            ),
+            retry_after: None,
+        });
+    };
+    if let Some(reply) = media.lookup_error.clone() {
+        return json_reply(reply);
+    }
+    let body = json!({
+        "messaging_product": "whatsapp",
+        "url": format!("{base}/download/{id}"),
+        "mime_type": media.mime,
+        "sha256": "fake-sha256",
+        "file_size": media.declared_size.unwrap_or(media.bytes.len() as u64),
+        "id": id,
+    });
+    json_reply(Reply {
+        status: 200,
+        body: body.to_string(),
+        retry_after: None,
+    })
+}
+
+async fn download(shared: &Shared, id: &str, headers: &HeaderMap) -> Response {
+    let media = {
+        let mut script = shared.script();
+        script.downloads.push(id.to_string());
+        if let Some(refused) = token_refused(&script, headers) {
+            return json_reply(refused);
+        }
+        script.media.get(id).cloned()
+    };
+    let Some(media) = media else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !media.download_delay.is_zero() {
+        tokio::time::sleep(media.download_delay).await;
+    }
+    if let Some(status) = media.download_status {
+        return StatusCode::from_u16(status)
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            .into_response();
+    }
+    // Streamed in pieces without a Content-Length, as a CDN may: only counting tells the size.
+    let chunks: Vec<Result<Bytes, std::io::Error>> = media
+        .bytes
+        .chunks(64 * 1024)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    let mut response = Body::from_stream(futures::stream::iter(chunks)).into_response();
+    if let Ok(mime) = HeaderValue::from_str(&media.mime) {
+        response.headers_mut().insert(header::CONTENT_TYPE, mime);
+    }
+    response
+}
+
+async fn versioned_upload_media(
+    State(shared): State<Arc<Shared>>,
+    Path((_version, phone_number_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    take_upload(&shared, phone_number_id, &headers, &body)
+}
+
+async fn upload_media(
+    State(shared): State<Arc<Shared>>,
+    Path(phone_number_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    take_upload(&shared, phone_number_id, &headers, &body)
+}
+
+/// Meta's checks on an upload: the token, a multipart body with `messaging_product=whatsapp`,
+/// a `type`, and a `file` part.
+fn take_upload(
+    shared: &Shared,
+    phone_number_id: String,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> Response {
+    let mut script = shared.script();
+    if let Some(refused) = token_refused(&script, headers) {
+        return json_reply(refused);
+    }
+    if let Some(reply) = script.next.pop_front() {
+        return json_reply(reply);
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let parts = super::multipart::boundary(content_type)
+        .filter(|_| content_type.starts_with("multipart/form-data"))
+        .map(|b| super::multipart::parse(raw, &b))
+        .unwrap_or_default();
+    let field = |name: &str| parts.iter().find(|p| p.name == name);
+    let file = field("file");
+    let product = field("messaging_product").map(|p| p.text());
+    let kind = field("type").map(|p| p.text());
+    if product.as_deref() != Some("whatsapp") || kind.is_none() || file.is_none() {
+        return json_reply(Reply {
+            status: 400,
+            body: FakeGraph::meta_error(
+                100,
+                "Invalid parameter",
+                "messaging_product, type and file are required",
+            ),
+            retry_after: None,
+        });
+    }
+    let n = shared.wamids.fetch_add(1, Ordering::Relaxed);
+    let id = format!("44907093273{n:05}");
+    let file = file.cloned().expect("checked above");
+    script.uploads.push(Upload {
+        id: id.clone(),
+        phone_number_id,
+        authorization: headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        messaging_product: product,
+        kind,
+        filename: file.filename,
+        content_type: file.content_type,
+        bytes: file.data,
+    });
+    json_reply(Reply {
+        status: 200,
+        body: json!({"id": id}).to_string(),
+        retry_after: None,
+    })
 }
 
 async fn answer(
@@ -590,6 +906,33 @@ pub mod webhooks {
             "type": "text", "text": {"body": text}
         });
         wrap("messages", messages_value(from, name, message))
+    }
+
+    /// A customer's (or admin's) file: `kind` is `document`, `image` or `video`, `media_id` what
+    /// `GET /{media-id}` knows it by; `filename` goes with documents only.
+    #[allow(clippy::too_many_arguments)]
+    pub fn media(
+        from: &str,
+        kind: &str,
+        media_id: &str,
+        mime: &str,
+        filename: Option<&str>,
+        caption: Option<&str>,
+        wamid: &str,
+        at: i64,
+    ) -> String {
+        let mut media = json!({"mime_type": mime, "sha256": "fake-sha256", "id": media_id});
+        if let Some(filename) = filename {
+            media["filename"] = json!(filename);
+        }
+        if let Some(caption) = caption {
+            media["caption"] = json!(caption);
+        }
+        let mut message = json!({
+            "from": super::digits(from), "id": wamid, "timestamp": at.to_string(), "type": kind,
+        });
+        message[kind] = media;
+        wrap("messages", messages_value(from, "Admin", message))
     }
 
     /// A template quick-reply button press.

@@ -14,6 +14,17 @@
 //! fake.block(101);                                      // chat 101 blocked the bot
 //! assert_eq!(fake.texts_to(100), vec![...]);
 //! ```
+//!
+//! Files: `getFile` answers a `file_path` for the files a test added, the file route
+//! (`GET /file/bot<token>/<file_path>`) serves their bytes, and `sendDocument` / `sendPhoto`
+//! (multipart) are recorded with the bytes of their file part.
+//!
+//! ```ignore
+//! fake.add_file("BQAC-1", b"address,name\n...");      // a file a user can send
+//! let id = fake.document(42, "Ada", "BQAC-1", "contacts.csv", "text/csv", Some("/contact import"), at);
+//! fake.fail_download("BQAC-1", 404);
+//! let sent = fake.files_to(42);                        // what the bot sent, bytes and all
+//! ```
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +38,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use tokio::sync::Notify;
+
+use super::multipart::{self, Part};
 
 pub const TOKEN: &str = "123456:TEST-token";
 pub const BOT_ID: i64 = 777;
@@ -42,6 +55,8 @@ pub struct Call {
     pub params: Value,
     /// What the fake answered.
     pub response: Value,
+    /// The file parts of a multipart call (`sendDocument`'s `document`, `sendPhoto`'s `photo`).
+    pub files: Vec<Part>,
 }
 
 impl Call {
@@ -84,6 +99,24 @@ struct Script {
     next_message_id: i64,
     /// Text of each message the bot has in a chat, for editMessageText.
     messages: HashMap<(i64, i64), String>,
+    /// Files users can send, by file_id.
+    files: HashMap<String, TgFile>,
+    /// file_ids whose bytes herald downloaded (or asked for), in order.
+    downloads: Vec<String>,
+}
+
+/// A file the fake serves, and how it misbehaves.
+#[derive(Debug, Clone, Default)]
+struct TgFile {
+    path: String,
+    bytes: Vec<u8>,
+    /// What getFile says the size is (the real size unless a test says otherwise).
+    declared_size: Option<u64>,
+    /// getFile's answer instead of the file.
+    get_file_error: Option<(u16, Value)>,
+    /// The file route's status instead of the bytes.
+    download_status: Option<u16>,
+    download_delay: Duration,
 }
 
 struct Shared {
@@ -124,6 +157,7 @@ impl FakeTelegram {
         });
         let app = Router::new()
             .route("/{bot}/{method}", post(method).get(method))
+            .route("/file/{bot}/{*path}", axum::routing::get(file_route))
             .fallback(|| async { not_found() })
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -217,6 +251,148 @@ impl FakeTelegram {
             }
         });
         (self.push(update), query_id)
+    }
+
+    /// User `chat` sends a document (`file_id`, added with [`FakeTelegram::add_file`]) with an
+    /// optional caption.
+    #[allow(clippy::too_many_arguments)]
+    pub fn document(
+        &self,
+        chat: i64,
+        name: &str,
+        file_id: &str,
+        file_name: &str,
+        mime: &str,
+        caption: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> i64 {
+        let size = self.declared_size(file_id);
+        let media = json!({
+            "document": {
+                "file_id": file_id, "file_unique_id": format!("u-{file_id}"),
+                "file_name": file_name, "mime_type": mime, "file_size": size
+            }
+        });
+        self.media_message(chat, name, media, caption, at)
+    }
+
+    /// User `chat` sends a photo (`file_id`) with an optional caption.
+    pub fn photo(
+        &self,
+        chat: i64,
+        name: &str,
+        file_id: &str,
+        caption: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> i64 {
+        let size = self.declared_size(file_id);
+        let media = json!({
+            "photo": [
+                {"file_id": format!("{file_id}-thumb"), "file_unique_id": "thumb", "width": 90, "height": 60, "file_size": 900},
+                {"file_id": file_id, "file_unique_id": format!("u-{file_id}"), "width": 1000, "height": 600, "file_size": size}
+            ]
+        });
+        self.media_message(chat, name, media, caption, at)
+    }
+
+    fn declared_size(&self, file_id: &str) -> u64 {
+        self.shared
+            .script()
+            .files
+            .get(file_id)
+            .map(|f| f.declared_size.unwrap_or(f.bytes.len() as u64))
+            .unwrap_or(0)
+    }
+
+    fn media_message(
+        &self,
+        chat: i64,
+        name: &str,
+        media: Value,
+        caption: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> i64 {
+        let message_id = self.next_message_id();
+        let mut message = json!({
+            "message_id": message_id,
+            "from": {"id": chat, "is_bot": false, "first_name": name},
+            "chat": {"id": chat, "type": "private", "first_name": name},
+            "date": at.timestamp(),
+        });
+        for (k, v) in media.as_object().into_iter().flatten() {
+            message[k] = v.clone();
+        }
+        if let Some(caption) = caption {
+            message["caption"] = json!(caption);
+            if caption.starts_with('/') {
+                let len = caption
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .encode_utf16()
+                    .count();
+                message["caption_entities"] =
+                    json!([{"type": "bot_command", "offset": 0, "length": len}]);
+            }
+        }
+        self.push(json!({"message": message}))
+    }
+
+    // ---- the script: files ----
+
+    /// A file users can send as `file_id`; getFile gives it a path under `documents/`.
+    pub fn add_file(&self, file_id: &str, bytes: impl Into<Vec<u8>>) {
+        let mut s = self.shared.script();
+        let path = format!("documents/file_{}.bin", s.files.len() + 1);
+        s.files.insert(
+            file_id.to_string(),
+            TgFile {
+                path,
+                bytes: bytes.into(),
+                ..TgFile::default()
+            },
+        );
+    }
+
+    /// getFile and the message say the file has `size` bytes, whatever it really has.
+    pub fn declare_file_size(&self, file_id: &str, size: u64) {
+        self.with_file(file_id, |f| f.declared_size = Some(size));
+    }
+
+    /// getFile answers `status` with Telegram's error `description`.
+    pub fn fail_get_file(&self, file_id: &str, status: u16, description: &str) {
+        let body = json!({"ok": false, "error_code": status, "description": description});
+        self.with_file(file_id, |f| f.get_file_error = Some((status, body)));
+    }
+
+    /// The file route answers `status` for this file.
+    pub fn fail_download(&self, file_id: &str, status: u16) {
+        self.with_file(file_id, |f| f.download_status = Some(status));
+    }
+
+    /// The file route waits this long before answering for this file.
+    pub fn delay_download(&self, file_id: &str, delay: Duration) {
+        self.with_file(file_id, |f| f.download_delay = delay);
+    }
+
+    fn with_file(&self, file_id: &str, edit: impl FnOnce(&mut TgFile)) {
+        let mut s = self.shared.script();
+        edit(s.files.entry(file_id.to_string()).or_default());
+    }
+
+    /// file_ids herald asked the file route for, in order.
+    pub fn downloads(&self) -> Vec<String> {
+        self.shared.script().downloads.clone()
+    }
+
+    /// Accepted `sendDocument` / `sendPhoto` calls into `chat`, in order: (method, file part).
+    pub fn files_to(&self, chat: i64) -> Vec<(String, Part)> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.ok() && c.chat_id() == Some(chat))
+            .filter(|c| c.method == "sendDocument" || c.method == "sendPhoto")
+            .filter_map(|c| Some((c.method.clone(), c.files.first()?.clone())))
+            .collect()
     }
 
     // ---- the script: how the Bot API answers ----
@@ -367,6 +543,9 @@ const KNOWN_METHODS: &[&str] = &[
     "sendMessage",
     "editMessageText",
     "answerCallbackQuery",
+    "getFile",
+    "sendDocument",
+    "sendPhoto",
 ];
 
 fn int(v: &Value) -> Option<i64> {
@@ -394,8 +573,9 @@ fn answer(status: u16, body: Value) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// The parameters of a call: a JSON body, a form body, or the query string.
-async fn params(request: Request) -> Result<Value, Response> {
+/// The parameters of a call: a JSON body, a form body, or the query string; and the file parts
+/// of a multipart body.
+async fn params(request: Request) -> Result<(Value, Vec<Part>), Response> {
     let query: Value = request
         .uri()
         .query()
@@ -418,7 +598,7 @@ async fn params(request: Request) -> Result<Value, Response> {
         let Json(body) = Json::<Value>::from_request(request, &())
             .await
             .map_err(|_| error(400, "Bad Request: can't parse JSON"))?;
-        return Ok(body);
+        return Ok((body, Vec::new()));
     }
     if content_type.starts_with("application/x-www-form-urlencoded") {
         let axum::Form(form) = axum::Form::<HashMap<String, String>>::from_request(request, &())
@@ -435,48 +615,33 @@ async fn params(request: Request) -> Result<Value, Response> {
                 (k, value)
             })
             .collect::<serde_json::Map<_, _>>();
-        return Ok(Value::Object(fields));
+        return Ok((Value::Object(fields), Vec::new()));
     }
     if content_type.starts_with("multipart/form-data") {
-        // teloxide sends methods that could carry a file (setWebhook's certificate) as
-        // multipart; the fields herald sends are all text.
-        let boundary = content_type
-            .split(';')
-            .filter_map(|p| p.trim().strip_prefix("boundary="))
-            .next()
-            .map(|b| b.trim_matches('"').to_string())
+        // teloxide sends methods that carry a file (sendDocument, sendPhoto, setWebhook's
+        // certificate) as multipart: text fields become parameters, file parts are kept whole.
+        let boundary = multipart::boundary(&content_type)
             .ok_or_else(|| error(400, "Bad Request: multipart without boundary"))?;
-        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        let body = axum::body::to_bytes(request.into_body(), 60 << 20)
             .await
             .map_err(|_| error(400, "Bad Request: unreadable body"))?;
-        return Ok(multipart_fields(&String::from_utf8_lossy(&body), &boundary));
+        let mut fields = serde_json::Map::new();
+        let mut files = Vec::new();
+        for part in multipart::parse(&body, &boundary) {
+            if part.filename.is_some() {
+                files.push(part);
+                continue;
+            }
+            let text = part.text();
+            let value = match serde_json::from_str::<Value>(&text) {
+                Ok(parsed @ (Value::Object(_) | Value::Array(_))) => parsed,
+                _ => Value::String(text),
+            };
+            fields.insert(part.name, value);
+        }
+        return Ok((Value::Object(fields), files));
     }
-    Ok(query)
-}
-
-/// The text fields of a `multipart/form-data` body, JSON-decoding structured ones.
-fn multipart_fields(body: &str, boundary: &str) -> Value {
-    let delimiter = format!("--{boundary}");
-    let mut fields = serde_json::Map::new();
-    for part in body.split(delimiter.as_str()) {
-        let Some((head, value)) = part.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let Some(name) = head
-            .split("name=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-        else {
-            continue;
-        };
-        let value = value.strip_suffix("\r\n").unwrap_or(value);
-        let value = match serde_json::from_str::<Value>(value) {
-            Ok(parsed @ (Value::Object(_) | Value::Array(_))) => parsed,
-            _ => Value::String(value.to_string()),
-        };
-        fields.insert(name.to_string(), value);
-    }
-    Value::Object(fields)
+    Ok((query, Vec::new()))
 }
 
 /// `a=1&b=x%20y` into pairs (the query string form of a call).
@@ -522,7 +687,7 @@ async fn method(
         .iter()
         .find(|m| m.eq_ignore_ascii_case(&method))
         .map_or(method, |m| (*m).to_string());
-    let params = match params(request).await {
+    let (params, files) = match params(request).await {
         Ok(p) => p,
         Err(response) => return response,
     };
@@ -531,19 +696,57 @@ async fn method(
     }
     let (status, body) = {
         let mut s = shared.script();
-        let (status, body) = respond(&mut s, &method, &params);
+        let (status, body) = respond(&mut s, &method, &params, &files);
         s.calls.push(Call {
             method: method.clone(),
             params,
             response: body.clone(),
+            files,
         });
         (status, body)
     };
     answer(status, body)
 }
 
+/// `GET /file/bot<token>/<file_path>`: the file's bytes, streamed.
+async fn file_route(
+    State(shared): State<Arc<Shared>>,
+    Path((bot, path)): Path<(String, String)>,
+) -> Response {
+    if bot.strip_prefix("bot") != Some(TOKEN) {
+        return error(401, "Unauthorized");
+    }
+    let found = {
+        let mut s = shared.script();
+        let found = s
+            .files
+            .iter()
+            .find(|(_, f)| f.path == path)
+            .map(|(id, f)| (id.clone(), f.clone()));
+        if let Some((id, _)) = &found {
+            s.downloads.push(id.clone());
+        }
+        found
+    };
+    let Some((_, file)) = found else {
+        return not_found();
+    };
+    if !file.download_delay.is_zero() {
+        tokio::time::sleep(file.download_delay).await;
+    }
+    if let Some(status) = file.download_status {
+        return error(status, "Not Found");
+    }
+    let chunks: Vec<Result<axum::body::Bytes, std::io::Error>> = file
+        .bytes
+        .chunks(64 * 1024)
+        .map(|c| Ok(axum::body::Bytes::copy_from_slice(c)))
+        .collect();
+    axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response()
+}
+
 /// The answer to one recorded method call: a scripted failure, a validation error, or success.
-fn respond(s: &mut Script, method: &str, p: &Value) -> (u16, Value) {
+fn respond(s: &mut Script, method: &str, p: &Value, files: &[Part]) -> (u16, Value) {
     let ok = |result: Value| (200, json!({"ok": true, "result": result}));
     let bad = |description: &str| {
         (
@@ -603,6 +806,65 @@ fn respond(s: &mut Script, method: &str, p: &Value) -> (u16, Value) {
             }
             ok(message)
         }
+        "getFile" => {
+            let id = p["file_id"].as_str().unwrap_or("");
+            match s.files.get(id) {
+                None => bad("invalid file_id"),
+                Some(TgFile {
+                    get_file_error: Some((status, body)),
+                    ..
+                }) => (*status, body.clone()),
+                Some(f) => ok(json!({
+                    "file_id": id,
+                    "file_unique_id": format!("u-{id}"),
+                    "file_size": f.declared_size.unwrap_or(f.bytes.len() as u64),
+                    "file_path": f.path,
+                })),
+            }
+        }
+        "sendDocument" | "sendPhoto" => {
+            let Some(chat) = chat else {
+                return bad("chat_id is empty");
+            };
+            let field = if method == "sendDocument" {
+                "document"
+            } else {
+                "photo"
+            };
+            // The file is the part named like the field, or the part the field names as
+            // `attach://<name>` (teloxide's way).
+            let attached = p[field].as_str().and_then(|v| v.strip_prefix("attach://"));
+            let Some(file) = files
+                .iter()
+                .find(|f| f.name == field || Some(f.name.as_str()) == attached)
+            else {
+                return bad(&format!("there is no {field} in the request"));
+            };
+            s.next_message_id += 1;
+            let message_id = s.next_message_id;
+            let size = file.data.len();
+            let mut message = json!({
+                "message_id": message_id,
+                "from": bot_user(),
+                "chat": {"id": chat, "type": "private", "first_name": "Admin"},
+                "date": Utc::now().timestamp(),
+            });
+            if method == "sendDocument" {
+                message["document"] = json!({
+                    "file_id": format!("sent-{message_id}"), "file_unique_id": format!("su-{message_id}"),
+                    "file_name": file.filename, "mime_type": "text/csv", "file_size": size
+                });
+            } else {
+                message["photo"] = json!([{
+                    "file_id": format!("sent-{message_id}"), "file_unique_id": format!("su-{message_id}"),
+                    "width": 1000, "height": 600, "file_size": size
+                }]);
+            }
+            if let Some(caption) = p["caption"].as_str() {
+                message["caption"] = json!(caption);
+            }
+            ok(message)
+        }
         "editMessageText" => {
             let (Some(chat), Some(message_id)) = (chat, int(&p["message_id"])) else {
                 return bad("message identifier is not specified");
@@ -645,6 +907,7 @@ async fn get_updates(shared: &Shared, p: &Value) -> Response {
         method: "getUpdates".into(),
         params: p.clone(),
         response: json!({"ok": true}),
+        files: Vec::new(),
     });
     loop {
         // Registered before looking, so a push between the look and the wait is not missed.

@@ -7,5 +7,6 @@ pub mod db;
 pub mod fake_graph;
 pub mod fake_telegram;
 pub mod herald_process;
+pub mod multipart;
 pub mod raw_http;
 pub mod run_app;

@@ -2,7 +2,7 @@
 //! checks what herald makes of the ones a campaign bot acts on.
 
 use super::*;
-use crate::channels::{ChannelEvent, DeliveryStatus, Inbound, StatusUpdate};
+use crate::channels::{ChannelEvent, DeliveryStatus, FileKind, FileRef, Inbound, StatusUpdate};
 use chrono::TimeZone;
 use serde_json::{json, Map, Value};
 
@@ -187,6 +187,7 @@ fn text_message() {
             button: None,
             at: at(1697043223),
             provider_id: some("wamid.xyzxyz"),
+            file: None,
         }
     );
 }
@@ -263,6 +264,35 @@ fn reactions_and_media_open_the_window_without_text() {
     assert_eq!(reaction.name, some("Test Name"));
     let image = only_inbound("message.json", "image");
     assert_eq!(image.at, at(1697043379));
+}
+
+#[test]
+fn media_carry_their_id_name_and_type() {
+    let document = only_inbound("message.json", "document").file.unwrap();
+    assert_eq!(
+        document,
+        FileRef {
+            id: "1234567890987654321".into(),
+            kind: FileKind::Document,
+            name: some("filename.pdf"),
+            mime: some("application/pdf"),
+            size: None,
+        }
+    );
+    let image = only_inbound("message.json", "image").file.unwrap();
+    assert_eq!(
+        (image.id.as_str(), image.kind),
+        ("65463453", FileKind::Image)
+    );
+    let video = only_inbound("message.json", "video").file.unwrap();
+    assert_eq!(
+        (video.id.as_str(), video.kind),
+        ("765756756", FileKind::Video)
+    );
+    assert_eq!(only_inbound("message.json", "text").file, None);
+    assert_eq!(only_inbound("message.json", "audio").file, None);
+    // An edit's media was the original message's: nothing new to fetch.
+    assert_eq!(only_inbound("edited_message.json", "image").file, None);
 }
 
 #[test]
@@ -422,6 +452,7 @@ fn mapping_follows_the_body_not_the_sample_values() {
             button: None,
             at: at(1767225600),
             provider_id: some("wamid.unique-1"),
+            file: None,
         })]
     );
 }
