@@ -128,6 +128,15 @@ pub struct Config {
     /// How long a webhook body may take to arrive whole (`WEBHOOK_BODY_TIMEOUT_SECS`), so
     /// stalled senders do not pile up.
     pub webhook_body_timeout: Duration,
+    /// Recipient rows of campaigns finished more than this many days ago are summarised into
+    /// their campaign's counts and removed (`RETENTION_DAYS`).
+    pub retention_days: u64,
+    /// How long a webhook message id is remembered to recognise a redelivery
+    /// (`DEDUP_KEEP_HOURS`): Meta redelivers for up to 7 days.
+    pub dedup_keep: Duration,
+    /// How often `herald run` prunes, summarises and refreshes statistics
+    /// (`MAINTENANCE_EVERY_SECS`).
+    pub maintenance_every: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -155,6 +164,9 @@ impl fmt::Debug for Config {
             .field("webhook_max_in_flight", &self.webhook_max_in_flight)
             .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
             .field("webhook_body_timeout", &self.webhook_body_timeout)
+            .field("retention_days", &self.retention_days)
+            .field("dedup_keep", &self.dedup_keep)
+            .field("maintenance_every", &self.maintenance_every)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +221,9 @@ impl Default for Config {
             webhook_max_in_flight: 64,
             webhook_buffer_bytes: 64 * MIB,
             webhook_body_timeout: Duration::from_secs(15),
+            retention_days: 180,
+            dedup_keep: Duration::from_secs(7 * 24 * 3600),
+            maintenance_every: Duration::from_secs(60),
         }
     }
 }
@@ -387,6 +402,25 @@ impl Config {
         c.webhook_body_timeout = Duration::from_secs(seconds(
             "WEBHOOK_BODY_TIMEOUT_SECS",
             c.webhook_body_timeout.as_secs(),
+        )?);
+        let count =
+            |key: &str, unit: &str, default: u64| -> Result<u64, ConfigError> {
+                match get(key) {
+                    None => Ok(default),
+                    Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        invalid(key, format!("expected whole {unit} > 0, got {v:?}"))
+                    }),
+                }
+            };
+        c.retention_days = count("RETENTION_DAYS", "days", c.retention_days)?;
+        c.dedup_keep = Duration::from_secs(
+            count("DEDUP_KEEP_HOURS", "hours", c.dedup_keep.as_secs() / 3600)?
+                .checked_mul(3600)
+                .ok_or_else(|| invalid("DEDUP_KEEP_HOURS", "too large".into()))?,
+        );
+        c.maintenance_every = Duration::from_secs(seconds(
+            "MAINTENANCE_EVERY_SECS",
+            c.maintenance_every.as_secs(),
         )?);
         Ok(c)
     }
