@@ -128,9 +128,9 @@ pub struct Config {
     /// How long a webhook body may take to arrive whole (`WEBHOOK_BODY_TIMEOUT_SECS`), so
     /// stalled senders do not pile up.
     pub webhook_body_timeout: Duration,
-    /// Recipient rows of campaigns finished more than this many days ago are summarised into
-    /// their campaign's counts and removed (`RETENTION_DAYS`).
-    pub retention_days: u64,
+    /// Recipient rows of campaigns finished longer ago than this are summarised into their
+    /// campaign's counts and removed (`RETENTION_DAYS`).
+    pub retention: Duration,
     /// How long a webhook message id is remembered to recognise a redelivery
     /// (`DEDUP_KEEP_HOURS`): Meta redelivers for up to 7 days.
     pub dedup_keep: Duration,
@@ -164,7 +164,7 @@ impl fmt::Debug for Config {
             .field("webhook_max_in_flight", &self.webhook_max_in_flight)
             .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
             .field("webhook_body_timeout", &self.webhook_body_timeout)
-            .field("retention_days", &self.retention_days)
+            .field("retention", &self.retention)
             .field("dedup_keep", &self.dedup_keep)
             .field("maintenance_every", &self.maintenance_every)
             .finish_non_exhaustive()
@@ -221,7 +221,7 @@ impl Default for Config {
             webhook_max_in_flight: 64,
             webhook_buffer_bytes: 64 * MIB,
             webhook_body_timeout: Duration::from_secs(15),
-            retention_days: 180,
+            retention: Duration::from_secs(180 * 86_400),
             dedup_keep: Duration::from_secs(7 * 24 * 3600),
             maintenance_every: Duration::from_secs(60),
         }
@@ -412,7 +412,11 @@ impl Config {
                     }),
                 }
             };
-        c.retention_days = count("RETENTION_DAYS", "days", c.retention_days)?;
+        c.retention = Duration::from_secs(
+            count("RETENTION_DAYS", "days", c.retention.as_secs() / 86_400)?
+                .checked_mul(86_400)
+                .ok_or_else(|| invalid("RETENTION_DAYS", "too large".into()))?,
+        );
         c.dedup_keep = Duration::from_secs(
             count("DEDUP_KEEP_HOURS", "hours", c.dedup_keep.as_secs() / 3600)?
                 .checked_mul(3600)
@@ -518,6 +522,34 @@ mod tests {
         ] {
             let e = Config::from_vars(&vars(&[(key, "0")])).unwrap_err();
             assert!(e.to_string().starts_with(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn retention_settings_have_defaults_and_read_their_units() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.retention, Duration::from_secs(180 * 86_400));
+        assert_eq!(c.dedup_keep, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.maintenance_every, Duration::from_secs(60));
+        let c = Config::from_vars(&vars(&[
+            ("RETENTION_DAYS", "30"),
+            ("DEDUP_KEEP_HOURS", "200"),
+            ("MAINTENANCE_EVERY_SECS", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.dedup_keep, Duration::from_secs(200 * 3600));
+        assert_eq!(c.maintenance_every, Duration::from_secs(5));
+        for (key, bad) in [
+            ("RETENTION_DAYS", "0"),
+            ("RETENTION_DAYS", "half a year"),
+            ("DEDUP_KEEP_HOURS", "-1"),
+            ("MAINTENANCE_EVERY_SECS", "0"),
+            ("RETENTION_DAYS", "99999999999999999"),
+        ] {
+            let e = Config::from_vars(&vars(&[(key, bad)])).unwrap_err();
+            assert!(e.to_string().starts_with(key), "{e}");
+            assert_eq!(e.to_string().lines().count(), 1);
         }
     }
 

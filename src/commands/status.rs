@@ -30,7 +30,7 @@ fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -168,16 +168,16 @@ pub fn screen(engine: &Engine, o: &Overview) -> String {
         Some(t) => write!(
             s,
             "retention: oldest finished campaign with recipient rows finished {} ago \
-             (summarised after {} days); {summaries} campaign(s) summarised ({} rows)",
+             (summarised after {}); {summaries} campaign(s) summarised ({} rows)",
             age(o.now - t),
-            o.retention_days,
+            age(o.retention),
             thousands(rows)
         ),
         None => write!(
             s,
-            "retention: no finished campaign holds recipient rows (summarised after {} days); \
+            "retention: no finished campaign holds recipient rows (summarised after {}); \
              {summaries} campaign(s) summarised ({} rows)",
-            o.retention_days,
+            age(o.retention),
             thousands(rows)
         ),
     };

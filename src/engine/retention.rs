@@ -54,8 +54,11 @@ enum Prune {
 impl Engine {
     /// Recipient rows of campaigns finished before this are summarised.
     pub fn retention_cutoff(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        let days = i64::try_from(self.config.retention_days).unwrap_or(i64::MAX / 86_400_000);
-        now - chrono::Duration::days(days.min(365_000))
+        // Past what a date can hold (a typo of many digits) means "keep everything".
+        let keep = chrono::Duration::from_std(self.config.retention)
+            .unwrap_or(chrono::Duration::days(365_000))
+            .min(chrono::Duration::days(365_000));
+        now - keep
     }
 
     /// De-duplication rows seen before this are pruned.

@@ -28,7 +28,7 @@ pub struct Overview {
     pub dedup_keep: chrono::Duration,
     /// When the longest-finished campaign still holding its recipient rows finished.
     pub oldest_unsummarised: Option<DateTime<Utc>>,
-    pub retention_days: u64,
+    pub retention: chrono::Duration,
     /// Campaigns summarised so far and the recipient rows they stood for.
     pub summarised: (i64, i64),
 }
@@ -130,7 +130,8 @@ impl Engine {
             dedup_keep: chrono::Duration::from_std(self.config.dedup_keep)
                 .unwrap_or(chrono::Duration::days(7)),
             oldest_unsummarised: store.oldest_unsummarised().await?,
-            retention_days: self.config.retention_days,
+            retention: chrono::Duration::from_std(self.config.retention)
+                .unwrap_or(chrono::Duration::days(365_000)),
             summarised: store.summarised_counts().await?,
         })
     }
