@@ -333,6 +333,18 @@ async fn soak_on(soak: &SoakArgs, db: &BenchDb) -> anyhow::Result<()> {
     }
     // The requests still in flight are answered before herald stops.
     let _ = load.permits.acquire_many(256).await;
+    let (summaries, summarised) = engine.store.summarised_counts().await?;
+    let export: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(LENGTH(export)), 0) AS BIGINT) FROM campaign_summaries",
+    )
+    .fetch_one(engine.store.pool())
+    .await?;
+    if summarised > 0 {
+        println!(
+            "{summaries} campaigns summarised ({summarised} recipient rows): their exports take {:.1} bytes per recipient",
+            export as f64 / summarised as f64
+        );
+    }
     shutdown.cancel();
     server.abort();
     let _ = running.await;
