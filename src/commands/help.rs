@@ -525,7 +525,7 @@ mod tests {
             names,
             [
                 "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger",
-                "drip", "on"
+                "drip", "on", "status"
             ]
         );
         for (command, description) in &list {
