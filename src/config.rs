@@ -137,6 +137,9 @@ pub struct Config {
     /// How often `herald run` prunes, summarises and refreshes statistics
     /// (`MAINTENANCE_EVERY_SECS`).
     pub maintenance_every: Duration,
+    /// How long a client may take to send a request's headers (`HTTP_HEADER_TIMEOUT_SECS`);
+    /// past it the connection is closed, so slow senders cannot hold sockets open.
+    pub http_header_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -167,6 +170,7 @@ impl fmt::Debug for Config {
             .field("retention", &self.retention)
             .field("dedup_keep", &self.dedup_keep)
             .field("maintenance_every", &self.maintenance_every)
+            .field("http_header_timeout", &self.http_header_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -224,6 +228,7 @@ impl Default for Config {
             retention: Duration::from_secs(180 * 86_400),
             dedup_keep: Duration::from_secs(7 * 24 * 3600),
             maintenance_every: Duration::from_secs(60),
+            http_header_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -425,6 +430,10 @@ impl Config {
         c.maintenance_every = Duration::from_secs(seconds(
             "MAINTENANCE_EVERY_SECS",
             c.maintenance_every.as_secs(),
+        )?);
+        c.http_header_timeout = Duration::from_secs(seconds(
+            "HTTP_HEADER_TIMEOUT_SECS",
+            c.http_header_timeout.as_secs(),
         )?);
         Ok(c)
     }

@@ -2,6 +2,7 @@
 //! the HTTP server; runs it until a shutdown signal.
 
 pub mod console;
+mod serve;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,11 +130,13 @@ impl App {
             .and_then(|tg| tg.webhook_router(intake.clone()));
         let router = crate::http::router(self.engine.clone(), intake, telegram_hook);
         let server_shutdown = shutdown.clone();
-        let server = tokio::spawn(async move {
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move { server_shutdown.cancelled().await })
-                .await
-        });
+        let header_timeout = self.engine.config.http_header_timeout;
+        let server = tokio::spawn(serve::serve(
+            self.listener,
+            router,
+            header_timeout,
+            server_shutdown,
+        ));
         let telegram = self.telegram.map(|tg| {
             let menu = crate::commands::help::command_list();
             tg.start(self.engine.clone(), menu, shutdown.clone())
@@ -142,10 +145,8 @@ impl App {
         if let Some(t) = telegram {
             let _ = t.await;
         }
-        match server.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(error = %e, "HTTP server failed"),
-            Err(e) => tracing::error!(error = %e, "HTTP server task failed"),
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "HTTP server task failed");
         }
         self.engine.store.close().await;
         Ok(())

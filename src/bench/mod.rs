@@ -51,6 +51,8 @@ const TARGET_WEBHOOKS: f64 = 10_000.0;
 const TARGET_WEBHOOK_P99_MS: f64 = 50.0;
 const TARGET_RSS_MB: f64 = 150.0;
 const TARGET_RESOLVE_SECS: f64 = 10.0;
+/// herald's CPU per message sent, at most this many times the bare reqwest loop's.
+const TARGET_CPU_RATIO: f64 = 2.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backends {
@@ -85,6 +87,10 @@ pub struct BenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub pg_url: String,
+    /// Runs of the whole measurement per backend (a fresh database each): the table shows each
+    /// line's median run and the spread over all of them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub runs: u32,
     /// Measure one thing on its own instead of the whole table.
     #[command(subcommand)]
     pub only: Option<BenchOnly>,
@@ -134,6 +140,9 @@ pub struct WorkerReport {
     pub start_ms: i64,
     pub end_ms: i64,
     pub peak_rss_kb: u64,
+    /// CPU time the worker process used, user and system, all threads (ms).
+    #[serde(default)]
+    pub cpu_ms: u64,
 }
 
 impl WorkerReport {
@@ -143,6 +152,11 @@ impl WorkerReport {
 
     fn rate(&self) -> f64 {
         self.sent as f64 / self.secs()
+    }
+
+    /// CPU microseconds per message sent.
+    fn cpu_us_per_message(&self) -> Option<f64> {
+        (self.sent > 0 && self.cpu_ms > 0).then(|| self.cpu_ms as f64 * 1000.0 / self.sent as f64)
     }
 }
 
@@ -154,6 +168,26 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
+}
+
+/// CPU time this process has used, user plus system, all its threads (Linux `/proc/self/stat`,
+/// fields 14 and 15), in ms; 0 where unknown. The fields count clock ticks of `USER_HZ`, which
+/// is 100 on every Linux the kernel's ABI allows.
+pub fn cpu_ms() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    // The command name (field 2) may hold spaces; the fields after its `)` are space-separated,
+    // starting with field 3.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) * 10,
+        _ => 0,
+    }
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`), in KiB; 0 where unknown.
@@ -240,6 +274,7 @@ async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
         start_ms: start.timestamp_millis(),
         end_ms: end.timestamp_millis(),
         peak_rss_kb: peak_rss_kb(),
+        cpu_ms: cpu_ms(),
     })
 }
 
@@ -281,6 +316,7 @@ async fn wire_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
         start_ms: start.timestamp_millis(),
         end_ms: end.timestamp_millis(),
         peak_rss_kb: peak_rss_kb(),
+        cpu_ms: cpu_ms(),
     })
 }
 
@@ -422,33 +458,46 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         None => {}
     }
     let started = Instant::now();
-    let mut sqlite = Figures::default();
-    let mut postgres = Figures::default();
-    if args.backend != Backends::Postgres {
-        eprintln!("== SQLite");
-        let db = BenchDb::sqlite()?;
-        let figures = measure(&args, &db, false).await;
-        db.drop_db().await;
-        sqlite = figures?;
-    } else {
-        sqlite.skipped = Some("not selected".into());
-    }
-    if args.backend != Backends::Sqlite {
-        match BenchDb::postgres(&args.pg_url).await {
-            Ok(db) => {
-                eprintln!("== PostgreSQL");
-                let figures = measure(&args, &db, true).await;
-                db.drop_db().await;
-                postgres = figures?;
-            }
-            Err(e) => {
-                let why = format!("PostgreSQL unreachable at {}: {e:#}", redact(&args.pg_url));
-                eprintln!("== {why}: skipped");
-                postgres.skipped = Some(why);
+    let skipped = |why: String| {
+        vec![Figures {
+            skipped: Some(why),
+            ..Figures::default()
+        }]
+    };
+    let mut sqlite = Vec::new();
+    let mut postgres = Vec::new();
+    for run in 1..=args.runs {
+        if args.backend != Backends::Postgres {
+            eprintln!("== SQLite, run {run} of {}", args.runs);
+            let db = BenchDb::sqlite()?;
+            let figures = measure(&args, &db, false).await;
+            db.drop_db().await;
+            sqlite.push(figures?);
+        }
+        if args.backend != Backends::Sqlite {
+            match BenchDb::postgres(&args.pg_url).await {
+                Ok(db) => {
+                    eprintln!("== PostgreSQL, run {run} of {}", args.runs);
+                    let figures = measure(&args, &db, true).await;
+                    db.drop_db().await;
+                    postgres.push(figures?);
+                }
+                Err(e) => {
+                    let why = format!("PostgreSQL unreachable at {}: {e:#}", redact(&args.pg_url));
+                    eprintln!("== {why}: skipped");
+                    postgres = skipped(why);
+                    if args.backend == Backends::Postgres {
+                        break;
+                    }
+                }
             }
         }
-    } else {
-        postgres.skipped = Some("not selected".into());
+    }
+    if sqlite.is_empty() {
+        sqlite = skipped("not selected".into());
+    }
+    if postgres.is_empty() {
+        postgres = skipped("not selected".into());
     }
     print!("{}", table(&args, &sqlite, &postgres, started.elapsed()));
     Ok(())
@@ -574,7 +623,9 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
 async fn new_campaign(engine: &Engine, title: &str, audience: &str) -> anyhow::Result<i64> {
     let store = &engine.store;
     let id = store.create_campaign(title, None, Utc::now()).await?;
-    store.set_audience(id, audience).await?;
+    let audience = crate::domain::audience::parse_audience(audience)
+        .map_err(|e| anyhow::anyhow!("bench audience {audience:?}: {e}"))?;
+    store.set_audience(id, &audience, Utc::now()).await?;
     store
         .set_text(id, "Hello {{name}}, this is the bench")
         .await?;
@@ -744,22 +795,73 @@ fn thousands(x: f64) -> String {
     }
 }
 
-fn cell(f: &Figures, what: impl Fn(&Figures) -> Option<String>) -> String {
-    match &f.skipped {
-        Some(_) => "skipped".into(),
-        None => what(f).unwrap_or_else(|| "not measured".into()),
+/// One backend's cell of a line: the run whose `key` is the median, worded by `what`; with more
+/// than one run, the spread of `key` over them, worded by `spread`.
+fn cell(
+    runs: &[Figures],
+    key: impl Fn(&Figures) -> Option<f64>,
+    what: impl Fn(&Figures) -> Option<String>,
+    spread: impl Fn(f64) -> String,
+) -> String {
+    if runs.iter().any(|f| f.skipped.is_some()) {
+        return "skipped".into();
+    }
+    let mut measured: Vec<(f64, &Figures)> =
+        runs.iter().filter_map(|f| Some((key(f)?, f))).collect();
+    if measured.is_empty() {
+        return "not measured".into();
+    }
+    measured.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let median = measured[measured.len() / 2].1;
+    let text = what(median).unwrap_or_else(|| "not measured".into());
+    match (measured.first(), measured.last()) {
+        (Some((low, _)), Some((high, _))) if measured.len() > 1 => format!(
+            "{text}; median of {} runs, spread {} to {}",
+            measured.len(),
+            spread(*low),
+            spread(*high)
+        ),
+        _ => text,
     }
 }
 
-fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration) -> String {
+/// (a)'s share of the wire limit.
+fn wire_share(f: &Figures) -> Option<f64> {
+    Some(f.dispatch.as_ref()?.rate() / f.wire.as_ref()?.rate())
+}
+
+fn ingest_rate(f: &Figures) -> Option<f64> {
+    Some(f.ingest.as_ref()?.rate)
+}
+
+fn big_rss_mb(f: &Figures) -> Option<f64> {
+    Some(f.big_send.as_ref()?.peak_rss_kb as f64 / 1024.0)
+}
+
+fn resolve_secs(f: &Figures) -> Option<f64> {
+    f.resolve_secs
+}
+
+/// (e): two processes over one.
+fn pair_ratio(f: &Figures) -> Option<f64> {
+    Some(f.pair?.0 / f.dispatch.as_ref()?.rate())
+}
+
+/// (f): herald's CPU per message over the bare loop's.
+fn cpu_ratio(f: &Figures) -> Option<f64> {
+    Some(f.dispatch.as_ref()?.cpu_us_per_message()? / f.wire.as_ref()?.cpu_us_per_message()?)
+}
+
+fn table(args: &BenchArgs, sqlite: &[Figures], postgres: &[Figures], took: Duration) -> String {
     let mut t = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let _ = writeln!(
         t,
-        "\nherald bench: {} recipients (a, e), {} contacts (c, d), {} webhooks (b); {cores} cores; {:.0} s\n",
+        "\nherald bench: {} recipients (a, e, f), {} contacts (c, d), {} webhooks (b); {cores} cores; {} run(s); {:.0} s\n",
         thousands(args.recipients as f64),
         thousands(args.contacts as f64),
         thousands(args.webhooks as f64),
+        args.runs,
         took.as_secs_f64()
     );
     let _ = writeln!(t, "| measure | target | SQLite | PostgreSQL |");
@@ -781,8 +883,8 @@ fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration)
     let _ = writeln!(
         t,
         "| (a) dispatch, pacing off, vs raw wire limit ({UNPACED_CONCURRENCY} in flight) | >= 10,000 msg/s and >= 0.5 x wire | {} | {} |",
-        cell(sqlite, a),
-        cell(postgres, a)
+        cell(sqlite, wire_share, a, |v| format!("{v:.2} x")),
+        cell(postgres, wire_share, a, |v| format!("{v:.2} x"))
     );
     let b = |f: &Figures| {
         let i = f.ingest.as_ref()?;
@@ -799,8 +901,8 @@ fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration)
         t,
         "| (b) signed status webhooks ({} in flight) | >= 10,000/s, p99 < 50 ms | {} | {} |",
         args.webhook_concurrency,
-        cell(sqlite, b),
-        cell(postgres, b)
+        cell(sqlite, ingest_rate, b, |v| format!("{}/s", thousands(v))),
+        cell(postgres, ingest_rate, b, |v| format!("{}/s", thousands(v)))
     );
     let c = |f: &Figures| {
         let r = f.big_send.as_ref()?;
@@ -816,8 +918,8 @@ fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration)
         t,
         "| (c) peak RSS sending a {}-recipient campaign | < 150 MB | {} | {} |",
         thousands(args.contacts as f64),
-        cell(sqlite, c),
-        cell(postgres, c)
+        cell(sqlite, big_rss_mb, c, |v| format!("{v:.0} MB")),
+        cell(postgres, big_rss_mb, c, |v| format!("{v:.0} MB"))
     );
     let d = |f: &Figures| {
         let s = f.resolve_secs?;
@@ -827,8 +929,8 @@ fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration)
         t,
         "| (d) resolve a {}-contact audience | < 10 s | {} | {} |",
         thousands(args.contacts as f64),
-        cell(sqlite, d),
-        cell(postgres, d)
+        cell(sqlite, resolve_secs, d, |v| format!("{v:.1} s")),
+        cell(postgres, resolve_secs, d, |v| format!("{v:.1} s"))
     );
     let e = |f: &Figures| {
         let (rate, dups, _) = f.pair?;
@@ -843,21 +945,44 @@ fn table(args: &BenchArgs, sqlite: &Figures, postgres: &Figures, took: Duration)
     let _ = writeln!(
         t,
         "| (e) two processes, one database | 0 duplicates, combined >= one process | n/a (PostgreSQL only) | {} |",
-        cell(postgres, e)
+        cell(postgres, pair_ratio, e, |v| format!("{v:.2} x one"))
     );
-    for (name, f) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
-        if let Some(why) = &f.skipped {
-            let _ = writeln!(t, "\n{name} skipped: {why}");
-        }
-        for note in &f.notes {
-            let _ = writeln!(t, "\n{name}: {note}");
-        }
-        if f.dispatch_duplicates + f.big_duplicates > 0 {
-            let _ = writeln!(
-                t,
-                "\n{name}: {} duplicate message(s) seen by the fake Graph API",
-                f.dispatch_duplicates + f.big_duplicates
-            );
+    let f = |f: &Figures| {
+        let (d, w) = (f.dispatch.as_ref()?, f.wire.as_ref()?);
+        let ratio = cpu_ratio(f)?;
+        Some(format!(
+            "{:.0} us/msg vs {:.0} us/msg bare = {ratio:.2} x {}",
+            d.cpu_us_per_message()?,
+            w.cpu_us_per_message()?,
+            verdict(ratio <= TARGET_CPU_RATIO)
+        ))
+    };
+    let _ = writeln!(
+        t,
+        "| (f) herald's CPU (user + system) per message sent in (a), vs the bare reqwest loop's | <= 2 x bare | {} | {} |",
+        cell(sqlite, cpu_ratio, f, |v| format!("{v:.2} x")),
+        cell(postgres, cpu_ratio, f, |v| format!("{v:.2} x"))
+    );
+    for (name, runs) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
+        for (i, f) in runs.iter().enumerate() {
+            let name = if runs.len() > 1 {
+                format!("{name} run {}", i + 1)
+            } else {
+                name.to_string()
+            };
+            if let Some(why) = &f.skipped {
+                let _ = writeln!(t, "\n{name} skipped: {why}");
+            }
+            for note in &f.notes {
+                let _ = writeln!(t, "\n{name}: {note}");
+            }
+            if f.dispatch_duplicates + f.big_duplicates > 0 {
+                let _ = writeln!(
+                    t,
+                    "\n{name}: {} duplicate message(s) seen by the fake Graph API",
+                    f.dispatch_duplicates + f.big_duplicates
+                );
+            }
         }
     }
     t

@@ -428,9 +428,9 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             let expr =
                 parse_audience(&audience).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
             store.count_audience(&expr).await?;
-            let (expr, created) = resolve_audience(engine, &audience, now).await?;
+            let expr = resolve_audience(engine, &audience)?;
             let canonical = expr.to_string();
-            store.set_audience(campaign.id, &canonical).await?;
+            let created = store.set_audience(campaign.id, &expr, now).await?;
             let size = store.count_audience(&expr).await?;
             let new = if created > 0 {
                 format!(", {created} of them new and not opted in yet")

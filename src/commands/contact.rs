@@ -1,7 +1,6 @@
 //! `/contact add|show|import`: the contact book: its parser, its
 //! handler and their tests. Grammar and examples: `commands/contact.md`.
 
-use crate::domain::consent::ConsentSource;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +11,7 @@ use crate::domain::csv_import::{parse_contacts_csv, ContactRecord, RowError};
 use crate::domain::{Address, AttrKey, Label, Lang};
 use crate::engine::rules;
 use crate::engine::Engine;
-use crate::store::{Consent, Contact, ContactUpdate, ImportOutcome};
+use crate::store::{Contact, ContactUpdate, ImportOutcome};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ContactCommand {
@@ -168,7 +167,6 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ContactCommand
             attrs,
         } => {
             engine.check_reachable(&address)?;
-            let (contact, created) = store.ensure_contact(&address, None, now).await?;
             let update = ContactUpdate {
                 name,
                 lang,
@@ -176,13 +174,7 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: ContactCommand
                 labels,
                 attrs,
             };
-            store.update_contact(contact.id, &update).await?;
-            if optin && contact.consent != Consent::OptedIn {
-                store
-                    .record_consent(contact.id, true, ConsentSource::Admin, None, now)
-                    .await?;
-            }
-            let contact = find(engine, &address).await?;
+            let (contact, created) = store.add_contact(&address, &update, optin, now).await?;
             let verb = if created { "added" } else { "updated" };
             Ok(format!("contact {verb}: {}", describe_contact_line(&contact)))
         }

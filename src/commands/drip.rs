@@ -11,7 +11,7 @@ use super::AudienceSpec;
 use crate::domain::Lang;
 use crate::engine::Engine;
 use crate::report;
-use crate::store::{CampaignKind, TemplateRef};
+use crate::store::{CampaignKind, StepMessage, TemplateRef};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DripCommand {
@@ -145,8 +145,9 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: DripCommand) ->
     let store = &engine.store;
     match command {
         DripCommand::New { title } => {
-            let id = store.create_campaign(&title, Some(admin), now).await?;
-            store.set_kind(id, CampaignKind::Drip).await?;
+            let id = store
+                .create_campaign_of(CampaignKind::Drip, &title, Some(admin), now)
+                .await?;
             Ok(format!(
                 "drip {id} created: add steps with /drip step {id} <delay> text <message>"
             ))
@@ -171,22 +172,21 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: DripCommand) ->
                 }
             };
             let step_no = engine.drip_steps(id).await?.len() as i64 + 1;
-            let step = store.add_drip_step(&d, step_no, delay_ms, now).await?;
-            match content {
-                StepContent::Text(text) => store.set_text(step, &text).await?,
+            let template;
+            let message = match content {
+                StepContent::Text(ref text) => StepMessage::Text(text),
                 StepContent::Template { name, lang, params } => {
-                    store
-                        .set_template(
-                            step,
-                            &TemplateRef {
-                                name,
-                                lang: lang.into(),
-                                params,
-                            },
-                        )
-                        .await?
+                    template = TemplateRef {
+                        name,
+                        lang: lang.into(),
+                        params,
+                    };
+                    StepMessage::Template(&template)
                 }
-            }
+            };
+            store
+                .add_drip_step(&d, step_no, delay_ms, message, now)
+                .await?;
             let after = if step_no == 1 {
                 "enrolment"
             } else {
@@ -208,7 +208,7 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: DripCommand) ->
                     "drip {id} has no steps yet: /drip step {id} 0m text <message>"
                 ));
             };
-            let (expr, _) = resolve_audience(engine, &audience, now).await?;
+            let expr = resolve_audience(engine, &audience)?;
             let due = now + chrono::Duration::milliseconds(first.step_delay_ms);
             let enrolled = store.enroll_audience(first.id, &expr, due, now).await?;
             let selected = store.count_audience(&expr).await?;

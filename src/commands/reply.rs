@@ -1,8 +1,6 @@
 //! What a command handler answers: the reply, or a one-line refusal; and the lookups most
 //! handlers share.
 
-use chrono::{DateTime, Utc};
-
 use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
 use crate::domain::Address;
@@ -34,25 +32,16 @@ pub(super) fn said<T>(msg: impl Into<String>) -> Result<T, Refusal> {
     Err(Refusal::Said(msg.into()))
 }
 
-/// Parses an audience; explicit addresses are normalised and created as contacts when new, so
-/// they are targeted (and reported, as no_consent until they opt in) instead of vanishing.
-/// Returns the expression and how many contacts were created.
-pub(super) async fn resolve_audience(
-    engine: &Engine,
-    spec: &str,
-    now: DateTime<Utc>,
-) -> Result<(AudienceExpr, usize), Refusal> {
+/// Parses an audience and checks that every address it lists can be reached. The store creates
+/// the listed addresses that are not contacts yet in the transaction that uses the audience.
+pub(super) fn resolve_audience(engine: &Engine, spec: &str) -> Result<AudienceExpr, Refusal> {
     let expr = parse_audience(spec).map_err(|e| Refusal::Said(format!("audience: {e}")))?;
-    let mut created = 0;
     if let AudienceExpr::Addresses(list) = &expr {
         for address in list.iter() {
             engine.check_reachable(address)?;
-            if engine.store.ensure_contact(address, None, now).await?.1 {
-                created += 1;
-            }
         }
     }
-    Ok((expr, created))
+    Ok(expr)
 }
 
 /// A template that exists and takes exactly `params.len()` parameters made of known variables.

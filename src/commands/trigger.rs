@@ -196,18 +196,8 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: TriggerCommand
                 TriggerPattern::Keyword(k) => (k.clone(), false),
                 TriggerPattern::Regex(r) => (r.clone(), true),
             };
-            store.set_kind(id, CampaignKind::Triggered).await?;
             // A triggered campaign is live from now on: it sends whenever its trigger fires.
-            store
-                .transition(
-                    id,
-                    &[CampaignStatus::Draft],
-                    CampaignStatus::Sending,
-                    None,
-                    now,
-                )
-                .await?;
-            let trigger = store.add_trigger(&text, is_regex, id, now).await?;
+            let trigger = store.add_campaign_trigger(&text, is_regex, id, now).await?;
             let shown = if is_regex { format!("/{text}/") } else { text };
             Ok(format!(
                 "trigger {trigger} added: {shown} sends campaign {id} (once per contact)"

@@ -258,6 +258,44 @@ fn fold_char(ch: char) -> Option<&'static str> {
     (!plain.is_empty()).then_some(plain)
 }
 
+/// What one consent history row records: the contact opted in or out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentChange {
+    OptIn,
+    OptOut,
+}
+
+impl ConsentChange {
+    pub fn new(opt_in: bool) -> ConsentChange {
+        if opt_in {
+            ConsentChange::OptIn
+        } else {
+            ConsentChange::OptOut
+        }
+    }
+
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentChange::OptIn => "opt_in",
+            ConsentChange::OptOut => "opt_out",
+        }
+    }
+
+    /// Reads a stored word back; `None` for one no release writes.
+    pub fn from_stored(word: &str) -> Option<ConsentChange> {
+        [ConsentChange::OptIn, ConsentChange::OptOut]
+            .into_iter()
+            .find(|c| c.as_str() == word)
+    }
+}
+
+impl std::fmt::Display for ConsentChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Who or what changed a contact's consent: kept with every consent history row (SPEC §2), as
 /// evidence of where an opt-in came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,7 @@ pub struct ContactFields<'a> {
     pub name: Option<&'a str>,
     pub address: &'a str,
     pub lang: Option<&'a str>,
-    pub attrs: &'a BTreeMap<String, String>,
+    pub attrs: &'a BTreeMap<AttrKey, String>,
 }
 
 /// Variables a render could not fill, in order of first use: absent or empty for this contact,
@@ -211,14 +211,14 @@ fn describe_missing(names: &[String]) -> String {
 mod tests {
     use super::*;
 
-    fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    fn attrs(pairs: &[(&str, &str)]) -> BTreeMap<AttrKey, String> {
         pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .map(|(k, v)| (AttrKey::from(*k), v.to_string()))
             .collect()
     }
 
-    fn contact<'a>(attrs: &'a BTreeMap<String, String>) -> ContactFields<'a> {
+    fn contact<'a>(attrs: &'a BTreeMap<AttrKey, String>) -> ContactFields<'a> {
         ContactFields {
             name: Some("Ana"),
             address: "+15550001",

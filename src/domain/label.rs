@@ -115,6 +115,13 @@ macro_rules! text_value {
                 &self.0
             }
         }
+        // Maps keyed by the value are looked up with a plain `&str` (the same order and hash
+        // as the inner text).
+        impl std::borrow::Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                &self.0
+            }
+        }
         impl AsRef<str> for $t {
             fn as_ref(&self) -> &str {
                 &self.0

@@ -6,7 +6,7 @@
 use super::{Engine, EngineError, Result};
 use crate::channels::ErrorClass;
 use crate::domain::audience::parse_audience;
-use crate::domain::SkipReason;
+use crate::domain::{RecipientStatus, SkipReason};
 use crate::store::{Campaign, CampaignKind, CampaignStatus};
 
 /// Who pauses a campaign: an admin's `/campaign pause`, or the engine itself (quality guard, a
@@ -256,7 +256,10 @@ impl Engine {
             return rejected(format!("campaign {id} is cancelled"));
         }
         let (ids, from) = match which {
-            RetryWhich::Unknown => (self.store.unknown_recipients(id).await?, "unknown"),
+            RetryWhich::Unknown => (
+                self.store.unknown_recipients(id).await?,
+                RecipientStatus::Unknown,
+            ),
             RetryWhich::Failed => {
                 let failed = self.store.failed_recipients(id).await?;
                 let ids = failed
@@ -264,7 +267,7 @@ impl Engine {
                     .filter(|f| !f.contact_closed && !self.is_final_failure(f))
                     .map(|f| f.recipient_id)
                     .collect();
-                (ids, "failed")
+                (ids, RecipientStatus::Failed)
             }
         };
         let queued = self.store.requeue(id, &ids, from, self.clock.now()).await?;

@@ -5,8 +5,8 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{
-    opt_time, Campaign, CampaignKind, CampaignStatus, Pace, Result, Store, StoreError, Template,
-    TemplateRef, Trigger,
+    opt_time, Campaign, CampaignKind, CampaignStatus, Pace, Result, StepMessage, Store, StoreError,
+    Template, TemplateRef, Trigger,
 };
 use crate::clock::{from_ms, to_ms};
 use crate::domain::audience::AudienceExpr;
@@ -126,11 +126,25 @@ impl Store {
         owner: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
+        self.create_campaign_of(CampaignKind::OneTime, title, owner, now)
+            .await
+    }
+
+    /// A new draft of `kind`, in one statement (a drip never exists as a one-time draft).
+    pub async fn create_campaign_of(
+        &self,
+        kind: CampaignKind,
+        title: &str,
+        owner: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
         let row = sqlx::query(
-            "INSERT INTO campaigns (title, owner, created_at) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO campaigns (title, owner, kind, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id",
         )
         .bind(title)
         .bind(owner)
+        .bind(kind.as_str())
         .bind(to_ms(now))
         .fetch_one(&self.pool)
         .await?;
@@ -165,8 +179,25 @@ impl Store {
         rows.iter().map(campaign_from_row).collect()
     }
 
-    pub async fn set_audience(&self, id: i64, audience: &str) -> Result<()> {
-        self.set_column(id, "audience", audience).await
+    /// Sets a campaign's audience. Addresses listed one by one that are not contacts yet are
+    /// created (not opted in) in the same transaction, so they are targeted and reported instead
+    /// of vanishing, and a failure leaves neither the contacts nor the audience half-written.
+    /// Returns how many contacts were created.
+    pub async fn set_audience(
+        &self,
+        id: i64,
+        audience: &AudienceExpr,
+        now: DateTime<Utc>,
+    ) -> Result<usize> {
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        let created = new_contacts(&mut tx, audience, now).await?;
+        sqlx::query("UPDATE campaigns SET audience = $1 WHERE id = $2")
+            .bind(audience.to_string())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// Sets free text; a campaign has either text or a template, so this clears the template.
@@ -440,16 +471,26 @@ impl Store {
 
     /// Appends a step to a drip; the step is live at once (contacts are queued on it when they
     /// reach it). Returns the step's campaign id.
+    /// Adds step `step_no` of a drip with its message, in one statement: a step never exists
+    /// without its message.
     pub async fn add_drip_step(
         &self,
         drip: &Campaign,
         step_no: i64,
         delay_ms: i64,
+        message: StepMessage<'_>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
+        let (text, template) = match message {
+            StepMessage::Text(text) => (Some(text), None),
+            StepMessage::Template(t) => (None, Some(t)),
+        };
+        let params = serde_json::to_string(template.map_or(&[][..], |t| &t.params[..]))
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         Ok(sqlx::query_scalar(
             "INSERT INTO campaigns (title, kind, status, owner, parent_id, run_no, step_delay_ms, \
-             created_at, started_at) VALUES ($1, 'drip_step', 'sending', $2, $3, $4, $5, $6, $6) \
+             created_at, started_at, text, template_name, template_lang, template_params) \
+             VALUES ($1, 'drip_step', 'sending', $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) \
              RETURNING id",
         )
         .bind(format!("{} step {step_no}", drip.title))
@@ -458,6 +499,10 @@ impl Store {
         .bind(step_no)
         .bind(delay_ms)
         .bind(to_ms(now))
+        .bind(text)
+        .bind(template.map(|t| t.name.as_str()))
+        .bind(template.map(|t| t.lang.as_str()))
+        .bind(params)
         .fetch_one(&self.pool)
         .await?)
     }
@@ -480,6 +525,9 @@ impl Store {
         due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        // Listed addresses become contacts in the same transaction as the enrolment.
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        new_contacts(&mut tx, audience, now).await?;
         let (audience_sql, binds) = super::audience::condition(audience, 4);
         let sql = format!(
             "INSERT INTO recipients (campaign_id, contact_id, queued_at, next_attempt_at) \
@@ -493,7 +541,9 @@ impl Store {
         for b in &binds {
             q = q.bind(b.as_str());
         }
-        Ok(q.execute(&self.pool).await?.rows_affected())
+        let enrolled = q.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(enrolled)
     }
 
     /// Runs of a recurring campaign, oldest first.
@@ -518,6 +568,7 @@ impl Store {
             .collect()
     }
 
+    /// Adds a trigger that enrolls in drip `campaign_id`.
     pub async fn add_trigger(
         &self,
         pattern: &str,
@@ -525,17 +576,36 @@ impl Store {
         campaign_id: i64,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let row = sqlx::query(
-            "INSERT INTO triggers (pattern, is_regex, campaign_id, created_at) \
-             VALUES ($1, $2, $3, $4) RETURNING id",
+        let mut conn = self.pool.acquire().await?;
+        insert_trigger(&mut conn, pattern, is_regex, campaign_id, now).await
+    }
+
+    /// Adds a trigger that sends campaign `campaign_id`, which becomes a triggered campaign and,
+    /// from a draft, goes live: all of it in one transaction, so a campaign is never live without
+    /// its trigger.
+    pub async fn add_campaign_trigger(
+        &self,
+        pattern: &str,
+        is_regex: bool,
+        campaign_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        sqlx::query("UPDATE campaigns SET kind = $1 WHERE id = $2")
+            .bind(CampaignKind::Triggered.as_str())
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE campaigns SET status = 'sending', status_reason = NULL \
+             WHERE id = $1 AND status = 'draft'",
         )
-        .bind(pattern)
-        .bind(i64::from(is_regex))
         .bind(campaign_id)
-        .bind(to_ms(now))
-        .fetch_one(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(row.try_get("id")?)
+        let id = insert_trigger(&mut tx, pattern, is_regex, campaign_id, now).await?;
+        tx.commit().await?;
+        Ok(id)
     }
 
     pub async fn triggers(&self) -> Result<Vec<Trigger>> {
@@ -563,4 +633,36 @@ impl Store {
             .rows_affected()
             > 0)
     }
+}
+
+/// The contacts an audience of listed addresses names that do not exist yet, created.
+async fn new_contacts(
+    conn: &mut sqlx::AnyConnection,
+    audience: &AudienceExpr,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    match audience {
+        AudienceExpr::Addresses(list) => super::contacts::insert_missing(conn, list, now).await,
+        _ => Ok(0),
+    }
+}
+
+async fn insert_trigger(
+    conn: &mut sqlx::AnyConnection,
+    pattern: &str,
+    is_regex: bool,
+    campaign_id: i64,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let row = sqlx::query(
+        "INSERT INTO triggers (pattern, is_regex, campaign_id, created_at) \
+         VALUES ($1, $2, $3, $4) RETURNING id",
+    )
+    .bind(pattern)
+    .bind(i64::from(is_regex))
+    .bind(campaign_id)
+    .bind(to_ms(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(row.try_get("id")?)
 }

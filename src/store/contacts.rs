@@ -4,13 +4,17 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 use sqlx::Row;
 
-use super::{opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store};
+use super::{
+    opt_time, placeholders, Consent, ConsentEvent, Contact, ContactUpdate, Result, Store,
+    StoreError,
+};
 use crate::clock::to_ms;
 use crate::domain::audience::AudienceExpr;
-use crate::domain::consent::ConsentSource;
-use crate::domain::{Address, Label, Lang};
+use crate::domain::consent::{ConsentChange, ConsentSource};
+use crate::domain::{Address, AttrKey, Label, Lang};
 
 const CONTACT_COLUMNS: &str = "id, address, name, lang, tz, consent, consent_at, last_inbound_at, \
                                marketing_stopped, unreachable";
@@ -20,7 +24,9 @@ pub(super) fn contact_from_row(row: &AnyRow) -> Result<Contact> {
         id: row.try_get("id")?,
         address: Address::from_canonical(row.try_get::<String, _>("address")?),
         name: row.try_get("name")?,
-        lang: row.try_get("lang")?,
+        lang: row
+            .try_get::<Option<String>, _>("lang")?
+            .map(Lang::from_canonical),
         tz: row.try_get("tz")?,
         consent: Consent::from_db(&row.try_get::<String, _>("consent")?),
         consent_at: opt_time(row, "consent_at")?,
@@ -66,7 +72,7 @@ impl Store {
         }
         let ids: Vec<i64> = contacts.iter().map(|c| c.id).collect();
         let list = placeholders(1, ids.len());
-        let mut labels: HashMap<i64, Vec<String>> = HashMap::new();
+        let mut labels: HashMap<i64, Vec<Label>> = HashMap::new();
         let sql = format!(
             "SELECT contact_id, label FROM contact_labels WHERE contact_id IN ({list}) ORDER BY label"
         );
@@ -78,9 +84,9 @@ impl Store {
             labels
                 .entry(row.try_get("contact_id")?)
                 .or_default()
-                .push(row.try_get("label")?);
+                .push(Label::from_canonical(row.try_get::<String, _>("label")?));
         }
-        let mut attrs: HashMap<i64, BTreeMap<String, String>> = HashMap::new();
+        let mut attrs: HashMap<i64, BTreeMap<AttrKey, String>> = HashMap::new();
         let sql = format!(
             "SELECT contact_id, key, value FROM contact_attrs WHERE contact_id IN ({list})"
         );
@@ -89,10 +95,10 @@ impl Store {
             q = q.bind(*id);
         }
         for row in q.fetch_all(&self.pool).await? {
-            attrs
-                .entry(row.try_get("contact_id")?)
-                .or_default()
-                .insert(row.try_get("key")?, row.try_get("value")?);
+            attrs.entry(row.try_get("contact_id")?).or_default().insert(
+                AttrKey::from_canonical(row.try_get::<String, _>("key")?),
+                row.try_get("value")?,
+            );
         }
         for c in contacts.iter_mut() {
             c.labels = labels.remove(&c.id).unwrap_or_default();
@@ -136,40 +142,44 @@ impl Store {
         Ok((contact, inserted))
     }
 
+    /// `/contact add`: creates the contact if new, writes the fields given and, with `optin`,
+    /// opts it in (an admin's word, so also after an opt-out), all in one transaction: a crash
+    /// or a failed write leaves the contact as it was. Returns the contact and whether it is new.
+    pub async fn add_contact(
+        &self,
+        address: &Address,
+        update: &ContactUpdate,
+        optin: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Contact, bool)> {
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        let created = insert_missing(&mut tx, std::slice::from_ref(address), now).await? > 0;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM contacts WHERE address = $1")
+            .bind(address.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        write_update(&mut tx, id, update).await?;
+        if optin {
+            let consent: String = sqlx::query_scalar("SELECT consent FROM contacts WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if Consent::from_db(&consent) != Consent::OptedIn {
+                write_consent(&mut tx, id, true, ConsentSource::Admin, None, now).await?;
+            }
+        }
+        tx.commit().await?;
+        let contact = self
+            .find_contact(address)
+            .await?
+            .ok_or_else(|| StoreError::Invalid(format!("contact {address} vanished")))?;
+        Ok((contact, created))
+    }
+
     /// Writes the fields an admin or an import gave; labels and attributes are added to.
     pub async fn update_contact(&self, contact_id: i64, update: &ContactUpdate) -> Result<()> {
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
-        sqlx::query(
-            "UPDATE contacts SET name = COALESCE($1, name), lang = COALESCE($2, lang), \
-             tz = COALESCE($3, tz) WHERE id = $4",
-        )
-        .bind(update.name.as_deref())
-        .bind(update.lang.as_ref().map(Lang::as_str))
-        .bind(update.tz.as_deref())
-        .bind(contact_id)
-        .execute(&mut *tx)
-        .await?;
-        for label in &update.labels {
-            sqlx::query(
-                "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind(contact_id)
-            .bind(label.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (key, value) in &update.attrs {
-            sqlx::query(
-                "INSERT INTO contact_attrs (contact_id, key, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(contact_id)
-            .bind(key.as_str())
-            .bind(value.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        write_update(&mut tx, contact_id, update).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -181,6 +191,8 @@ impl Store {
         contact_ids: &[i64],
         present: bool,
     ) -> Result<u64> {
+        // One transaction: `/label add vip a b c` labels all three or none.
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
         let mut changed = 0;
         for id in contact_ids {
             let sql = if present {
@@ -191,10 +203,11 @@ impl Store {
             changed += sqlx::query(sql)
                 .bind(*id)
                 .bind(label.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
         }
+        tx.commit().await?;
         Ok(changed)
     }
 
@@ -211,40 +224,7 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
-        sqlx::query(
-            "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(contact_id)
-        .bind(if opt_in { "opt_in" } else { "opt_out" })
-        .bind(source.as_str())
-        .bind(keyword)
-        .bind(to_ms(at))
-        .execute(&mut *tx)
-        .await?;
-        let consent = if opt_in {
-            Consent::OptedIn
-        } else {
-            Consent::OptedOut
-        };
-        sqlx::query("UPDATE contacts SET consent = $1, consent_at = $2 WHERE id = $3")
-            .bind(consent.as_str())
-            .bind(to_ms(at))
-            .bind(contact_id)
-            .execute(&mut *tx)
-            .await?;
-        let dropped = if opt_in {
-            0
-        } else {
-            sqlx::query(
-                "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
-                 WHERE contact_id = $1 AND status IN ('queued', 'claimed')",
-            )
-            .bind(contact_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-        };
+        let dropped = write_consent(&mut tx, contact_id, opt_in, source, keyword, at).await?;
         tx.commit().await?;
         Ok(dropped)
     }
@@ -258,9 +238,15 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let kind: String = r.try_get("kind")?;
+                let source: String = r.try_get("source")?;
                 Ok(ConsentEvent {
-                    kind: r.try_get("kind")?,
-                    source: r.try_get("source")?,
+                    kind: ConsentChange::from_stored(&kind).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown consent change {kind:?}"))
+                    })?,
+                    source: ConsentSource::from_stored(&source).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown consent source {source:?}"))
+                    })?,
                     keyword: r.try_get("keyword")?,
                     at: crate::clock::from_ms(r.try_get("at")?),
                 })
@@ -362,4 +348,111 @@ impl Store {
         }
         Ok(contacts)
     }
+}
+
+/// Creates the contacts among `addresses` that do not exist yet; returns how many were new.
+pub(super) async fn insert_missing(
+    conn: &mut AnyConnection,
+    addresses: &[Address],
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let mut created = 0;
+    for address in addresses {
+        created += sqlx::query(
+            "INSERT INTO contacts (address, created_at) VALUES ($1, $2) \
+             ON CONFLICT (address) DO NOTHING",
+        )
+        .bind(address.as_str())
+        .bind(to_ms(now))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected() as usize;
+    }
+    Ok(created)
+}
+
+/// The fields of `update` written onto one contact; labels and attributes are added to.
+async fn write_update(
+    conn: &mut AnyConnection,
+    contact_id: i64,
+    update: &ContactUpdate,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE contacts SET name = COALESCE($1, name), lang = COALESCE($2, lang), \
+         tz = COALESCE($3, tz) WHERE id = $4",
+    )
+    .bind(update.name.as_deref())
+    .bind(update.lang.as_ref().map(Lang::as_str))
+    .bind(update.tz.as_deref())
+    .bind(contact_id)
+    .execute(&mut *conn)
+    .await?;
+    for label in &update.labels {
+        sqlx::query(
+            "INSERT INTO contact_labels (contact_id, label) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(contact_id)
+        .bind(label.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    for (key, value) in &update.attrs {
+        sqlx::query(
+            "INSERT INTO contact_attrs (contact_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (contact_id, key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(contact_id)
+        .bind(key.as_str())
+        .bind(value.as_str())
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A consent history row and the contact's current consent (see [`Store::record_consent`]).
+async fn write_consent(
+    conn: &mut AnyConnection,
+    contact_id: i64,
+    opt_in: bool,
+    source: ConsentSource,
+    keyword: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<u64> {
+    sqlx::query(
+        "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(contact_id)
+    .bind(ConsentChange::new(opt_in).as_str())
+    .bind(source.as_str())
+    .bind(keyword)
+    .bind(to_ms(at))
+    .execute(&mut *conn)
+    .await?;
+    let consent = if opt_in {
+        Consent::OptedIn
+    } else {
+        Consent::OptedOut
+    };
+    sqlx::query("UPDATE contacts SET consent = $1, consent_at = $2 WHERE id = $3")
+        .bind(consent.as_str())
+        .bind(to_ms(at))
+        .bind(contact_id)
+        .execute(&mut *conn)
+        .await?;
+    let dropped = if opt_in {
+        0
+    } else {
+        sqlx::query(
+            "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
+             WHERE contact_id = $1 AND status IN ('queued', 'claimed')",
+        )
+        .bind(contact_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+    };
+    Ok(dropped)
 }

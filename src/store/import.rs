@@ -13,7 +13,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{json_list, Consent, Result, Store};
 use crate::clock::to_ms;
-use crate::domain::consent::ConsentSource;
+use crate::domain::consent::{ConsentChange, ConsentSource};
 use crate::domain::csv_import::ContactRecord;
 use crate::domain::Lang;
 
@@ -389,11 +389,7 @@ fn consent_of(opt_in: bool) -> Consent {
 }
 
 fn consent_kind(opt_in: bool) -> &'static str {
-    if opt_in {
-        "opt_in"
-    } else {
-        "opt_out"
-    }
+    ConsentChange::new(opt_in).as_str()
 }
 
 async fn execute(

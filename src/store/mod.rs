@@ -246,6 +246,16 @@ fn opt_time(row: &AnyRow, col: &str) -> Result<Option<chrono::DateTime<chrono::U
         .map(crate::clock::from_ms))
 }
 
+/// A row's `status` column read as a recipient status; a word the code does not know is an
+/// error, not a silent default.
+fn recipient_status(row: &AnyRow) -> Result<crate::domain::RecipientStatus> {
+    let word: String = row.try_get("status")?;
+    word.parse()
+        .map_err(|e: crate::domain::recipient_status::UnknownStatus| {
+            StoreError::Invalid(e.to_string())
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

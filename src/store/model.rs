@@ -5,7 +5,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Address, AttrKey, Label, Lang};
+use crate::domain::consent::{ConsentChange, ConsentSource};
+use crate::domain::{Address, AttrKey, Label, Lang, RecipientStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consent {
@@ -37,15 +38,15 @@ pub struct Contact {
     pub id: i64,
     pub address: Address,
     pub name: Option<String>,
-    pub lang: Option<String>,
+    pub lang: Option<Lang>,
     pub tz: Option<String>,
     pub consent: Consent,
     pub consent_at: Option<DateTime<Utc>>,
     pub last_inbound_at: Option<DateTime<Utc>>,
     pub marketing_stopped: bool,
     pub unreachable: Option<String>,
-    pub labels: Vec<String>,
-    pub attrs: BTreeMap<String, String>,
+    pub labels: Vec<Label>,
+    pub attrs: BTreeMap<AttrKey, String>,
 }
 
 /// What `/contact add` and CSV import write onto a contact; `None` leaves a field as it is.
@@ -60,8 +61,8 @@ pub struct ContactUpdate {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsentEvent {
-    pub kind: String,
-    pub source: String,
+    pub kind: ConsentChange,
+    pub source: ConsentSource,
     pub keyword: Option<String>,
     pub at: DateTime<Utc>,
 }
@@ -182,6 +183,13 @@ pub struct TemplateRef {
     pub params: Vec<String>,
 }
 
+/// The message of a drip step, written with the step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepMessage<'a> {
+    Text(&'a str),
+    Template(&'a TemplateRef),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
     pub id: i64,
@@ -265,7 +273,7 @@ pub struct Report {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecipientRow {
     pub address: String,
-    pub status: String,
+    pub status: RecipientStatus,
     pub reason: Option<String>,
     pub error_code: Option<String>,
     pub attempts: i64,

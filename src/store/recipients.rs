@@ -7,6 +7,8 @@
 //! customer, so it becomes `unknown` and is never sent again (a later status webhook can still
 //! reconcile it).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -16,7 +18,7 @@ use super::{
 };
 use crate::clock::to_ms;
 use crate::domain::actions::{PostAction, RecipientEvent};
-use crate::domain::SkipReason;
+use crate::domain::{AttrKey, SkipReason};
 
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
 /// The live rows of a report: a summarised campaign's rows are read from its summary instead
@@ -219,7 +221,12 @@ impl Store {
             .map(|r| {
                 let mut contact = contact_from_row(r)?;
                 let attrs: Option<String> = r.try_get("attrs")?;
-                contact.attrs = parse_json(attrs.as_deref(), "attributes")?;
+                let attrs: BTreeMap<String, String> = parse_json(attrs.as_deref(), "attributes")?;
+                // Keys are stored canonical (written through `AttrKey`).
+                contact.attrs = attrs
+                    .into_iter()
+                    .map(|(k, v)| (AttrKey::from_canonical(k), v))
+                    .collect();
                 Ok(Claimed {
                     recipient_id: r.try_get("recipient_id")?,
                     campaign_id: r.try_get("campaign_id")?,
@@ -892,7 +899,7 @@ impl Store {
             .map(|r| {
                 Ok(RecipientRow {
                     address: r.try_get("address")?,
-                    status: r.try_get("status")?,
+                    status: super::recipient_status(r)?,
                     reason: r.try_get("reason")?,
                     error_code: r.try_get("error_code")?,
                     attempts: r.try_get("attempts")?,

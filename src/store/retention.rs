@@ -87,20 +87,22 @@ struct ArchivedRow {
     rep: Option<i64>,
 }
 
-impl From<ArchivedRow> for RecipientRow {
-    fn from(r: ArchivedRow) -> Self {
-        RecipientRow {
-            address: r.a,
-            status: r.s,
-            reason: r.r,
-            error_code: r.e,
-            attempts: r.n,
-            variant: r.v,
-            sent_at: r.sent.map(from_ms),
-            delivered_at: r.dlv.map(from_ms),
-            read_at: r.rd.map(from_ms),
-            replied_at: r.rep.map(from_ms),
-        }
+impl ArchivedRow {
+    fn into_row(self) -> Result<RecipientRow> {
+        Ok(RecipientRow {
+            address: self.a,
+            status: self.s.parse().map_err(
+                |e: crate::domain::recipient_status::UnknownStatus| corrupt("export", e),
+            )?,
+            reason: self.r,
+            error_code: self.e,
+            attempts: self.n,
+            variant: self.v,
+            sent_at: self.sent.map(from_ms),
+            delivered_at: self.dlv.map(from_ms),
+            read_at: self.rd.map(from_ms),
+            replied_at: self.rep.map(from_ms),
+        })
     }
 }
 
@@ -380,8 +382,8 @@ impl Store {
         text.lines()
             .map(|line| {
                 serde_json::from_str::<ArchivedRow>(line)
-                    .map(RecipientRow::from)
                     .map_err(|e| corrupt("export", e))
+                    .and_then(ArchivedRow::into_row)
             })
             .collect::<Result<Vec<_>>>()
             .map(Some)

@@ -6,6 +6,7 @@ use sqlx::Row;
 
 use super::{Result, Store};
 use crate::clock::to_ms;
+use crate::domain::RecipientStatus;
 
 /// A failed recipient, with what decides whether it may be tried again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +62,7 @@ impl Store {
         &self,
         campaign_id: i64,
         ids: &[i64],
-        from: &str,
+        from: RecipientStatus,
         now: DateTime<Utc>,
     ) -> Result<u64> {
         if ids.is_empty() {
@@ -76,7 +77,7 @@ impl Store {
         ))
         .bind(to_ms(now))
         .bind(campaign_id)
-        .bind(from)
+        .bind(from.as_str())
         .bind(super::json_list(ids))
         .execute(&mut *tx)
         .await?

@@ -18,6 +18,7 @@ use super::{json_list, Result, Store, StoreError};
 use crate::clock::to_ms;
 use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
+use crate::domain::RecipientStatus;
 
 /// A delivery status that changed a recipient, the events it means for `/on` rules, and the
 /// rules of its campaign those events fire.
@@ -58,42 +59,34 @@ fn parse_callback(callback: &str) -> Option<(i64, i64)> {
     Some((number(recipient, 'r')?, number(campaign, 'c')?))
 }
 
-/// Where a row's status sits in the order statuses move: `sending` and `unknown` (handed to the
-/// channel, answer unknown) < sent < delivered < read. Every other status is out of reach.
-fn rank(status: &str) -> Option<u8> {
-    match status {
-        "sending" | "unknown" => Some(1),
-        "sent" => Some(2),
-        "delivered" => Some(3),
-        "read" => Some(4),
-        _ => None,
-    }
-}
-
 /// One status applied to a row whose status is `current`: the new status and the events it
 /// means, or `None` when it changes nothing.
-fn step(current: &str, status: &DeliveryStatus) -> Option<(&'static str, Vec<RecipientEvent>)> {
-    let now = rank(current)?;
-    let (target, name) = match status {
+fn step(
+    current: RecipientStatus,
+    status: &DeliveryStatus,
+) -> Option<(RecipientStatus, Vec<RecipientEvent>)> {
+    let now = current.progress()?;
+    let target = match status {
         DeliveryStatus::Failed { .. } => {
             // Anything short of read may still fail; a read message plainly arrived.
-            return (now < 4).then(|| ("failed", vec![RecipientEvent::Failed]));
+            return (now < 4).then(|| (RecipientStatus::Failed, vec![RecipientEvent::Failed]));
         }
-        DeliveryStatus::Sent => (2, "sent"),
-        DeliveryStatus::Delivered => (3, "delivered"),
-        DeliveryStatus::Read => (4, "read"),
+        DeliveryStatus::Sent => RecipientStatus::Sent,
+        DeliveryStatus::Delivered => RecipientStatus::Delivered,
+        DeliveryStatus::Read => RecipientStatus::Read,
     };
-    if now >= target {
+    let to = target.progress()?;
+    if now >= to {
         return None;
     }
     // Reaching `read` straight from before `delivered` was a delivery too.
     let events = match target {
-        3 => vec![RecipientEvent::Delivered],
-        4 if now < 3 => vec![RecipientEvent::Delivered, RecipientEvent::Read],
-        4 => vec![RecipientEvent::Read],
+        RecipientStatus::Delivered => vec![RecipientEvent::Delivered],
+        RecipientStatus::Read if now < 3 => vec![RecipientEvent::Delivered, RecipientEvent::Read],
+        RecipientStatus::Read => vec![RecipientEvent::Read],
         _ => vec![],
     };
-    Some((name, events))
+    Some((target, events))
 }
 
 /// A recipient row as the batch found it, then as the batch leaves it.
@@ -102,12 +95,13 @@ struct RowState {
     campaign_id: i64,
     contact_id: i64,
     /// The status read from the database; the write is guarded by it.
-    before: String,
+    before: RecipientStatus,
     /// Whether the row already had its send time and message id.
     recorded: bool,
     /// Sends made so far, counting the one the statuses are about.
     attempts: i64,
-    status: &'static str,
+    /// Where the batch leaves it (equal to `before` until a status changes it).
+    status: RecipientStatus,
     changed: bool,
     /// The time of the first status that reached sent / delivered / read (filled where the row
     /// has none yet, as each status would have done in turn).
@@ -128,16 +122,11 @@ impl RowState {
         update: &StatusUpdate,
         defer: Option<&Deferral>,
     ) -> Option<(Vec<RecipientEvent>, bool)> {
-        let current = if self.changed {
-            self.status
-        } else {
-            self.before.as_str()
-        };
-        let (next, events) = step(current, &update.status)?;
+        let (next, events) = step(self.status, &update.status)?;
         let tries_left = defer.filter(|d| self.attempts < d.max_attempts);
         if let (DeliveryStatus::Failed { code, title }, Some(d)) = (&update.status, tries_left) {
             self.deferred = Some((code.clone(), title.clone(), to_ms(d.until)));
-            self.status = "queued";
+            self.status = RecipientStatus::Queued;
             self.changed = true;
             return Some((Vec::new(), true));
         }
@@ -147,7 +136,7 @@ impl RowState {
                 self.failure = Some((code.clone(), title.clone(), t));
             }
             _ => {
-                let reached = rank(next).unwrap_or(0);
+                let reached = next.progress().unwrap_or(0);
                 self.sent_at.get_or_insert(t);
                 if reached >= 3 {
                     self.delivered_at.get_or_insert(t);
@@ -181,15 +170,16 @@ fn read_rows(
         if rows.contains_key(&id) {
             continue;
         }
+        let before = super::recipient_status(&row)?;
         rows.insert(
             id,
             RowState {
                 campaign_id: row.try_get("campaign_id")?,
                 contact_id: row.try_get("contact_id")?,
-                before: row.try_get("status")?,
+                before,
                 recorded: sent_at.is_some() && provider_id.is_some(),
                 attempts: row.try_get("attempts")?,
-                status: "",
+                status: before,
                 changed: false,
                 sent_at: None,
                 delivered_at: None,
@@ -427,7 +417,13 @@ impl Store {
                 .iter()
                 .filter_map(|(id, row)| {
                     let (code, reason, due) = row.deferred.as_ref()?;
-                    Some(serde_json::json!([id, row.before, code, reason, due]))
+                    Some(serde_json::json!([
+                        id,
+                        row.before.as_str(),
+                        code,
+                        reason,
+                        due
+                    ]))
                 })
                 .collect();
             let v = self.json_rows(
@@ -487,7 +483,13 @@ impl Store {
             let writes: Vec<serde_json::Value> = progress
                 .iter()
                 .map(|(id, row)| {
-                    serde_json::json!([id, row.before, row.status, row.delivered_at, row.read_at])
+                    serde_json::json!([
+                        id,
+                        row.before.as_str(),
+                        row.status.as_str(),
+                        row.delivered_at,
+                        row.read_at
+                    ])
                 })
                 .collect();
             let v = self.json_rows(
@@ -521,8 +523,8 @@ impl Store {
                     };
                     serde_json::json!([
                         id,
-                        row.before,
-                        row.status,
+                        row.before.as_str(),
+                        row.status.as_str(),
                         row.sent_at,
                         row.delivered_at,
                         row.read_at,
@@ -661,6 +663,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use RecipientStatus::*;
 
     #[test]
     fn callback_data_is_read_only_in_the_dispatchers_form() {
@@ -684,10 +687,10 @@ mod tests {
         RowState {
             campaign_id: 1,
             contact_id: 1,
-            before: "sent".into(),
+            before: RecipientStatus::Sent,
             recorded: true,
             attempts,
-            status: "",
+            status: RecipientStatus::Sent,
             changed: false,
             sent_at: None,
             delivered_at: None,
@@ -715,7 +718,7 @@ mod tests {
 
         let mut row = sent_row(3);
         assert_eq!(row.apply(&update, Some(&defer)), Some((vec![], true)));
-        assert_eq!(row.status, "queued");
+        assert_eq!(row.status, RecipientStatus::Queued);
         let (code, _, due) = row.deferred.clone().expect("deferred");
         assert_eq!((code.as_str(), due), ("131026", to_ms(until)));
         // Whatever else the batch holds for it waits for the next send.
@@ -730,7 +733,10 @@ mod tests {
             row.apply(&update, Some(&defer)),
             Some((vec![RecipientEvent::Failed], false))
         );
-        assert_eq!((row.status, row.deferred.is_none()), ("failed", true));
+        assert_eq!(
+            (row.status, row.deferred.is_none()),
+            (RecipientStatus::Failed, true)
+        );
 
         let mut row = sent_row(1);
         assert_eq!(
@@ -741,52 +747,46 @@ mod tests {
 
     #[test]
     fn statuses_only_move_forward() {
+        assert_eq!(step(Sending, &DeliveryStatus::Sent), Some((Sent, vec![])));
         assert_eq!(
-            step("sending", &DeliveryStatus::Sent),
-            Some(("sent", vec![]))
+            step(Sent, &DeliveryStatus::Delivered),
+            Some((Delivered, vec![RecipientEvent::Delivered]))
         );
-        assert_eq!(
-            step("sent", &DeliveryStatus::Delivered),
-            Some(("delivered", vec![RecipientEvent::Delivered]))
-        );
-        assert_eq!(step("delivered", &DeliveryStatus::Delivered), None);
-        assert_eq!(step("read", &DeliveryStatus::Delivered), None);
-        assert_eq!(step("delivered", &DeliveryStatus::Sent), None);
+        assert_eq!(step(Delivered, &DeliveryStatus::Delivered), None);
+        assert_eq!(step(Read, &DeliveryStatus::Delivered), None);
+        assert_eq!(step(Delivered, &DeliveryStatus::Sent), None);
         // A row the dispatcher could not confirm is reconciled by its status.
         assert_eq!(
-            step("unknown", &DeliveryStatus::Delivered),
-            Some(("delivered", vec![RecipientEvent::Delivered]))
+            step(Unknown, &DeliveryStatus::Delivered),
+            Some((Delivered, vec![RecipientEvent::Delivered]))
         );
     }
 
     #[test]
     fn read_without_delivered_counts_both() {
         assert_eq!(
-            step("sent", &DeliveryStatus::Read),
-            Some((
-                "read",
-                vec![RecipientEvent::Delivered, RecipientEvent::Read]
-            ))
+            step(Sent, &DeliveryStatus::Read),
+            Some((Read, vec![RecipientEvent::Delivered, RecipientEvent::Read]))
         );
         assert_eq!(
-            step("delivered", &DeliveryStatus::Read),
-            Some(("read", vec![RecipientEvent::Read]))
+            step(Delivered, &DeliveryStatus::Read),
+            Some((Read, vec![RecipientEvent::Read]))
         );
     }
 
     #[test]
     fn failure_overrides_anything_short_of_read() {
-        for current in ["sending", "unknown", "sent", "delivered"] {
+        for current in [Sending, Unknown, Sent, Delivered] {
             assert_eq!(
                 step(current, &failed()),
-                Some(("failed", vec![RecipientEvent::Failed]))
+                Some((Failed, vec![RecipientEvent::Failed]))
             );
         }
-        assert_eq!(step("read", &failed()), None);
-        assert_eq!(step("failed", &DeliveryStatus::Delivered), None);
-        assert_eq!(step("failed", &failed()), None);
+        assert_eq!(step(Read, &failed()), None);
+        assert_eq!(step(Failed, &DeliveryStatus::Delivered), None);
+        assert_eq!(step(Failed, &failed()), None);
         // Rows never handed to a channel are not touched by a status.
-        for current in ["queued", "claimed", "skipped"] {
+        for current in [Queued, Claimed, Skipped] {
             assert_eq!(step(current, &DeliveryStatus::Read), None);
             assert_eq!(step(current, &failed()), None);
         }

@@ -5,6 +5,7 @@ mod support;
 
 mod admin_commands;
 mod architecture;
+mod command_transactions;
 mod commands_doc;
 mod console_binary;
 mod console_flow;

@@ -343,7 +343,7 @@ async fn customer_subscribes_with_start_and_leaves_with_stop() {
     assert_eq!(ann.name.as_deref(), Some("Ann Lee"));
     assert_eq!(ann.consent, Consent::OptedIn);
     let history = app.engine.store.consent_history(ann.id).await.unwrap();
-    assert_eq!(history.last().unwrap().source, "telegram_start");
+    assert_eq!(history.last().unwrap().source.as_str(), "telegram_start");
 
     // Bob subscribes by deep link (`/start <payload>`) and leaves with Telegram's /stop.
     app.customer(BOB, "Bob", "/start from-flyer").await;

@@ -1,12 +1,14 @@
 //! Webhooks under load, as a hostile client or a second business number would send them: herald
 //! refuses what cannot be signed before reading it, caps the requests in flight, cuts off a body
-//! that stalls, and ignores changes for a number that is not its own.
+//! that stalls, hangs up on headers that never end, and ignores changes for a number that is
+//! not its own.
 
 use std::time::{Duration, Instant};
 
 use herald::channels::whatsapp::{sign, SIGNATURE_HEADER};
 use herald::store::Consent;
 use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::fake_graph::webhooks;
 use crate::support::raw_http::{RawRequest, PROMPTLY};
@@ -414,4 +416,35 @@ async fn webhook_flood_keeps_herald_small_and_answering() {
         }
     }
     drop(herald);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_hung_up_on() {
+    let app = RunApp::start_with(&[], |c| c.http_header_timeout = Duration::from_millis(300)).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    // Headers sent a few bytes at a time, never ending (no blank line).
+    let mut stream = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("herald listens");
+    stream
+        .write_all(format!("POST {PATH} HTTP/1.1\r\nHost: {addr}\r\nX-Slow: a").as_bytes())
+        .await
+        .expect("part of the head sent");
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(PROMPTLY, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true), "herald kept the connection open");
+    assert_eq!(metric(&app, "herald_webhook_requests_in_flight").await, 0);
+
+    // A client that sends its request whole is answered as before.
+    let body = webhooks::text(ANN, "Ann", "hi", &app.wamid(), app.now_secs());
+    assert_eq!(app.post_webhook(&body).await, StatusCode::OK);
+    app.stop().await;
 }

@@ -451,7 +451,10 @@ async fn a_redelivered_webhook_changes_nothing() {
     assert_eq!(app.post_webhook(&stop).await, StatusCode::OK);
     let ann = app.contact("wa:15550001").await;
     let history = app.engine.store.consent_history(ann.id).await.unwrap();
-    let opt_outs = history.iter().filter(|e| e.kind == "opt_out").count();
+    let opt_outs = history
+        .iter()
+        .filter(|e| e.kind.as_str() == "opt_out")
+        .count();
     assert_eq!(opt_outs, 1, "{history:?}");
     assert_eq!(app.fake.accepted_for(ANN), 1);
     let confirmation = app.fake.accepted()[app.fake.accepted().len() - 1].clone();
@@ -974,7 +977,13 @@ async fn a_webhook_that_cannot_be_stored_gets_500_and_its_redelivery_is_processe
     let ann = app.contact("wa:15550001").await;
     assert_eq!(ann.consent, Consent::OptedOut);
     let history = app.engine.store.consent_history(ann.id).await.unwrap();
-    assert_eq!(history.iter().filter(|e| e.kind == "opt_out").count(), 1);
+    assert_eq!(
+        history
+            .iter()
+            .filter(|e| e.kind.as_str() == "opt_out")
+            .count(),
+        1
+    );
     assert_eq!(app.fake.accepted_for(ANN), 1, "one confirmation");
     app.stop().await;
 }
