@@ -13,8 +13,10 @@ pub mod inbound;
 pub mod lifecycle;
 pub mod pacing;
 pub mod render;
+pub mod retention;
 pub mod rules;
 pub mod scheduler;
+pub mod status;
 pub mod statuses;
 
 use std::collections::HashMap;
@@ -345,6 +347,7 @@ impl Engine {
                 }
             })
         };
+        let maintenance = tokio::spawn(self.clone().maintain(shutdown.clone()));
         while !shutdown.is_cancelled() {
             match self.dispatch_step().await {
                 Ok(outcome) if outcome.is_idle() => {
@@ -365,6 +368,7 @@ impl Engine {
             }
         }
         let _ = scheduler.await;
+        let _ = maintenance.await;
         tracing::info!("dispatcher stopped");
     }
 }

@@ -9,10 +9,13 @@ mod campaigns;
 mod contacts;
 mod import;
 pub mod model;
+mod overview;
 pub mod recipients;
+mod retention;
 mod retry;
 pub mod statuses;
 mod tier;
+mod upkeep;
 
 use std::time::Duration;
 
@@ -21,8 +24,10 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use import::ImportOutcome;
 pub use model::*;
+pub use overview::{QueueFigure, QueueState};
 pub use retry::FailedRecipient;
 pub use tier::TierReservation;
+pub use upkeep::Upkeep;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
