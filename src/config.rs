@@ -87,6 +87,9 @@ pub struct Config {
     pub whatsapp_phone_number_id: Option<String>,
     pub whatsapp_app_secret: Option<String>,
     pub whatsapp_verify_token: Option<String>,
+    /// The WhatsApp Business account (WABA) id: templates, tier and restrictions come from
+    /// Meta when it is set.
+    pub whatsapp_business_account_id: Option<String>,
     pub whatsapp_api_url: String,
     pub whatsapp_mps: f64,
     pub tier: Tier,
@@ -159,6 +162,10 @@ impl fmt::Debug for Config {
                 "whatsapp_verify_token",
                 &secret(&self.whatsapp_verify_token),
             )
+            .field(
+                "whatsapp_business_account_id",
+                &self.whatsapp_business_account_id,
+            )
             .field("whatsapp_api_url", &self.whatsapp_api_url)
             .field("whatsapp_mps", &self.whatsapp_mps)
             .field("tier", &self.tier)
@@ -203,6 +210,7 @@ impl Default for Config {
             whatsapp_phone_number_id: None,
             whatsapp_app_secret: None,
             whatsapp_verify_token: None,
+            whatsapp_business_account_id: None,
             whatsapp_api_url: "https://graph.facebook.com/v21.0".into(),
             whatsapp_mps: 80.0,
             tier: Tier::Limited(250),
@@ -319,6 +327,15 @@ impl Config {
         c.whatsapp_phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID");
         c.whatsapp_app_secret = get("WHATSAPP_APP_SECRET");
         c.whatsapp_verify_token = get("WHATSAPP_VERIFY_TOKEN");
+        c.whatsapp_business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID");
+        if let Some(id) = &c.whatsapp_business_account_id {
+            if !id.chars().all(|ch| ch.is_ascii_digit()) {
+                return Err(ConfigError::Invalid {
+                    key: "WHATSAPP_BUSINESS_ACCOUNT_ID".into(),
+                    message: format!("{id:?} is not a Business account id (digits only)"),
+                });
+            }
+        }
         if let Some(v) = get("WHATSAPP_API_URL") {
             c.whatsapp_api_url = v.trim_end_matches('/').to_string();
         }

@@ -27,7 +27,7 @@ use tower::load_shed::LoadShedLayer;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::channels::intake::{Intake, IntakeError};
-use crate::channels::whatsapp::{parse_webhook, verify_handshake, Signature, Verifier};
+use crate::channels::whatsapp::{parse_webhook_for, verify_handshake, Signature, Verifier};
 use crate::channels::{ChannelEvent, ChannelKind};
 use crate::engine::{Engine, EngineError};
 use crate::metrics::{Metrics, Rejection};
@@ -272,7 +272,8 @@ async fn whatsapp_notification(
         .whatsapp_phone_number_id
         .as_deref()
         .unwrap_or_default();
-    let decoded = match parse_webhook(&body.contiguous(), our_number) {
+    let our_account = engine.config.whatsapp_business_account_id.as_deref();
+    let decoded = match parse_webhook_for(&body.contiguous(), our_number, our_account) {
         Ok(decoded) => decoded,
         Err(error) => {
             // Signed by Meta yet unreadable: redelivering it would not help.
@@ -353,9 +354,12 @@ async fn process(engine: Arc<Engine>, events: Vec<ChannelEvent>) -> Result<(), E
             ChannelEvent::Inbound(_) => "inbound",
             ChannelEvent::Status(_) => "status",
             ChannelEvent::MarketingPreference { .. } => "preference",
+            ChannelEvent::Billed(_) => "billing",
+            ChannelEvent::Account(_) => "account",
         };
         engine.metrics.webhook_event(ChannelKind::WhatsApp, kind);
-        if matches!(event, ChannelEvent::Status(_)) {
+        // A status's billing goes with the statuses: both only write the recipient's row.
+        if matches!(event, ChannelEvent::Status(_) | ChannelEvent::Billed(_)) {
             statuses.push(event);
             continue;
         }

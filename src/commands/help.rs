@@ -7,7 +7,7 @@ use super::parse::{Args, ParseError};
 use super::Command;
 
 /// In the order `/help` lists them. Paths are as shown to a reader of the repository.
-const SOURCES: [(&str, &str); 10] = [
+const SOURCES: [(&str, &str); 11] = [
     ("commands/help.md", include_str!("../../commands/help.md")),
     (
         "commands/contact.md",
@@ -21,6 +21,10 @@ const SOURCES: [(&str, &str); 10] = [
     (
         "commands/template.md",
         include_str!("../../commands/template.md"),
+    ),
+    (
+        "commands/account.md",
+        include_str!("../../commands/account.md"),
     ),
     (
         "commands/campaign.md",
@@ -524,8 +528,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger",
-                "drip", "on", "status"
+                "help", "contact", "label", "optin", "optout", "template", "account", "campaign",
+                "trigger", "drip", "on", "status"
             ]
         );
         for (command, description) in &list {

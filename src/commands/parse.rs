@@ -2,7 +2,8 @@
 //! command's usage line (taken from `commands/*.md`, so errors and docs say the same thing).
 
 use super::{
-    campaign, contact, drip, help, label, on, status, template, trigger, Command, ConsentCommand,
+    account, campaign, contact, drip, help, label, on, status, template, trigger, Command,
+    ConsentCommand,
 };
 use crate::domain::{Address, Label, Lang};
 use std::str::FromStr;
@@ -98,6 +99,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             Ok(Command::Consent(ConsentCommand::OptOut { address }))
         }
         "template" => template::parse(args.with_usage("template")).map(Command::Template),
+        "account" => account::parse(args.with_usage("account")),
         "campaign" => campaign::parse(args.with_usage("campaign")).map(Command::Campaign),
         "trigger" => trigger::parse(args.with_usage("trigger")).map(Command::Trigger),
         "on" => on::parse(args.with_usage("on")),

@@ -40,6 +40,8 @@ impl Engine {
                 self.store.set_marketing_stopped(contact.id, stop).await?;
                 Ok(())
             }
+            ChannelEvent::Billed(billing) => self.record_billing(billing).await,
+            ChannelEvent::Account(event) => self.handle_account_event(event).await,
         }
     }
 

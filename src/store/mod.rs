@@ -5,6 +5,7 @@
 //! [`Backend`]. The engine never sees which backend it runs on.
 
 mod audience;
+mod business;
 mod campaigns;
 mod contacts;
 mod import;
@@ -22,6 +23,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use business::{AccountState, SyncDiff};
 pub use import::ImportOutcome;
 pub use model::*;
 pub use overview::{QueueFigure, QueueState};

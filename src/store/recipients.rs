@@ -858,6 +858,7 @@ impl Store {
                 "COALESCE(cost_category, 'free')",
             )
             .await?;
+        report.billed_by_category = self.billed(campaign_id).await?;
         self.add_summaries(campaign_id, &mut report).await?;
         Ok(report)
     }

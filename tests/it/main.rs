@@ -6,6 +6,7 @@ mod support;
 mod admin_commands;
 mod architecture;
 mod attachments;
+mod business_account;
 mod command_transactions;
 mod commands_doc;
 mod console_binary;
