@@ -39,6 +39,9 @@ struct StoredReport {
     skipped_by_reason: Vec<(String, i64)>,
     failed_by_reason: Vec<(String, i64)>,
     sent_by_category: Vec<(String, i64)>,
+    /// What Meta billed (absent from summaries written before billing was recorded).
+    #[serde(default)]
+    billed_by_category: Vec<(String, i64)>,
     first_sent_at: Option<i64>,
     last_sent_at: Option<i64>,
 }
@@ -58,6 +61,7 @@ impl From<&Report> for StoredReport {
             skipped_by_reason: r.skipped_by_reason.clone(),
             failed_by_reason: r.failed_by_reason.clone(),
             sent_by_category: r.sent_by_category.clone(),
+            billed_by_category: r.billed_by_category.clone(),
             first_sent_at: r.first_sent_at.map(to_ms),
             last_sent_at: r.last_sent_at.map(to_ms),
         }
@@ -345,6 +349,7 @@ impl Store {
             merge_counts(&mut report.skipped_by_reason, &s.skipped_by_reason);
             merge_counts(&mut report.failed_by_reason, &s.failed_by_reason);
             merge_counts(&mut report.sent_by_category, &s.sent_by_category);
+            merge_counts(&mut report.billed_by_category, &s.billed_by_category);
             let first = s.first_sent_at.map(from_ms);
             let last = s.last_sent_at.map(from_ms);
             report.first_sent_at = match (report.first_sent_at, first) {

@@ -213,6 +213,19 @@ async fn finished_campaigns_read_the_same_after_their_rows_are_summarised() {
         webhooks::status(&wamid(&bob), "delivered", BOB, bob.callback(), t + 3),
     ]);
     assert_eq!(app.post_webhook(&statuses).await, 200);
+    // What Meta billed for Ann's message rides on a status, as Meta sends it.
+    let mut priced: serde_json::Value = serde_json::from_str(&webhooks::status(
+        &wamid(&ann),
+        "read",
+        ANN,
+        ann.callback(),
+        t + 9,
+    ))
+    .expect("a status webhook");
+    priced["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = serde_json::json!({
+        "billable": true, "pricing_model": "PMP", "category": "marketing", "type": "regular"
+    });
+    assert_eq!(app.post_webhook(&priced.to_string()).await, 200);
     app.advance(Duration::minutes(5));
     app.customer_says(BOB, "thanks!").await;
     // A second campaign, still a draft: nothing of it may change.
@@ -227,6 +240,7 @@ async fn finished_campaigns_read_the_same_after_their_rows_are_summarised() {
         "replied: 1",
         "failed: 1",
         "skipped: 2",
+        "billed.marketing: 1",
     ] {
         assert!(
             before["report"].contains(key),
