@@ -131,6 +131,15 @@ pub struct Config {
     /// How long a webhook body may take to arrive whole (`WEBHOOK_BODY_TIMEOUT_SECS`), so
     /// stalled senders do not pile up.
     pub webhook_body_timeout: Duration,
+    /// Recipient rows of campaigns finished longer ago than this are summarised into their
+    /// campaign's counts and removed (`RETENTION_DAYS`).
+    pub retention: Duration,
+    /// How long a webhook message id is remembered to recognise a redelivery
+    /// (`DEDUP_KEEP_HOURS`): Meta redelivers for up to 7 days.
+    pub dedup_keep: Duration,
+    /// How often `herald run` prunes, summarises and refreshes statistics
+    /// (`MAINTENANCE_EVERY_SECS`).
+    pub maintenance_every: Duration,
     /// How long a client may take to send a request's headers (`HTTP_HEADER_TIMEOUT_SECS`);
     /// past it the connection is closed, so slow senders cannot hold sockets open.
     pub http_header_timeout: Duration,
@@ -168,6 +177,9 @@ impl fmt::Debug for Config {
             .field("webhook_max_in_flight", &self.webhook_max_in_flight)
             .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
             .field("webhook_body_timeout", &self.webhook_body_timeout)
+            .field("retention", &self.retention)
+            .field("dedup_keep", &self.dedup_keep)
+            .field("maintenance_every", &self.maintenance_every)
             .field("http_header_timeout", &self.http_header_timeout)
             .field("file_timeout", &self.file_timeout)
             .finish_non_exhaustive()
@@ -225,6 +237,9 @@ impl Default for Config {
             webhook_max_in_flight: 64,
             webhook_buffer_bytes: 64 * MIB,
             webhook_body_timeout: Duration::from_secs(15),
+            retention: Duration::from_secs(180 * 86_400),
+            dedup_keep: Duration::from_secs(7 * 24 * 3600),
+            maintenance_every: Duration::from_secs(60),
             http_header_timeout: Duration::from_secs(10),
             file_timeout: Duration::from_secs(60),
         }
@@ -415,6 +430,29 @@ impl Config {
             "WEBHOOK_BODY_TIMEOUT_SECS",
             c.webhook_body_timeout.as_secs(),
         )?);
+        let count =
+            |key: &str, unit: &str, default: u64| -> Result<u64, ConfigError> {
+                match get(key) {
+                    None => Ok(default),
+                    Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        invalid(key, format!("expected whole {unit} > 0, got {v:?}"))
+                    }),
+                }
+            };
+        c.retention = Duration::from_secs(
+            count("RETENTION_DAYS", "days", c.retention.as_secs() / 86_400)?
+                .checked_mul(86_400)
+                .ok_or_else(|| invalid("RETENTION_DAYS", "too large".into()))?,
+        );
+        c.dedup_keep = Duration::from_secs(
+            count("DEDUP_KEEP_HOURS", "hours", c.dedup_keep.as_secs() / 3600)?
+                .checked_mul(3600)
+                .ok_or_else(|| invalid("DEDUP_KEEP_HOURS", "too large".into()))?,
+        );
+        c.maintenance_every = Duration::from_secs(seconds(
+            "MAINTENANCE_EVERY_SECS",
+            c.maintenance_every.as_secs(),
+        )?);
         c.http_header_timeout = Duration::from_secs(seconds(
             "HTTP_HEADER_TIMEOUT_SECS",
             c.http_header_timeout.as_secs(),
@@ -528,6 +566,34 @@ mod tests {
         for bad in ["0", "1.5", "soon"] {
             let e = Config::from_vars(&vars(&[("FILE_TIMEOUT_SECS", bad)])).unwrap_err();
             assert!(e.to_string().starts_with("FILE_TIMEOUT_SECS"), "{e}");
+        }
+    }
+
+    #[test]
+    fn retention_settings_have_defaults_and_read_their_units() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.retention, Duration::from_secs(180 * 86_400));
+        assert_eq!(c.dedup_keep, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.maintenance_every, Duration::from_secs(60));
+        let c = Config::from_vars(&vars(&[
+            ("RETENTION_DAYS", "30"),
+            ("DEDUP_KEEP_HOURS", "200"),
+            ("MAINTENANCE_EVERY_SECS", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.dedup_keep, Duration::from_secs(200 * 3600));
+        assert_eq!(c.maintenance_every, Duration::from_secs(5));
+        for (key, bad) in [
+            ("RETENTION_DAYS", "0"),
+            ("RETENTION_DAYS", "half a year"),
+            ("DEDUP_KEEP_HOURS", "-1"),
+            ("MAINTENANCE_EVERY_SECS", "0"),
+            ("RETENTION_DAYS", "99999999999999999"),
+        ] {
+            let e = Config::from_vars(&vars(&[(key, bad)])).unwrap_err();
+            assert!(e.to_string().starts_with(key), "{e}");
+            assert_eq!(e.to_string().lines().count(), 1);
         }
     }
 

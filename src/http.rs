@@ -143,9 +143,13 @@ async fn metrics_text(State(state): State<Arc<HttpState>>) -> Response {
         state.intake.buffered_bytes(),
     );
     // Read at scrape time: the database is the truth shared by every process.
-    match engine.store.campaigns(Some(CampaignStatus::Sending)).await {
-        Ok(sending) => engine.metrics.set_campaigns_sending(sending.len() as i64),
-        Err(error) => tracing::warn!(%error, "metrics: cannot count sending campaigns"),
+    match engine.overview().await {
+        Ok(overview) => {
+            let sending = overview.campaigns_in(CampaignStatus::Sending);
+            engine.metrics.set_campaigns_sending(sending);
+            engine.metrics.set_shared(&overview.gauges());
+        }
+        Err(error) => tracing::warn!(%error, "metrics: cannot read the queue and campaigns"),
     }
     match engine.metrics.encode() {
         Ok(text) => (
@@ -261,6 +265,8 @@ async fn whatsapp_notification(
         return StatusCode::UNAUTHORIZED.into_response();
     }
 
+    // Processing time runs from the body in hand to the answer.
+    let started = std::time::Instant::now();
     let our_number = engine
         .config
         .whatsapp_phone_number_id
@@ -285,6 +291,7 @@ async fn whatsapp_notification(
     let events = decoded.events;
     tracing::Span::current().record("events", events.len());
     if events.is_empty() {
+        metrics.webhook_took(ChannelKind::WhatsApp, started.elapsed());
         return StatusCode::OK.into_response();
     }
 
@@ -313,6 +320,7 @@ async fn whatsapp_notification(
             StatusCode::SERVICE_UNAVAILABLE
         }
     };
+    metrics.webhook_took(ChannelKind::WhatsApp, started.elapsed());
     status.into_response()
 }
 

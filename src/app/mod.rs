@@ -51,6 +51,16 @@ pub async fn build_engine(
     Ok(engine)
 }
 
+/// `herald status`: the `/status` screen, read without touching anything. The engine is built
+/// without recovering leases (a running `herald run` owns them) and without channels.
+pub async fn status_screen(config: Config, clock: SharedClock) -> Result<String, EngineError> {
+    let store = Store::connect(&config.database_url).await?;
+    let engine = Engine::new(store, Arc::new(config), clock, ChannelRouter::new());
+    let overview = engine.overview().await;
+    engine.store.close().await;
+    Ok(crate::commands::status::screen(&engine, &overview?))
+}
+
 /// The long-running bot (`herald run`): channels from configuration, the HTTP server, the
 /// scheduler and the dispatcher.
 pub struct App {

@@ -55,5 +55,6 @@ async fn apply(engine: &Engine, admin: &str, command: Command) -> Reply {
         Command::Campaign(command) => super::campaign::apply(engine, admin, command).await,
         Command::Trigger(command) => super::trigger::apply(engine, admin, command).await,
         Command::Drip(command) => super::drip::apply(engine, admin, command).await,
+        Command::Status => super::status::apply(engine).await,
     }
 }

@@ -7,7 +7,7 @@ use super::parse::{Args, ParseError};
 use super::Command;
 
 /// In the order `/help` lists them. Paths are as shown to a reader of the repository.
-const SOURCES: [(&str, &str); 10] = [
+const SOURCES: [(&str, &str); 11] = [
     ("commands/help.md", include_str!("../../commands/help.md")),
     (
         "commands/contact.md",
@@ -36,6 +36,10 @@ const SOURCES: [(&str, &str); 10] = [
     ),
     ("commands/drip.md", include_str!("../../commands/drip.md")),
     ("commands/on.md", include_str!("../../commands/on.md")),
+    (
+        "commands/status.md",
+        include_str!("../../commands/status.md"),
+    ),
 ];
 
 /// Telegram and WhatsApp both cut text messages at 4096 characters.
@@ -525,7 +529,7 @@ mod tests {
             names,
             [
                 "help", "contact", "label", "optin", "optout", "template", "account", "campaign",
-                "trigger", "drip", "on"
+                "trigger", "drip", "on", "status"
             ]
         );
         for (command, description) in &list {

@@ -33,6 +33,7 @@ mod label;
 mod on;
 pub mod parse;
 mod reply;
+pub mod status;
 mod template;
 mod trigger;
 
@@ -82,4 +83,6 @@ pub enum Command {
     Campaign(CampaignCommand),
     Trigger(TriggerCommand),
     Drip(DripCommand),
+    /// `/status`: what herald is doing now.
+    Status,
 }

@@ -2,7 +2,8 @@
 //! command's usage line (taken from `commands/*.md`, so errors and docs say the same thing).
 
 use super::{
-    account, campaign, contact, drip, help, label, on, template, trigger, Command, ConsentCommand,
+    account, campaign, contact, drip, help, label, on, status, template, trigger, Command,
+    ConsentCommand,
 };
 use crate::domain::{Address, Label, Lang};
 use std::str::FromStr;
@@ -103,6 +104,7 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         "trigger" => trigger::parse(args.with_usage("trigger")).map(Command::Trigger),
         "on" => on::parse(args.with_usage("on")),
         "drip" => drip::parse(args.with_usage("drip")).map(Command::Drip),
+        "status" => status::parse(args.with_usage("status")),
         "" => Err(ParseError::new("missing command after /", None)),
         _ => Err(ParseError::new(
             format!("unknown command {}", shorten(&format!("/{word}"))),

@@ -657,7 +657,9 @@ impl Engine {
                 counts: DispatchOutcome::default(),
             }));
         }
+        let started = std::time::Instant::now();
         let result = p.channel.send(&p.msg).await;
+        self.metrics.send_took(p.channel.kind(), started.elapsed());
         let now = self.clock.now();
         let outcome = match result {
             Ok(sent) => {
@@ -672,6 +674,8 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(code = %e.code, reason = %e.reason, "send failed");
+                self.metrics
+                    .channel_error(p.channel.kind(), &e.code, e.class);
                 let outcome = self.on_send_error(campaign, pacer, &p, &e, now).await?;
                 if let Outcome::Failed { .. } = outcome {
                     self.metrics.message_failed(p.channel.kind());

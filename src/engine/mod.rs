@@ -15,8 +15,10 @@ pub mod inbound;
 pub mod lifecycle;
 pub mod pacing;
 pub mod render;
+pub mod retention;
 pub mod rules;
 pub mod scheduler;
+pub mod status;
 pub mod statuses;
 
 use std::collections::HashMap;
@@ -82,6 +84,8 @@ pub struct Engine {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Trigger regexes, compiled once per pattern rather than once per inbound message.
     triggers: Mutex<crate::domain::trigger::CompiledTriggers>,
+    /// Each admin's last attached file, kept for their next command that takes one.
+    kept_files: files::KeptFiles,
     /// The Business account's template list, when `WHATSAPP_BUSINESS_ACCOUNT_ID` is set (wired
     /// by the application, like the admin desk).
     catalog: std::sync::OnceLock<Arc<dyn crate::channels::TemplateCatalog>>,
@@ -92,8 +96,6 @@ pub struct Engine {
     /// The account state (tier, restrictions) read recently: every business-initiated send
     /// consults it, so it is read from the database at most once a second.
     account_cache: Mutex<Option<(std::time::Instant, crate::store::AccountState)>>,
-    /// Each admin's last attached file, kept for their next command that takes one.
-    kept_files: files::KeptFiles,
 }
 
 impl Engine {
@@ -120,11 +122,11 @@ impl Engine {
             admin_desk: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             triggers: Mutex::default(),
+            kept_files: files::KeptFiles::default(),
             catalog: std::sync::OnceLock::new(),
             sync_lock: tokio::sync::Mutex::new(()),
             next_sync: Mutex::new(None),
             account_cache: Mutex::new(None),
-            kept_files: files::KeptFiles::default(),
         }
     }
 
@@ -374,6 +376,7 @@ impl Engine {
                 }
             })
         };
+        let maintenance = tokio::spawn(self.clone().maintain(shutdown.clone()));
         while !shutdown.is_cancelled() {
             match self.dispatch_step().await {
                 Ok(outcome) if outcome.is_idle() => {
@@ -394,6 +397,7 @@ impl Engine {
             }
         }
         let _ = scheduler.await;
+        let _ = maintenance.await;
         tracing::info!("dispatcher stopped");
     }
 }

@@ -322,7 +322,8 @@ impl Store {
     pub async fn billed(&self, campaign_id: i64) -> Result<Vec<(String, i64)>> {
         let rows = sqlx::query(
             "SELECT billed_category AS k, COUNT(*) AS n FROM recipients \
-             WHERE campaign_id IN (SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1) \
+             WHERE campaign_id IN (SELECT id FROM campaigns WHERE (id = $1 OR parent_id = $1) \
+             AND summarised_at IS NULL) \
              AND billed_category IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1",
         )
         .bind(campaign_id)

@@ -10,10 +10,13 @@ mod campaigns;
 mod contacts;
 mod import;
 pub mod model;
+mod overview;
 pub mod recipients;
+mod retention;
 mod retry;
 pub mod statuses;
 mod tier;
+mod upkeep;
 
 use std::time::Duration;
 
@@ -23,8 +26,10 @@ use sqlx::{AnyPool, Executor, Row};
 pub use business::{AccountState, SyncDiff};
 pub use import::ImportOutcome;
 pub use model::*;
+pub use overview::{QueueFigure, QueueState};
 pub use retry::FailedRecipient;
 pub use tier::TierReservation;
+pub use upkeep::Upkeep;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -36,7 +36,7 @@ macro_rules! command_kinds {
 }
 
 command_kinds!(
-    Help, On, Account;
+    Help, On, Status, Account;
     Contact(ContactCommand) { Add, Show, Import },
     Label(LabelCommand) { Add, Remove },
     Consent(ConsentCommand) { OptIn, OptOut },
@@ -50,9 +50,9 @@ command_kinds!(
 );
 
 /// What admins type first; `/help` must mention each.
-const TOP_LEVEL_COMMANDS: [&str; 11] = [
+const TOP_LEVEL_COMMANDS: [&str; 12] = [
     "help", "contact", "label", "optin", "optout", "template", "account", "campaign", "trigger",
-    "drip", "on",
+    "drip", "on", "status",
 ];
 
 fn parsed_examples() -> Vec<(String, String, Command)> {

@@ -100,13 +100,6 @@ struct Script {
     token: Option<String>,
     /// Delay before every answer (to test timeouts and in-flight behaviour).
     latency: Duration,
-    /// The Business account's templates, as Meta describes each.
-    templates: Vec<Value>,
-    /// Templates per page at most (Meta's `limit` may ask for fewer).
-    template_page_size: usize,
-    /// A standing answer to every template request, instead of the list.
-    templates_fail: Option<Reply>,
-    template_requests: Vec<TemplateRequest>,
     /// Files behind `GET /{media-id}`, by media id.
     media: HashMap<String, Media>,
     /// Media ids looked up and downloaded, in order.
@@ -114,6 +107,13 @@ struct Script {
     downloads: Vec<String>,
     /// Files herald uploaded, in order.
     uploads: Vec<Upload>,
+    /// The Business account's templates, as Meta describes each.
+    templates: Vec<Value>,
+    /// Templates per page at most (Meta's `limit` may ask for fewer).
+    template_page_size: usize,
+    /// A standing answer to every template request, instead of the list.
+    templates_fail: Option<Reply>,
+    template_requests: Vec<TemplateRequest>,
 }
 
 /// A file the fake serves as an attachment, and how it misbehaves.
@@ -201,11 +201,6 @@ impl FakeGraph {
                 "/{version}/{phone_number_id}/messages",
                 post(versioned_messages),
             )
-            .route("/{waba_id}/message_templates", get(templates))
-            .route(
-                "/{version}/{waba_id}/message_templates",
-                get(versioned_templates),
-            )
             .route("/{phone_number_id}/media", post(upload_media))
             .route(
                 "/{version}/{phone_number_id}/media",
@@ -213,6 +208,11 @@ impl FakeGraph {
             )
             // Media lookups (`/{media-id}`, with or without a version) and downloads share path
             // shapes with the routes above, so they are told apart here.
+            .route("/{waba_id}/message_templates", get(templates))
+            .route(
+                "/{version}/{waba_id}/message_templates",
+                get(versioned_templates),
+            )
             .fallback(get_media_or_unknown)
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -324,32 +324,6 @@ impl FakeGraph {
             .collect()
     }
 
-    /// The Business account's templates (Meta's JSON for each), served `page_size` a page.
-    pub fn set_templates(&self, templates: Vec<Value>, page_size: usize) {
-        let mut script = self.shared.script();
-        script.templates = templates;
-        script.template_page_size = page_size.max(1);
-    }
-
-    /// Every template request gets `status` with `body` until [`FakeGraph::serve_templates`].
-    pub fn fail_templates(&self, status: u16, body: impl Into<String>) {
-        self.shared.script().templates_fail = Some(Reply {
-            status,
-            body: body.into(),
-            retry_after: None,
-        });
-    }
-
-    /// Template requests are answered with the list again.
-    pub fn serve_templates(&self) {
-        self.shared.script().templates_fail = None;
-    }
-
-    /// Every template request received, in order.
-    pub fn template_requests(&self) -> Vec<TemplateRequest> {
-        self.shared.script().template_requests.clone()
-    }
-
     // ---- media -------------------------------------------------------------------------------
 
     /// A file an admin's message can carry as media id `id`.
@@ -415,6 +389,32 @@ impl FakeGraph {
             .into_iter()
             .find(|u| u.id == id)
             .unwrap_or_else(|| panic!("no upload got media id {id}"))
+    }
+
+    /// The Business account's templates (Meta's JSON for each), served `page_size` a page.
+    pub fn set_templates(&self, templates: Vec<Value>, page_size: usize) {
+        let mut script = self.shared.script();
+        script.templates = templates;
+        script.template_page_size = page_size.max(1);
+    }
+
+    /// Every template request gets `status` with `body` until [`FakeGraph::serve_templates`].
+    pub fn fail_templates(&self, status: u16, body: impl Into<String>) {
+        self.shared.script().templates_fail = Some(Reply {
+            status,
+            body: body.into(),
+            retry_after: None,
+        });
+    }
+
+    /// Template requests are answered with the list again.
+    pub fn serve_templates(&self) {
+        self.shared.script().templates_fail = None;
+    }
+
+    /// Every template request received, in order.
+    pub fn template_requests(&self) -> Vec<TemplateRequest> {
+        self.shared.script().template_requests.clone()
     }
 
     /// Meta's error JSON for `code`.
