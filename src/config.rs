@@ -87,6 +87,9 @@ pub struct Config {
     pub whatsapp_phone_number_id: Option<String>,
     pub whatsapp_app_secret: Option<String>,
     pub whatsapp_verify_token: Option<String>,
+    /// The WhatsApp Business account (WABA) id: templates, tier and restrictions come from
+    /// Meta when it is set.
+    pub whatsapp_business_account_id: Option<String>,
     pub whatsapp_api_url: String,
     pub whatsapp_mps: f64,
     pub tier: Tier,
@@ -128,6 +131,15 @@ pub struct Config {
     /// How long a webhook body may take to arrive whole (`WEBHOOK_BODY_TIMEOUT_SECS`), so
     /// stalled senders do not pile up.
     pub webhook_body_timeout: Duration,
+    /// Recipient rows of campaigns finished longer ago than this are summarised into their
+    /// campaign's counts and removed (`RETENTION_DAYS`).
+    pub retention: Duration,
+    /// How long a webhook message id is remembered to recognise a redelivery
+    /// (`DEDUP_KEEP_HOURS`): Meta redelivers for up to 7 days.
+    pub dedup_keep: Duration,
+    /// How often `herald run` prunes, summarises and refreshes statistics
+    /// (`MAINTENANCE_EVERY_SECS`).
+    pub maintenance_every: Duration,
     /// How long a client may take to send a request's headers (`HTTP_HEADER_TIMEOUT_SECS`);
     /// past it the connection is closed, so slow senders cannot hold sockets open.
     pub http_header_timeout: Duration,
@@ -150,6 +162,10 @@ impl fmt::Debug for Config {
                 "whatsapp_verify_token",
                 &secret(&self.whatsapp_verify_token),
             )
+            .field(
+                "whatsapp_business_account_id",
+                &self.whatsapp_business_account_id,
+            )
             .field("whatsapp_api_url", &self.whatsapp_api_url)
             .field("whatsapp_mps", &self.whatsapp_mps)
             .field("tier", &self.tier)
@@ -161,6 +177,9 @@ impl fmt::Debug for Config {
             .field("webhook_max_in_flight", &self.webhook_max_in_flight)
             .field("webhook_buffer_bytes", &self.webhook_buffer_bytes)
             .field("webhook_body_timeout", &self.webhook_body_timeout)
+            .field("retention", &self.retention)
+            .field("dedup_keep", &self.dedup_keep)
+            .field("maintenance_every", &self.maintenance_every)
             .field("http_header_timeout", &self.http_header_timeout)
             .field("file_timeout", &self.file_timeout)
             .finish_non_exhaustive()
@@ -191,6 +210,7 @@ impl Default for Config {
             whatsapp_phone_number_id: None,
             whatsapp_app_secret: None,
             whatsapp_verify_token: None,
+            whatsapp_business_account_id: None,
             whatsapp_api_url: "https://graph.facebook.com/v21.0".into(),
             whatsapp_mps: 80.0,
             tier: Tier::Limited(250),
@@ -217,6 +237,9 @@ impl Default for Config {
             webhook_max_in_flight: 64,
             webhook_buffer_bytes: 64 * MIB,
             webhook_body_timeout: Duration::from_secs(15),
+            retention: Duration::from_secs(180 * 86_400),
+            dedup_keep: Duration::from_secs(7 * 24 * 3600),
+            maintenance_every: Duration::from_secs(60),
             http_header_timeout: Duration::from_secs(10),
             file_timeout: Duration::from_secs(60),
         }
@@ -304,6 +327,15 @@ impl Config {
         c.whatsapp_phone_number_id = get("WHATSAPP_PHONE_NUMBER_ID");
         c.whatsapp_app_secret = get("WHATSAPP_APP_SECRET");
         c.whatsapp_verify_token = get("WHATSAPP_VERIFY_TOKEN");
+        c.whatsapp_business_account_id = get("WHATSAPP_BUSINESS_ACCOUNT_ID");
+        if let Some(id) = &c.whatsapp_business_account_id {
+            if !id.chars().all(|ch| ch.is_ascii_digit()) {
+                return Err(ConfigError::Invalid {
+                    key: "WHATSAPP_BUSINESS_ACCOUNT_ID".into(),
+                    message: format!("{id:?} is not a Business account id (digits only)"),
+                });
+            }
+        }
         if let Some(v) = get("WHATSAPP_API_URL") {
             c.whatsapp_api_url = v.trim_end_matches('/').to_string();
         }
@@ -397,6 +429,29 @@ impl Config {
         c.webhook_body_timeout = Duration::from_secs(seconds(
             "WEBHOOK_BODY_TIMEOUT_SECS",
             c.webhook_body_timeout.as_secs(),
+        )?);
+        let count =
+            |key: &str, unit: &str, default: u64| -> Result<u64, ConfigError> {
+                match get(key) {
+                    None => Ok(default),
+                    Some(v) => v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                        invalid(key, format!("expected whole {unit} > 0, got {v:?}"))
+                    }),
+                }
+            };
+        c.retention = Duration::from_secs(
+            count("RETENTION_DAYS", "days", c.retention.as_secs() / 86_400)?
+                .checked_mul(86_400)
+                .ok_or_else(|| invalid("RETENTION_DAYS", "too large".into()))?,
+        );
+        c.dedup_keep = Duration::from_secs(
+            count("DEDUP_KEEP_HOURS", "hours", c.dedup_keep.as_secs() / 3600)?
+                .checked_mul(3600)
+                .ok_or_else(|| invalid("DEDUP_KEEP_HOURS", "too large".into()))?,
+        );
+        c.maintenance_every = Duration::from_secs(seconds(
+            "MAINTENANCE_EVERY_SECS",
+            c.maintenance_every.as_secs(),
         )?);
         c.http_header_timeout = Duration::from_secs(seconds(
             "HTTP_HEADER_TIMEOUT_SECS",
@@ -511,6 +566,34 @@ mod tests {
         for bad in ["0", "1.5", "soon"] {
             let e = Config::from_vars(&vars(&[("FILE_TIMEOUT_SECS", bad)])).unwrap_err();
             assert!(e.to_string().starts_with("FILE_TIMEOUT_SECS"), "{e}");
+        }
+    }
+
+    #[test]
+    fn retention_settings_have_defaults_and_read_their_units() {
+        let c = Config::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(c.retention, Duration::from_secs(180 * 86_400));
+        assert_eq!(c.dedup_keep, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.maintenance_every, Duration::from_secs(60));
+        let c = Config::from_vars(&vars(&[
+            ("RETENTION_DAYS", "30"),
+            ("DEDUP_KEEP_HOURS", "200"),
+            ("MAINTENANCE_EVERY_SECS", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.dedup_keep, Duration::from_secs(200 * 3600));
+        assert_eq!(c.maintenance_every, Duration::from_secs(5));
+        for (key, bad) in [
+            ("RETENTION_DAYS", "0"),
+            ("RETENTION_DAYS", "half a year"),
+            ("DEDUP_KEEP_HOURS", "-1"),
+            ("MAINTENANCE_EVERY_SECS", "0"),
+            ("RETENTION_DAYS", "99999999999999999"),
+        ] {
+            let e = Config::from_vars(&vars(&[(key, bad)])).unwrap_err();
+            assert!(e.to_string().starts_with(key), "{e}");
+            assert_eq!(e.to_string().lines().count(), 1);
         }
     }
 

@@ -27,7 +27,7 @@ use tower::load_shed::LoadShedLayer;
 use tower::{BoxError, ServiceBuilder};
 
 use crate::channels::intake::{Intake, IntakeError};
-use crate::channels::whatsapp::{parse_webhook, verify_handshake, Signature, Verifier};
+use crate::channels::whatsapp::{parse_webhook_for, verify_handshake, Signature, Verifier};
 use crate::channels::{ChannelEvent, ChannelKind};
 use crate::engine::{Engine, EngineError};
 use crate::metrics::{Metrics, Rejection};
@@ -143,9 +143,13 @@ async fn metrics_text(State(state): State<Arc<HttpState>>) -> Response {
         state.intake.buffered_bytes(),
     );
     // Read at scrape time: the database is the truth shared by every process.
-    match engine.store.campaigns(Some(CampaignStatus::Sending)).await {
-        Ok(sending) => engine.metrics.set_campaigns_sending(sending.len() as i64),
-        Err(error) => tracing::warn!(%error, "metrics: cannot count sending campaigns"),
+    match engine.overview().await {
+        Ok(overview) => {
+            let sending = overview.campaigns_in(CampaignStatus::Sending);
+            engine.metrics.set_campaigns_sending(sending);
+            engine.metrics.set_shared(&overview.gauges());
+        }
+        Err(error) => tracing::warn!(%error, "metrics: cannot read the queue and campaigns"),
     }
     match engine.metrics.encode() {
         Ok(text) => (
@@ -261,12 +265,15 @@ async fn whatsapp_notification(
         return StatusCode::UNAUTHORIZED.into_response();
     }
 
+    // Processing time runs from the body in hand to the answer.
+    let started = std::time::Instant::now();
     let our_number = engine
         .config
         .whatsapp_phone_number_id
         .as_deref()
         .unwrap_or_default();
-    let decoded = match parse_webhook(&body.contiguous(), our_number) {
+    let our_account = engine.config.whatsapp_business_account_id.as_deref();
+    let decoded = match parse_webhook_for(&body.contiguous(), our_number, our_account) {
         Ok(decoded) => decoded,
         Err(error) => {
             // Signed by Meta yet unreadable: redelivering it would not help.
@@ -284,6 +291,7 @@ async fn whatsapp_notification(
     let events = decoded.events;
     tracing::Span::current().record("events", events.len());
     if events.is_empty() {
+        metrics.webhook_took(ChannelKind::WhatsApp, started.elapsed());
         return StatusCode::OK.into_response();
     }
 
@@ -312,6 +320,7 @@ async fn whatsapp_notification(
             StatusCode::SERVICE_UNAVAILABLE
         }
     };
+    metrics.webhook_took(ChannelKind::WhatsApp, started.elapsed());
     status.into_response()
 }
 
@@ -345,9 +354,12 @@ async fn process(engine: Arc<Engine>, events: Vec<ChannelEvent>) -> Result<(), E
             ChannelEvent::Inbound(_) => "inbound",
             ChannelEvent::Status(_) => "status",
             ChannelEvent::MarketingPreference { .. } => "preference",
+            ChannelEvent::Billed(_) => "billing",
+            ChannelEvent::Account(_) => "account",
         };
         engine.metrics.webhook_event(ChannelKind::WhatsApp, kind);
-        if matches!(event, ChannelEvent::Status(_)) {
+        // A status's billing goes with the statuses: both only write the recipient's row.
+        if matches!(event, ChannelEvent::Status(_) | ChannelEvent::Billed(_)) {
             statuses.push(event);
             continue;
         }

@@ -38,6 +38,9 @@ enum Cmd {
     Run,
     /// Apply database migrations and exit.
     Migrate,
+    /// What herald is doing now, in one screen (as /status): campaigns sending, queued, held
+    /// and why, the tier, the database's size and the oldest rows not yet pruned.
+    Status,
     /// Contact management.
     Contacts {
         #[command(subcommand)]
@@ -123,6 +126,12 @@ async fn main() -> anyhow::Result<()> {
                 .context("cannot open the database")?;
             store.close().await;
             println!("migrations applied");
+        }
+        Cmd::Status => {
+            let screen = herald::app::status_screen(config, Arc::new(SystemClock))
+                .await
+                .context("cannot read the database")?;
+            println!("{screen}");
         }
         Cmd::Contacts {
             command: ContactsCmd::Import { file },

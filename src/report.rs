@@ -84,6 +84,10 @@ pub fn text(engine: &Engine, c: &Campaign, r: &Report) -> String {
     for (category, n) in &r.sent_by_category {
         let _ = writeln!(s, "sent.{category}: {n}");
     }
+    // Meta's own words on what it charged, next to the estimate: they win where they differ.
+    for (category, n) in &r.billed_by_category {
+        let _ = writeln!(s, "billed.{category}: {n}");
+    }
     if let Some(t) = r.first_sent_at {
         let _ = writeln!(s, "first_sent: {}", engine.local_time(t));
     }

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::channels::intake::Intake;
 use crate::channels::whatsapp::client::{WhatsAppClient, WhatsAppConfig};
-use crate::channels::{Channel, ChannelRouter};
+use crate::channels::whatsapp::TemplateClient;
+use crate::channels::{Channel, ChannelRouter, TemplateCatalog};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::engine::{Engine, EngineError};
@@ -48,6 +49,16 @@ pub async fn build_engine(
     // On SQLite this process is the only one, so every lease left behind is a crashed run's.
     engine.recover(single_process).await?;
     Ok(engine)
+}
+
+/// `herald status`: the `/status` screen, read without touching anything. The engine is built
+/// without recovering leases (a running `herald run` owns them) and without channels.
+pub async fn status_screen(config: Config, clock: SharedClock) -> Result<String, EngineError> {
+    let store = Store::connect(&config.database_url).await?;
+    let engine = Engine::new(store, Arc::new(config), clock, ChannelRouter::new());
+    let overview = engine.overview().await;
+    engine.store.close().await;
+    Ok(crate::commands::status::screen(&engine, &overview?))
 }
 
 /// The long-running bot (`herald run`): channels from configuration, the HTTP server, the
@@ -96,7 +107,11 @@ impl App {
             addr: config.http_addr.clone(),
             source,
         })?;
+        let catalog = template_catalog(&config)?;
         let engine = build_engine(config, clock, channels).await?;
+        if let Some(catalog) = catalog {
+            engine.set_template_catalog(catalog);
+        }
         Ok(App {
             engine,
             listener,
@@ -151,5 +166,23 @@ fn whatsapp_from_config(config: &Config) -> Result<Option<Arc<dyn Channel>>, App
     let mut wa = WhatsAppConfig::new(&config.whatsapp_api_url, number, token);
     wa.max_per_second = config.whatsapp_mps;
     let client = WhatsAppClient::new(wa).map_err(|e| AppError::Config(e.to_string()))?;
+    Ok(Some(Arc::new(client)))
+}
+
+/// The Business account's template list, when both a token and `WHATSAPP_BUSINESS_ACCOUNT_ID`
+/// are set; without an account id herald works with declared templates only.
+fn template_catalog(config: &Config) -> Result<Option<Arc<dyn TemplateCatalog>>, AppError> {
+    let (Some(token), Some(account)) =
+        (&config.whatsapp_token, &config.whatsapp_business_account_id)
+    else {
+        return Ok(None);
+    };
+    let client = TemplateClient::new(
+        &config.whatsapp_api_url,
+        account,
+        token,
+        crate::channels::whatsapp::client::DEFAULT_REQUEST_TIMEOUT,
+    )
+    .map_err(|e| AppError::Config(e.to_string()))?;
     Ok(Some(Arc::new(client)))
 }

@@ -15,6 +15,7 @@
 pub mod fake_graph;
 pub mod import;
 pub mod seed;
+pub mod soak;
 mod triggers;
 
 use std::fmt::Write as _;
@@ -101,6 +102,8 @@ pub enum BenchOnly {
     Import(import::ImportArgs),
     /// The CPU one inbound message costs to match against 1,000 triggers.
     Triggers,
+    /// herald under steady webhook and campaign load: database size and webhook latency over time.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -451,6 +454,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!("{}", triggers::measure());
             return Ok(());
         }
+        Some(BenchOnly::Soak(soak)) => return soak::run(soak, &args).await,
         None => {}
     }
     let started = Instant::now();

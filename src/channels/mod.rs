@@ -14,9 +14,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::interactive::Choices;
-
+pub use crate::domain::account::{AccountEvent, Billing};
 pub use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
+use crate::domain::interactive::Choices;
+use crate::domain::template::{TemplateParts, TemplateSpec};
 pub use files::{FetchError, FetchLimits, FileKind, FileRef, OutboundFile};
 
 /// Which network an address lives on. The console stands in for WhatsApp, so it keeps WhatsApp's
@@ -54,6 +55,11 @@ pub enum ChannelEvent {
         stop: bool,
         at: DateTime<Utc>,
     },
+    /// What the channel billed for a message herald sent (WhatsApp `pricing`).
+    Billed(Billing),
+    /// Something the WhatsApp Business account's owner (Meta) said about the account or its
+    /// templates.
+    Account(AccountEvent),
 }
 
 /// A message from a contact (or an admin) to the business.
@@ -104,6 +110,9 @@ pub enum OutboundBody {
         params: Vec<String>,
         rendered: String,
         buttons: Vec<String>,
+        /// A synced template's header, named parameters and button parameters (boxed: most
+        /// messages have none, and every message in flight carries this enum).
+        parts: Box<TemplateParts>,
     },
     /// Free text with reply buttons or a list menu under it (WhatsApp `interactive`, Telegram
     /// an inline keyboard). A tap comes back as an [`Inbound`] whose `button` is the title.
@@ -237,6 +246,19 @@ pub trait Channel: Send + Sync {
             "this channel cannot carry files",
         ))
     }
+}
+
+/// Why the templates of the Business account could not be read, as an admin should hear it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CatalogError(pub String);
+
+/// Where the approved templates come from (the WhatsApp Business account's
+/// `message_templates`): the engine syncs its store from it, the application wires it.
+#[async_trait]
+pub trait TemplateCatalog: Send + Sync {
+    /// Every template of the account, all pages read.
+    async fn templates(&self) -> Result<Vec<TemplateSpec>, CatalogError>;
 }
 
 /// Where channels deliver what they receive (the engine implements it).

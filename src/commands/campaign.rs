@@ -7,13 +7,14 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 
 use super::parse::{parse_tz, shorten, split_params, Args, ParseError, MAX_TEXT, MAX_TITLE};
 use super::reply::{
-    campaign, check_variables, editable, resolve_audience, said, usable_template, Refusal, Reply,
+    campaign, check_variables, editable, resolve_audience, said, usable_mapping, Refusal, Reply,
 };
 use super::AudienceSpec;
 use crate::channels::OutboundFile;
 use crate::domain::audience::parse_audience;
 use crate::domain::interactive::{Choices, MAX_BODY_CHARS, MAX_HEADER_CHARS};
 use crate::domain::schedule::Repeat;
+use crate::domain::template::Mapping;
 use crate::domain::{Address, Lang, SkipReason};
 use crate::engine::eligibility::{verdict, Verdict};
 use crate::engine::files::Delivery;
@@ -21,7 +22,7 @@ use crate::engine::lifecycle::{PauseBy, RetryWhich};
 use crate::engine::render::render_for;
 use crate::engine::Engine;
 use crate::report;
-use crate::store::{CampaignKind, CampaignStatus, Pace, TemplateRef};
+use crate::store::{CampaignKind, CampaignStatus, Pace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CampaignCommand {
@@ -44,8 +45,13 @@ pub enum CampaignCommand {
         id: i64,
         name: String,
         lang: Lang,
-        /// Literal text, `{{name}}` or `{{attr.KEY}}`, in `{{1}}..{{n}}` order.
+        /// Literal text, `{{name}}` or `{{attr.KEY}}`, in `{{1}}..{{n}}` order; `name=value`
+        /// for a NAMED template.
         params: Vec<String>,
+        /// `header=`: a synced template's TEXT header parameter.
+        header: Option<String>,
+        /// `url=`: a synced template's URL button suffix.
+        url: Option<String>,
     },
     Pace {
         id: i64,
@@ -273,12 +279,34 @@ fn campaign_template(args: &mut Args) -> Result<CampaignCommand, ParseError> {
     let lang = args.lang()?;
     let rest = args.rest.trim();
     args.rest = "";
+    let (rest, options) = split_options(rest, &["header", "url"]).map_err(|r| args.err(r))?;
     let params = split_params(rest).map_err(|reason| args.err(reason))?;
+    let mut header = None;
+    let mut url = None;
+    for (key, raw) in options {
+        let value = match split_params(raw).map_err(|r| args.err(format!("{key}=: {r}")))? {
+            values if values.len() == 1 => values.into_iter().next(),
+            _ => None,
+        };
+        let Some(value) = value else {
+            return Err(args.err(format!("{key}= takes one value (quote it if it holds a |)")));
+        };
+        let slot = if key == "header" {
+            &mut header
+        } else {
+            &mut url
+        };
+        if slot.replace(value).is_some() {
+            return Err(args.err(format!("{key}= given twice")));
+        }
+    }
     Ok(CampaignCommand::Template {
         id,
         name,
         lang,
         params,
+        header,
+        url,
     })
 }
 
@@ -293,6 +321,46 @@ fn fits_interactive(id: i64, text: &str) -> Result<(), Refusal> {
         )));
     }
     Ok(())
+}
+
+/// `key=value` options as typed: the key, and its value.
+type Options<'a> = Vec<(&'static str, &'a str)>;
+
+/// Cuts trailing `key=value` options (a word starting with one of `keys` and `=`, the value
+/// running to the next such word) off `rest`: returns the text before the first one, and each
+/// option as typed.
+fn split_options<'a>(
+    rest: &'a str,
+    keys: &[&'static str],
+) -> Result<(&'a str, Options<'a>), String> {
+    let mut starts: Vec<(usize, &'static str)> = Vec::new();
+    let mut at_word_start = true;
+    for (i, c) in rest.char_indices() {
+        if at_word_start {
+            let tail = &rest[i..];
+            if let Some(key) = keys.iter().find(|k| {
+                tail.len() > k.len()
+                    && tail.as_bytes()[k.len()] == b'='
+                    && tail[..k.len()].eq_ignore_ascii_case(k)
+            }) {
+                starts.push((i, key));
+            }
+        }
+        at_word_start = c.is_whitespace();
+    }
+    let Some(&(first, _)) = starts.first() else {
+        return Ok((rest, Vec::new()));
+    };
+    let mut options = Vec::new();
+    for (n, &(start, key)) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).map_or(rest.len(), |(next, _)| *next);
+        let value = rest[start + key.len() + 1..end].trim();
+        if value.is_empty() {
+            return Err(format!("{key}= needs a value"));
+        }
+        options.push((key, value));
+    }
+    Ok((rest[..first].trim(), options))
 }
 
 /// The furthest ahead a campaign or its first run may be scheduled (about five years): later
@@ -518,25 +586,40 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             name,
             lang,
             params,
+            header,
+            url,
         } => {
             let campaign = editable(engine, id).await?;
-            let t = usable_template(engine, &name, &lang, &params).await?;
-            store
-                .set_template(
-                    campaign.id,
-                    &TemplateRef {
-                        name: name.clone(),
-                        lang: lang.to_string(),
-                        params,
-                    },
-                )
-                .await?;
+            let mapping = Mapping {
+                params,
+                header,
+                url,
+            };
+            let (t, tref) = usable_mapping(engine, &name, &lang, mapping).await?;
+            store.set_template(campaign.id, &tref).await?;
             // Buttons and menus go with free text only.
             store.set_choices(campaign.id, None).await?;
-            Ok(format!(
+            let mut reply = format!(
                 "campaign {id} uses template {name} ({lang}, {})",
                 t.category
-            ))
+            );
+            if !t.status.is_sendable() {
+                reply.push_str(&format!(
+                    "; it is {} at Meta, and the campaign can be sent once it is APPROVED",
+                    t.status
+                ));
+            } else if let Some(header) = t
+                .spec
+                .as_ref()
+                .and_then(|s| s.header.as_ref())
+                .filter(|h| h.kind.media().is_some())
+            {
+                reply.push_str(&format!(
+                    "; its {} header needs the campaign's media before it can be sent",
+                    header.kind.as_str()
+                ));
+            }
+            Ok(reply)
         }
         CampaignCommand::Pace {
             id,
@@ -953,6 +1036,19 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         eligible.len()
     );
     let _ = writeln!(s, "{}", engine.tier_fit(outside, now).await?);
+    if let Some(why) = template
+        .as_ref()
+        .and_then(|t| engine.template_problem(&c, t))
+    {
+        let _ = writeln!(s, "cannot send yet: {why}");
+    }
+    if let Some(until) = engine.restricted_until(now).await? {
+        let _ = writeln!(
+            s,
+            "held: WhatsApp restricts business-initiated messages until {}",
+            engine.local_time(until)
+        );
+    }
     let rate = c.pace.rate;
     if rate > 0.0 && !eligible.is_empty() {
         let secs = (eligible.len() as f64 / rate).ceil() as i64;
@@ -1104,7 +1200,9 @@ mod tests {
                     "{{name}}".into(),
                     "Friday 9am".into(),
                     "{{attr.city}}".into()
-                ]
+                ],
+                header: None,
+                url: None,
             }
         );
         assert_eq!(
@@ -1113,9 +1211,29 @@ mod tests {
                 id: 3,
                 name: "welcome".into(),
                 lang: "pt_BR".into(),
-                params: vec![]
+                params: vec![],
+                header: None,
+                url: None,
             }
         );
+        assert_eq!(
+            ok(
+                "/campaign template 4 order_update en first_name={{name}}|order={{attr.order}} \
+                header=Order {{attr.order}} URL=\"t/{{attr.token}}\""
+            ),
+            CampaignCommand::Template {
+                id: 4,
+                name: "order_update".into(),
+                lang: "en".into(),
+                params: vec!["first_name={{name}}".into(), "order={{attr.order}}".into()],
+                header: Some("Order {{attr.order}}".into()),
+                url: Some("t/{{attr.token}}".into()),
+            }
+        );
+        let usage = "/campaign template <id> <name> <lang>";
+        refused_with_usage("/campaign template 4 t en a header=", usage);
+        refused_with_usage("/campaign template 4 t en a url=x url=y", usage);
+        refused_with_usage("/campaign template 4 t en a header=x|y", usage);
         let CampaignCommand::Template { params, .. } =
             ok("/campaign template 3 promo en \"A | B\"|C")
         else {

@@ -5,13 +5,14 @@ use std::fmt::Write as _;
 
 use super::parse::{shorten, split_params, Args, ParseError, MAX_TEXT, MAX_TITLE};
 use super::reply::{
-    campaign, check_variables, resolve_audience, said, usable_template, Refusal, Reply,
+    campaign, check_variables, resolve_audience, said, usable_mapping, Refusal, Reply,
 };
 use super::AudienceSpec;
+use crate::domain::template::Mapping;
 use crate::domain::Lang;
 use crate::engine::Engine;
 use crate::report;
-use crate::store::{CampaignKind, StepMessage, TemplateRef};
+use crate::store::{CampaignKind, StepMessage};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum DripCommand {
@@ -161,27 +162,31 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: DripCommand) ->
             if d.status.is_final() {
                 return said(format!("drip {id} is {}", d.status));
             }
-            let described = match &content {
+            // A template step is checked like `/campaign template` (a synced NAMED template
+            // takes `name=value` pairs), before anything is stored.
+            let (described, mapped) = match &content {
                 StepContent::Text(text) => {
                     check_variables(text)?;
-                    "text".to_string()
+                    ("text".to_string(), None)
                 }
                 StepContent::Template { name, lang, params } => {
-                    let t = usable_template(engine, name, lang, params).await?;
-                    format!("template {} ({}, {})", t.name, t.lang, t.category)
+                    let mapping = Mapping {
+                        params: params.clone(),
+                        ..Mapping::default()
+                    };
+                    let (t, tref) = usable_mapping(engine, name, lang, mapping).await?;
+                    (
+                        format!("template {} ({}, {})", t.name, t.lang, t.category),
+                        Some(tref),
+                    )
                 }
             };
             let step_no = engine.drip_steps(id).await?.len() as i64 + 1;
-            let template;
-            let message = match content {
-                StepContent::Text(ref text) => StepMessage::Text(text),
-                StepContent::Template { name, lang, params } => {
-                    template = TemplateRef {
-                        name,
-                        lang: lang.into(),
-                        params,
-                    };
-                    StepMessage::Template(&template)
+            let message = match (&content, &mapped) {
+                (_, Some(tref)) => StepMessage::Template(tref),
+                (StepContent::Text(text), None) => StepMessage::Text(text),
+                (StepContent::Template { name, lang, .. }, None) => {
+                    return said(format!("no template {name} ({lang})"));
                 }
             };
             store

@@ -51,8 +51,10 @@ async fn apply(engine: &Engine, admin: &str, command: Command) -> Reply {
         Command::Label(command) => super::label::apply(engine, admin, command).await,
         Command::Consent(command) => super::consent::apply(engine, admin, command).await,
         Command::Template(command) => super::template::apply(engine, admin, command).await,
+        Command::Account => super::account::apply(engine).await,
         Command::Campaign(command) => super::campaign::apply(engine, admin, command).await,
         Command::Trigger(command) => super::trigger::apply(engine, admin, command).await,
         Command::Drip(command) => super::drip::apply(engine, admin, command).await,
+        Command::Status => super::status::apply(engine).await,
     }
 }

@@ -7,7 +7,7 @@ use super::parse::{Args, ParseError};
 use super::Command;
 
 /// In the order `/help` lists them. Paths are as shown to a reader of the repository.
-const SOURCES: [(&str, &str); 9] = [
+const SOURCES: [(&str, &str); 11] = [
     ("commands/help.md", include_str!("../../commands/help.md")),
     (
         "commands/contact.md",
@@ -23,6 +23,10 @@ const SOURCES: [(&str, &str); 9] = [
         include_str!("../../commands/template.md"),
     ),
     (
+        "commands/account.md",
+        include_str!("../../commands/account.md"),
+    ),
+    (
         "commands/campaign.md",
         include_str!("../../commands/campaign.md"),
     ),
@@ -32,6 +36,10 @@ const SOURCES: [(&str, &str); 9] = [
     ),
     ("commands/drip.md", include_str!("../../commands/drip.md")),
     ("commands/on.md", include_str!("../../commands/on.md")),
+    (
+        "commands/status.md",
+        include_str!("../../commands/status.md"),
+    ),
 ];
 
 /// Telegram and WhatsApp both cut text messages at 4096 characters.
@@ -320,7 +328,9 @@ fn render_group(group: &Group) -> String {
     out.trim_end().to_string()
 }
 
-/// `full` shows the whole description; a group listing shows only each command's summary.
+/// `full` shows the whole description and every example; a group listing shows only each
+/// command's summary and first example, so a large group (`/help campaign`) stays one chat
+/// message.
 fn render_section(section: &Section, full: bool) -> String {
     let mut out = section_usage(section);
     out.push('\n');
@@ -335,7 +345,8 @@ fn render_section(section: &Section, full: bool) -> String {
     }
     if !section.examples.is_empty() {
         out.push_str("Examples:\n");
-        for example in &section.examples {
+        let shown = if full { section.examples.len() } else { 1 };
+        for example in section.examples.iter().take(shown) {
             out.push_str("  ");
             out.push_str(&example.replace('\n', "\n    "));
             out.push('\n');
@@ -520,8 +531,8 @@ mod tests {
         assert_eq!(
             names,
             [
-                "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger",
-                "drip", "on"
+                "help", "contact", "label", "optin", "optout", "template", "account", "campaign",
+                "trigger", "drip", "on", "status"
             ]
         );
         for (command, description) in &list {

@@ -1,6 +1,6 @@
 //! Admin commands: text -> [`Command`] (pure; `parse` reads the command word and the group's
 //! module the rest), then [`Command`] -> reply (`handlers` routes to the group's module). One
-//! module per command group (`contact`, `label`, `consent`, `template`, `campaign`, `trigger`,
+//! module per command group (`contact`, `label`, `consent`, `template`, `account`, `campaign`, `trigger`,
 //! `drip`, `on`), each with its parser, its handler and their tests, the way mini-redis has one
 //! file per command. The grammar is documented in the top-level `commands/` folder, from which
 //! `/help` and the usage lines of parse errors are built.
@@ -22,6 +22,7 @@ macro_rules! group_ok {
     };
 }
 
+mod account;
 mod campaign;
 mod consent;
 mod contact;
@@ -32,6 +33,7 @@ mod label;
 mod on;
 pub mod parse;
 mod reply;
+pub mod status;
 mod template;
 mod trigger;
 
@@ -76,7 +78,11 @@ pub enum Command {
     Label(LabelCommand),
     Consent(ConsentCommand),
     Template(TemplateCommand),
+    /// `/account`: the WhatsApp Business account as Meta last described it.
+    Account,
     Campaign(CampaignCommand),
     Trigger(TriggerCommand),
     Drip(DripCommand),
+    /// `/status`: what herald is doing now.
+    Status,
 }

@@ -1,7 +1,10 @@
 //! The admin command parser: one chat message -> [`Command`], or a one-line reason with the
 //! command's usage line (taken from `commands/*.md`, so errors and docs say the same thing).
 
-use super::{campaign, contact, drip, help, label, on, template, trigger, Command, ConsentCommand};
+use super::{
+    account, campaign, contact, drip, help, label, on, status, template, trigger, Command,
+    ConsentCommand,
+};
 use crate::domain::{Address, Label, Lang};
 use std::str::FromStr;
 
@@ -96,10 +99,12 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             Ok(Command::Consent(ConsentCommand::OptOut { address }))
         }
         "template" => template::parse(args.with_usage("template")).map(Command::Template),
+        "account" => account::parse(args.with_usage("account")),
         "campaign" => campaign::parse(args.with_usage("campaign")).map(Command::Campaign),
         "trigger" => trigger::parse(args.with_usage("trigger")).map(Command::Trigger),
         "on" => on::parse(args.with_usage("on")),
         "drip" => drip::parse(args.with_usage("drip")).map(Command::Drip),
+        "status" => status::parse(args.with_usage("status")),
         "" => Err(ParseError::new("missing command after /", None)),
         _ => Err(ParseError::new(
             format!("unknown command {}", shorten(&format!("/{word}"))),

@@ -3,9 +3,10 @@
 
 use crate::domain::audience::{parse_audience, AudienceExpr};
 use crate::domain::content;
+use crate::domain::template::Mapping;
 use crate::domain::Address;
 use crate::engine::{Engine, EngineError};
-use crate::store::{CampaignStatus, Contact, StoreError};
+use crate::store::{CampaignStatus, Contact, StoreError, TemplateRef};
 
 /// What a handler returns: the reply, or a one-line refusal.
 pub(super) type Reply = Result<String, Refusal>;
@@ -67,6 +68,54 @@ pub(super) async fn usable_template(
         check_variables(p)?;
     }
     Ok(t)
+}
+
+/// A template mapping checked against its template: a synced template's whole description
+/// (body, header, URL button; names for NAMED), or a declared template's body count. Returns
+/// the template and what the campaign stores.
+pub(super) async fn usable_mapping(
+    engine: &Engine,
+    name: &str,
+    lang: &str,
+    mapping: Mapping,
+) -> Result<(crate::store::Template, TemplateRef), Refusal> {
+    let Some(t) = engine.store.template(name, lang).await? else {
+        let hint = if engine.has_template_catalog() {
+            "/template sync reads Meta's templates again"
+        } else {
+            "add it with /template add <name> <lang> <category> <body>"
+        };
+        return said(format!("no template {name} ({lang}): {hint}"));
+    };
+    let Some(spec) = &t.spec else {
+        if mapping.header.is_some() || mapping.url.is_some() {
+            return said(format!(
+                "template {name} ({lang}) was declared with /template add, so herald knows no \
+                 header or buttons for it: header= and url= need a template synced from Meta"
+            ));
+        }
+        let t = usable_template(engine, name, lang, &mapping.params).await?;
+        let tref = TemplateRef::positional(name.to_string(), lang.to_string(), mapping.params);
+        return Ok((t, tref));
+    };
+    let resolved = spec.resolve(&mapping).map_err(Refusal::Said)?;
+    for value in resolved
+        .values
+        .iter()
+        .chain(&resolved.header)
+        .chain(&resolved.url)
+    {
+        check_variables(value)?;
+    }
+    let tref = TemplateRef {
+        name: name.to_string(),
+        lang: lang.to_string(),
+        params: resolved.values,
+        names: resolved.names,
+        header: resolved.header,
+        url: resolved.url,
+    };
+    Ok((t, tref))
 }
 
 pub(super) async fn find(engine: &Engine, address: &Address) -> Result<Contact, Refusal> {

@@ -1,5 +1,6 @@
-//! `/template add|list`: approved WhatsApp templates: its parser, its
-//! handler and their tests. Grammar and examples: `commands/template.md`.
+//! `/template add|list|sync`: WhatsApp templates, declared by an admin or synced from the
+//! Business account: the parser, the handler and their tests. Grammar and examples:
+//! `commands/template.md`.
 
 use super::parse::{shorten, Args, ParseError, MAX_TEMPLATE_BODY};
 use super::reply::{Refusal, Reply};
@@ -16,6 +17,7 @@ pub enum TemplateCommand {
         body: String,
     },
     List,
+    Sync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,10 @@ pub(super) fn parse(args: &mut Args) -> Result<TemplateCommand, ParseError> {
             args.with_usage("template list").end()?;
             Ok(TemplateCommand::List)
         }
+        "sync" => {
+            args.with_usage("template sync").end()?;
+            Ok(TemplateCommand::Sync)
+        }
         other => Err(args.err(format!("unknown subcommand {}", shorten(other)))),
     }
 }
@@ -137,17 +143,72 @@ pub(super) async fn apply(engine: &Engine, _admin: &str, command: TemplateComman
         TemplateCommand::List => {
             let templates = store.templates().await?;
             if templates.is_empty() {
-                return Ok(
-                    "no templates yet: /template add <name> <lang> <category> <body>".into(),
-                );
+                let hint = if engine.has_template_catalog() {
+                    "/template sync reads them from Meta"
+                } else {
+                    "/template add <name> <lang> <category> <body>"
+                };
+                return Ok(format!("no templates yet: {hint}"));
             }
             Ok(templates
                 .iter()
-                .map(|t| format!("{} {} [{}] {}", t.name, t.lang, t.category, t.body))
+                .map(list_line)
                 .collect::<Vec<_>>()
                 .join("\n"))
         }
+        TemplateCommand::Sync => {
+            let diff = engine.sync_templates().await?;
+            Ok(sync_reply(&diff))
+        }
     }
+}
+
+/// One template in `/template list`: a synced one with its status, header kind, buttons and
+/// parameter count; a declared one with its body.
+fn list_line(t: &crate::store::Template) -> String {
+    let Some(spec) = &t.spec else {
+        return format!("{} {} [{}] {}", t.name, t.lang, t.category, t.body);
+    };
+    let header = spec.header.as_ref().map_or("none", |h| h.kind.as_str());
+    let buttons = if spec.buttons.is_empty() {
+        "none".to_string()
+    } else {
+        spec.buttons
+            .iter()
+            .map(|b| format!("{}:{}", b.kind.as_str(), b.text))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    format!(
+        "{} {} [{}] {} {}: header {header}; buttons {buttons}; {} parameter(s)",
+        t.name,
+        t.lang,
+        t.category,
+        t.status,
+        spec.format.as_str(),
+        spec.parameter_count()
+    )
+}
+
+/// What a sync changed, one line per kind that is not empty.
+fn sync_reply(diff: &crate::store::SyncDiff) -> String {
+    let mut lines = vec![format!(
+        "templates synced from Meta: {} added, {} changed, {} removed; {} stored",
+        diff.added.len(),
+        diff.changed.len(),
+        diff.removed.len(),
+        diff.total
+    )];
+    for (what, names) in [
+        ("added", &diff.added),
+        ("changed", &diff.changed),
+        ("removed", &diff.removed),
+    ] {
+        if !names.is_empty() {
+            lines.push(format!("{what}: {}", names.join(", ")));
+        }
+    }
+    lines.join("\n")
 }
 
 #[cfg(test)]
@@ -176,6 +237,7 @@ mod tests {
         assert_eq!(category, TemplateCategory::Authentication);
         assert_eq!(body, "{{1}} is your code.\nDo not share it.");
         assert_eq!(ok("/template list"), TemplateCommand::List);
+        assert_eq!(ok("/template sync"), TemplateCommand::Sync);
     }
 
     #[test]
@@ -191,6 +253,7 @@ mod tests {
         refused_with_usage("/template add promo en utility Hi {{name}}", usage);
         refused_with_usage("/template add promo en utility Hi {{1", usage);
         refused_with_usage("/template list all", "/template list");
-        refused_with_usage("/template remove x", "/template add|list");
+        refused_with_usage("/template sync now", "/template sync");
+        refused_with_usage("/template remove x", "/template add|list|sync");
     }
 }

@@ -3,6 +3,7 @@
 //! I/O here and no import from the rest of the crate, so each rule is unit-tested on its own and
 //! shared by the engine, the command handlers, the channels and the store.
 
+pub mod account;
 pub mod actions;
 pub mod address;
 pub mod audience;
@@ -16,6 +17,7 @@ pub mod lang;
 pub mod recipient_status;
 pub mod schedule;
 pub mod skip;
+pub mod template;
 pub mod trigger;
 
 pub use address::{Address, AddressKind};

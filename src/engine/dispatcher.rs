@@ -234,7 +234,14 @@ impl Engine {
             return Ok(Ok(None));
         };
         match self.store.template(&t.name, &t.lang).await? {
-            Some(template) => Ok(Ok(Some(template))),
+            Some(template) => match self.template_problem(campaign, &template) {
+                None => Ok(Ok(Some(template))),
+                Some(why) => {
+                    self.pause(campaign.id, PauseBy::Engine { why: &why })
+                        .await?;
+                    Ok(Err(()))
+                }
+            },
             None => {
                 let why = "132001 template missing: add it with /template add";
                 self.pause(campaign.id, PauseBy::Engine { why }).await?;
@@ -428,8 +435,12 @@ impl Engine {
             return Ok(Err(hold(until, "quiet_hours")));
         }
         if outside_window {
+            // A restriction first: a held message must not spend tier budget.
+            if let Some(until) = self.restricted_until(now).await? {
+                return Ok(Err(hold(until, super::account::RESTRICTION_HOLD)));
+            }
             if let Some(until) = self.tier_hold(r.contact.id, now).await? {
-                return Ok(Err(hold(until, "tier_limit")));
+                return Ok(Err(hold(until, super::account::TIER_HOLD)));
             }
         }
         let msg = Outbound {
@@ -458,7 +469,7 @@ impl Engine {
         contact_id: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<DateTime<Utc>>> {
-        let Tier::Limited(limit) = self.config.tier else {
+        let (Tier::Limited(limit), _) = self.tier().await? else {
             return Ok(None);
         };
         let since = now - rules::SERVICE_WINDOW;
@@ -646,7 +657,9 @@ impl Engine {
                 counts: DispatchOutcome::default(),
             }));
         }
+        let started = std::time::Instant::now();
         let result = p.channel.send(&p.msg).await;
+        self.metrics.send_took(p.channel.kind(), started.elapsed());
         let now = self.clock.now();
         let outcome = match result {
             Ok(sent) => {
@@ -661,6 +674,8 @@ impl Engine {
             }
             Err(e) => {
                 tracing::warn!(code = %e.code, reason = %e.reason, "send failed");
+                self.metrics
+                    .channel_error(p.channel.kind(), &e.code, e.class);
                 let outcome = self.on_send_error(campaign, pacer, &p, &e, now).await?;
                 if let Outcome::Failed { .. } = outcome {
                     self.metrics.message_failed(p.channel.kind());

@@ -40,6 +40,8 @@ impl Engine {
                 self.store.set_marketing_stopped(contact.id, stop).await?;
                 Ok(())
             }
+            ChannelEvent::Billed(billing) => self.record_billing(billing).await,
+            ChannelEvent::Account(event) => self.handle_account_event(event).await,
         }
     }
 
@@ -48,7 +50,9 @@ impl Engine {
         let Some(id) = msg.provider_id.clone() else {
             return self.process_inbound(msg).await;
         };
-        if !self.store.first_sighting(&id, msg.at).await? {
+        // Remembered from when it arrived, not from the message's own time: redeliveries come
+        // for days after the first delivery, whatever time the message carries.
+        if !self.store.first_sighting(&id, self.clock.now()).await? {
             tracing::debug!(provider_id = %id, "redelivered message ignored");
             return Ok(());
         }

@@ -69,6 +69,7 @@ impl Engine {
             }
             CampaignKind::OneTime | CampaignKind::DripStep => {}
         }
+        self.check_template(&campaign).await?;
         match self.start_campaign(&campaign).await? {
             Some(n) => Ok(n),
             None => rejected(format!("campaign {id} was already started")),
@@ -174,6 +175,7 @@ impl Engine {
                 campaign.status
             ));
         }
+        self.check_template(&campaign).await?;
         // A campaign paused before its scheduled start goes back to waiting for it.
         let status = if campaign.kind == CampaignKind::Recurring
             || (campaign.started_at.is_none() && campaign.scheduled_at.is_some())

@@ -2,7 +2,9 @@
 //! it commands, and its two workers — the scheduler and the dispatcher — each expose one `step`
 //! that does a unit of work, driven by a loop in production and called directly by tests.
 
+pub mod account;
 pub mod actions;
+mod billing;
 mod containment;
 pub mod dispatcher;
 pub mod drip;
@@ -13,8 +15,10 @@ pub mod inbound;
 pub mod lifecycle;
 pub mod pacing;
 pub mod render;
+pub mod retention;
 pub mod rules;
 pub mod scheduler;
+pub mod status;
 pub mod statuses;
 
 use std::collections::HashMap;
@@ -71,6 +75,8 @@ pub struct Engine {
     stop: Mutex<CancellationToken>,
     /// Applies delivery statuses in batches; started with the first status.
     statuses: std::sync::OnceLock<statuses::StatusWriter>,
+    /// Records Meta's billing of messages in batches; started with the first.
+    billings: std::sync::OnceLock<billing::BillingWriter>,
     /// Answers admins' `/commands`: the command layer sits above the engine, so the
     /// application hands it in ([`Engine::set_admin_desk`]) rather than the engine naming it.
     admin_desk: std::sync::OnceLock<Arc<dyn AdminDesk>>,
@@ -80,6 +86,16 @@ pub struct Engine {
     triggers: Mutex<crate::domain::trigger::CompiledTriggers>,
     /// Each admin's last attached file, kept for their next command that takes one.
     kept_files: files::KeptFiles,
+    /// The Business account's template list, when `WHATSAPP_BUSINESS_ACCOUNT_ID` is set (wired
+    /// by the application, like the admin desk).
+    catalog: std::sync::OnceLock<Arc<dyn crate::channels::TemplateCatalog>>,
+    /// Holds one template sync at a time, so two never interleave their writes.
+    sync_lock: tokio::sync::Mutex<()>,
+    /// When the next periodic template sync is due (engine clock); `None` until the first.
+    next_sync: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// The account state (tier, restrictions) read recently: every business-initiated send
+    /// consults it, so it is read from the database at most once a second.
+    account_cache: Mutex<Option<(std::time::Instant, crate::store::AccountState)>>,
 }
 
 impl Engine {
@@ -102,10 +118,15 @@ impl Engine {
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
             statuses: std::sync::OnceLock::new(),
+            billings: std::sync::OnceLock::new(),
             admin_desk: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             triggers: Mutex::default(),
             kept_files: files::KeptFiles::default(),
+            catalog: std::sync::OnceLock::new(),
+            sync_lock: tokio::sync::Mutex::new(()),
+            next_sync: Mutex::new(None),
+            account_cache: Mutex::new(None),
         }
     }
 
@@ -150,7 +171,7 @@ impl Engine {
         needed: usize,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<String> {
-        let crate::config::Tier::Limited(limit) = self.config.tier else {
+        let (crate::config::Tier::Limited(limit), _) = self.tier().await? else {
             return Ok(format!(
                 "tier: unlimited; {needed} send(s) outside the window"
             ));
@@ -328,6 +349,16 @@ impl Engine {
                     if let Err(e) = engine.schedule_step().await {
                         tracing::error!(error = %e, "scheduler step failed");
                     }
+                    // At start and every 6 hours by the engine's clock; on its own task, so a
+                    // slow Graph API never holds up the schedule.
+                    if engine.sync_due(engine.clock.now()) {
+                        let engine = engine.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = engine.sync_templates().await {
+                                tracing::warn!(error = %e, "periodic template sync failed");
+                            }
+                        });
+                    }
                     if last_recovery.elapsed() >= recover_every {
                         last_recovery = tokio::time::Instant::now();
                         match engine.recover(false).await {
@@ -345,6 +376,7 @@ impl Engine {
                 }
             })
         };
+        let maintenance = tokio::spawn(self.clone().maintain(shutdown.clone()));
         while !shutdown.is_cancelled() {
             match self.dispatch_step().await {
                 Ok(outcome) if outcome.is_idle() => {
@@ -365,6 +397,7 @@ impl Engine {
             }
         }
         let _ = scheduler.await;
+        let _ = maintenance.await;
         tracing::info!("dispatcher stopped");
     }
 }

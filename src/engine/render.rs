@@ -3,7 +3,10 @@
 
 use crate::channels::OutboundBody;
 use crate::domain::content::{self, ContactFields, MissingVars};
-use crate::store::{Campaign, Contact, Template};
+use crate::domain::template::{
+    ButtonKind, ButtonParam, HeaderParam, ParameterFormat, TemplateParts,
+};
+use crate::store::{Campaign, Contact, Template, TemplateRef};
 
 /// A message ready for one contact.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,6 +31,7 @@ pub fn render_for(
         attrs: &contact.attrs,
     };
     match (&campaign.template, template) {
+        (Some(tref), Some(t)) if t.spec.is_some() => synced(tref, t, &fields),
         (Some(tref), Some(t)) => {
             let mut params = Vec::with_capacity(tref.params.len());
             let mut missing = Vec::new();
@@ -48,6 +52,7 @@ pub fn render_for(
                     params,
                     rendered,
                     buttons: Vec::new(),
+                    parts: Box::default(),
                 },
                 variant: None,
                 category: t.category.clone(),
@@ -80,6 +85,82 @@ pub fn render_for(
             })
         }
     }
+}
+
+/// A template synced from Meta: body values (named or positional), the TEXT header's parameter,
+/// the URL button's suffix and a payload for each quick reply (its own title, so a press reads
+/// as `clicked:<title>`), each value rendered for the contact.
+fn synced(
+    tref: &TemplateRef,
+    t: &Template,
+    fields: &ContactFields,
+) -> std::result::Result<Rendered, RenderError> {
+    let Some(spec) = t.spec.as_ref() else {
+        return Err(RenderError::NoTemplate(format!(
+            "template {} ({}) has no description from Meta",
+            t.name, t.lang
+        )));
+    };
+    let mut missing = Vec::new();
+    let mut fill = |value: &str| match content::render(value, fields) {
+        Ok(v) => v,
+        Err(MissingVars(m)) => {
+            missing.extend(m);
+            String::new()
+        }
+    };
+    let params: Vec<String> = tref.params.iter().map(|p| fill(p)).collect();
+    let header = tref.header.as_deref().map(&mut fill);
+    let url = tref.url.as_deref().map(&mut fill);
+    if !missing.is_empty() {
+        return Err(RenderError::Missing(missing));
+    }
+    let names = match spec.format {
+        ParameterFormat::Named => tref.names.clone(),
+        ParameterFormat::Positional => spec.body_params(),
+    };
+    let pairs: Vec<(String, String)> = names.iter().cloned().zip(params.clone()).collect();
+    let rendered = spec.render(&pairs, header.as_deref());
+    let mut buttons = Vec::new();
+    for (index, button) in spec.buttons.iter().enumerate() {
+        if button.kind == ButtonKind::QuickReply {
+            buttons.push(ButtonParam::QuickReply {
+                index,
+                payload: button.text.clone(),
+            });
+        } else if button.takes_suffix() {
+            if let Some(text) = &url {
+                buttons.push(ButtonParam::UrlSuffix {
+                    index,
+                    text: text.clone(),
+                });
+            }
+        }
+    }
+    let parts = Box::new(TemplateParts {
+        names: match spec.format {
+            ParameterFormat::Named => tref.names.clone(),
+            ParameterFormat::Positional => Vec::new(),
+        },
+        header: header.map(HeaderParam::Text),
+        header_name: match spec.format {
+            ParameterFormat::Named => spec.header_param(),
+            ParameterFormat::Positional => None,
+        },
+        buttons,
+    });
+    Ok(Rendered {
+        body: OutboundBody::Template {
+            name: t.name.clone(),
+            lang: t.lang.clone(),
+            params,
+            rendered,
+            buttons: Vec::new(),
+            parts,
+        },
+        variant: None,
+        category: t.category.clone(),
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

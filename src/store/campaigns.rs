@@ -11,9 +11,10 @@ use super::{
 use crate::clock::{from_ms, to_ms};
 use crate::domain::audience::AudienceExpr;
 use crate::domain::interactive::Choices;
+use crate::domain::template::{TemplateSpec, TemplateStatus};
 
 const CAMPAIGN_COLUMNS: &str = "id, title, kind, status, owner, audience, text, variants, \
-    template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, batch_size, \
+    template_name, template_lang, template_params, template_names, template_header, template_url, rate, delay_min_ms, delay_max_ms, batch_size, \
     batch_pause_ms, scheduled_at, status_reason, created_at, started_at, finished_at, repeat_rule, \
     parent_id, run_no, step_delay_ms, stop_on_reply, choices";
 
@@ -33,6 +34,9 @@ fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
                 .try_get::<Option<String>, _>("template_lang")?
                 .unwrap_or_default(),
             params: json_list(row, "template_params")?,
+            names: json_list(row, "template_names")?,
+            header: row.try_get("template_header")?,
+            url: row.try_get("template_url")?,
         }),
         None => None,
     };
@@ -71,7 +75,17 @@ fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
     })
 }
 
-fn template_from_row(row: &AnyRow) -> Result<Template> {
+pub(super) fn template_from_row(row: &AnyRow) -> Result<Template> {
+    let spec: Option<String> = row.try_get("spec")?;
+    // A stored description this release cannot read is left out rather than failing every
+    // lookup: the template then reads as a declared one, and a send with it is checked by Meta.
+    let spec = spec.and_then(|json| match serde_json::from_str::<TemplateSpec>(&json) {
+        Ok(spec) => Some(spec),
+        Err(error) => {
+            tracing::warn!(%error, "a synced template's stored description is unreadable");
+            None
+        }
+    });
     Ok(Template {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -79,6 +93,8 @@ fn template_from_row(row: &AnyRow) -> Result<Template> {
         category: row.try_get("category")?,
         body: row.try_get("body")?,
         params: row.try_get("params")?,
+        status: TemplateStatus::parse(&row.try_get::<String, _>("status")?),
+        spec,
     })
 }
 
@@ -95,7 +111,8 @@ impl Store {
         sqlx::query(
             "INSERT INTO templates (name, lang, category, body, params) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (name, lang) DO UPDATE SET category = excluded.category, \
-             body = excluded.body, params = excluded.params",
+             body = excluded.body, params = excluded.params, status = 'APPROVED', \
+             source = 'declared', spec = NULL",
         )
         .bind(name)
         .bind(lang)
@@ -241,13 +258,19 @@ impl Store {
     pub async fn set_template(&self, id: i64, template: &TemplateRef) -> Result<()> {
         let params = serde_json::to_string(&template.params)
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let names = serde_json::to_string(&template.names)
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         sqlx::query(
             "UPDATE campaigns SET template_name = $1, template_lang = $2, template_params = $3, \
-             text = NULL, variants = '[]' WHERE id = $4",
+             template_names = $4, template_header = $5, template_url = $6, \
+             text = NULL, variants = '[]' WHERE id = $7",
         )
         .bind(template.name.as_str())
         .bind(template.lang.as_str())
         .bind(params)
+        .bind(names)
+        .bind(template.header.as_deref())
+        .bind(template.url.as_deref())
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -468,10 +491,12 @@ impl Store {
         .await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO campaigns (title, kind, status, owner, audience, text, variants, \
-             template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, \
+             template_name, template_lang, template_params, template_names, template_header, \
+             template_url, rate, delay_min_ms, delay_max_ms, \
              batch_size, batch_pause_ms, scheduled_at, created_at, parent_id, run_no, choices) \
              SELECT title || $1, 'one_time', 'scheduled', owner, audience, text, variants, \
-             template_name, template_lang, template_params, rate, delay_min_ms, delay_max_ms, \
+             template_name, template_lang, template_params, template_names, template_header, \
+             template_url, rate, delay_min_ms, delay_max_ms, \
              batch_size, batch_pause_ms, $2, $2, id, $3, choices FROM campaigns WHERE id = $4 \
              RETURNING id",
         )
@@ -503,11 +528,14 @@ impl Store {
         };
         let params = serde_json::to_string(template.map_or(&[][..], |t| &t.params[..]))
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let names = serde_json::to_string(template.map_or(&[][..], |t| &t.names[..]))
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
         Ok(sqlx::query_scalar(
             "INSERT INTO campaigns (title, kind, status, owner, parent_id, run_no, step_delay_ms, \
-             created_at, started_at, text, template_name, template_lang, template_params) \
-             VALUES ($1, 'drip_step', 'sending', $2, $3, $4, $5, $6, $6, $7, $8, $9, $10) \
-             RETURNING id",
+             created_at, started_at, text, template_name, template_lang, template_params, \
+             template_names, template_header, template_url) \
+             VALUES ($1, 'drip_step', 'sending', $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, \
+             $12, $13) RETURNING id",
         )
         .bind(format!("{} step {step_no}", drip.title))
         .bind(drip.owner.as_deref())
@@ -519,6 +547,9 @@ impl Store {
         .bind(template.map(|t| t.name.as_str()))
         .bind(template.map(|t| t.lang.as_str()))
         .bind(params)
+        .bind(names)
+        .bind(template.and_then(|t| t.header.as_deref()))
+        .bind(template.and_then(|t| t.url.as_deref()))
         .fetch_one(&self.pool)
         .await?)
     }

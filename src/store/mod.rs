@@ -5,24 +5,31 @@
 //! [`Backend`]. The engine never sees which backend it runs on.
 
 mod audience;
+mod business;
 mod campaigns;
 mod contacts;
 mod import;
 pub mod model;
+mod overview;
 pub mod recipients;
+mod retention;
 mod retry;
 pub mod statuses;
 mod tier;
+mod upkeep;
 
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use business::{AccountState, SyncDiff};
 pub use import::ImportOutcome;
 pub use model::*;
+pub use overview::{QueueFigure, QueueState};
 pub use retry::FailedRecipient;
 pub use tier::TierReservation;
+pub use upkeep::Upkeep;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::consent::{ConsentChange, ConsentSource};
 use crate::domain::interactive::Choices;
+use crate::domain::template::{TemplateSpec, TemplateStatus};
 use crate::domain::{Address, AttrKey, Label, Lang, RecipientStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +183,25 @@ pub struct TemplateRef {
     pub name: String,
     pub lang: String,
     pub params: Vec<String>,
+    /// A synced NAMED template's parameter names, one per `params` value; empty otherwise.
+    pub names: Vec<String>,
+    /// A synced template's TEXT header parameter and URL button suffix.
+    pub header: Option<String>,
+    pub url: Option<String>,
+}
+
+impl TemplateRef {
+    /// A declared template's mapping: body parameters only.
+    pub fn positional(name: String, lang: String, params: Vec<String>) -> TemplateRef {
+        TemplateRef {
+            name,
+            lang,
+            params,
+            names: Vec::new(),
+            header: None,
+            url: None,
+        }
+    }
 }
 
 /// The message of a drip step, written with the step.
@@ -240,6 +260,10 @@ pub struct Template {
     pub category: String,
     pub body: String,
     pub params: i64,
+    /// Meta's status (a declared template is taken as approved).
+    pub status: TemplateStatus,
+    /// Meta's whole description, for a template synced from the Business account.
+    pub spec: Option<TemplateSpec>,
 }
 
 /// A recipient claimed for sending, with what the send rules need to know about the contact.
@@ -270,6 +294,8 @@ pub struct Report {
     pub sent_by_category: Vec<(String, i64)>,
     /// Recipients by the button or row they last tapped (a campaign with buttons or a menu).
     pub clicked_by_title: Vec<(String, i64)>,
+    /// Messages by the category Meta's `pricing` billed them in (`free` when not billed).
+    pub billed_by_category: Vec<(String, i64)>,
     pub first_sent_at: Option<DateTime<Utc>>,
     pub last_sent_at: Option<DateTime<Utc>>,
 }

@@ -21,7 +21,10 @@ use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::{AttrKey, SkipReason};
 
 /// A campaign and, for a recurring one, its runs (`$1` is the campaign id).
-const CAMPAIGN_AND_RUNS: &str = "SELECT id FROM campaigns WHERE id = $1 OR parent_id = $1";
+/// The live rows of a report: a summarised campaign's rows are read from its summary instead
+/// (`store/retention.rs`), even while they are still being deleted.
+const CAMPAIGN_AND_RUNS: &str =
+    "SELECT id FROM campaigns WHERE (id = $1 OR parent_id = $1) AND summarised_at IS NULL";
 
 /// An inbound message counted against the campaign the contact last received.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -858,6 +861,8 @@ impl Store {
         report.clicked_by_title = self
             .breakdown(campaign_id, "clicked IS NOT NULL", "clicked")
             .await?;
+        report.billed_by_category = self.billed(campaign_id).await?;
+        self.add_summaries(campaign_id, &mut report).await?;
         Ok(report)
     }
 
@@ -897,6 +902,9 @@ impl Store {
 
     /// Every recipient of a campaign, for the CSV export.
     pub async fn recipient_rows(&self, campaign_id: i64) -> Result<Vec<RecipientRow>> {
+        if let Some(archived) = self.archived_rows(campaign_id).await? {
+            return Ok(archived);
+        }
         let rows = sqlx::query(
             "SELECT c.address, r.status, r.reason, r.error_code, r.attempts, r.variant, \
              r.sent_at, r.delivered_at, r.read_at, r.replied_at FROM recipients r \
@@ -925,6 +933,9 @@ impl Store {
 
     /// Send times of a campaign's recipients, for the progress chart.
     pub async fn send_times(&self, campaign_id: i64) -> Result<Vec<DateTime<Utc>>> {
+        if let Some(archived) = self.archived_send_times(campaign_id).await? {
+            return Ok(archived);
+        }
         let rows = sqlx::query(
             "SELECT sent_at FROM recipients WHERE campaign_id = $1 AND sent_at IS NOT NULL \
              ORDER BY sent_at",

@@ -49,7 +49,7 @@ pub struct Deferral {
 }
 
 /// `r<recipient id>:c<campaign id>`, the callback data the dispatcher attaches to each send.
-fn parse_callback(callback: &str) -> Option<(i64, i64)> {
+pub(super) fn parse_callback(callback: &str) -> Option<(i64, i64)> {
     let (recipient, campaign) = callback.trim().split_once(':')?;
     let number = |s: &str, prefix: char| {
         s.strip_prefix(prefix)

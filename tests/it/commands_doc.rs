@@ -36,11 +36,11 @@ macro_rules! command_kinds {
 }
 
 command_kinds!(
-    Help, On;
+    Help, On, Status, Account;
     Contact(ContactCommand) { Add, Show, Import },
     Label(LabelCommand) { Add, Remove },
     Consent(ConsentCommand) { OptIn, OptOut },
-    Template(TemplateCommand) { Add, List },
+    Template(TemplateCommand) { Add, List, Sync },
     Campaign(CampaignCommand) {
         New, Audience, Text, Variant, Template, Pace, Schedule, Repeat, Preview, Test, Send,
         Pause, Resume, Cancel, List, Show, Report, Retry, Choices,
@@ -50,8 +50,9 @@ command_kinds!(
 );
 
 /// What admins type first; `/help` must mention each.
-const TOP_LEVEL_COMMANDS: [&str; 10] = [
-    "help", "contact", "label", "optin", "optout", "template", "campaign", "trigger", "drip", "on",
+const TOP_LEVEL_COMMANDS: [&str; 12] = [
+    "help", "contact", "label", "optin", "optout", "template", "account", "campaign", "trigger",
+    "drip", "on", "status",
 ];
 
 fn parsed_examples() -> Vec<(String, String, Command)> {

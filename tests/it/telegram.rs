@@ -510,6 +510,7 @@ async fn template_buttons_are_inline_buttons_and_a_press_is_answered_and_counts_
                 params: vec!["Ann".into()],
                 rendered: "Hi Ann, want 20% off?".into(),
                 buttons: vec!["Yes please".into(), "STOP".into()],
+                parts: Default::default(),
             },
             callback: None,
         })

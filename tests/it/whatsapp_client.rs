@@ -77,6 +77,7 @@ async fn template_message_carries_components_and_callback() {
             params: vec!["Ana".into(), "Lisbon".into()],
             rendered: "Hi Ana, our Lisbon store...".into(),
             buttons: vec!["Yes".into(), "STOP".into()],
+            parts: Default::default(),
         },
         callback: Some("campaign=7;recipient=42".into()),
     };

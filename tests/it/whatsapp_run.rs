@@ -364,7 +364,9 @@ async fn every_fixture_sample_is_accepted_through_the_endpoint_and_records_nothi
                     ChannelEvent::MarketingPreference { from, .. } => {
                         expected_contacts.insert(from);
                     }
-                    ChannelEvent::Status(_) => {}
+                    ChannelEvent::Status(_)
+                    | ChannelEvent::Billed(_)
+                    | ChannelEvent::Account(_) => {}
                 }
             }
             assert_eq!(app.post_webhook(&raw).await, StatusCode::OK, "{name}");
@@ -412,12 +414,17 @@ async fn every_fixture_sample_is_accepted_through_the_endpoint_and_records_nothi
     assert_eq!(report["failed"], "0");
     assert_eq!(report["replied"], "0");
     assert_eq!(store.campaigns(None).await.unwrap().len(), 1);
-    // No sample made herald write to anyone (only the report just asked for went out).
-    assert_eq!(
-        app.fake.requests().len(),
-        requests_before + 1,
-        "{:#?}",
-        &app.fake.requests()[requests_before..]
+    // No sample made herald write to a customer; the admins heard only what Meta said about
+    // the account (a restriction, a violation), and the report just asked for.
+    let written = &app.fake.requests()[requests_before..];
+    let (to_admin, to_others): (Vec<_>, Vec<_>) =
+        written.iter().partition(|r| r.to() == Some(ADMIN));
+    assert!(to_others.is_empty(), "{to_others:#?}");
+    let notices: Vec<&str> = to_admin.iter().filter_map(|r| r.text()).collect();
+    assert_eq!(notices.len(), 3, "{notices:#?}");
+    assert!(
+        notices[..2].iter().all(|t| t.starts_with("WhatsApp ")),
+        "{notices:#?}"
     );
 
     let (status, body) = app.get("/healthz").await;

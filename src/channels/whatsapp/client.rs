@@ -19,6 +19,7 @@ use crate::channels::{
     Channel, ChannelKind, ErrorClass, FetchError, FetchLimits, FileKind, FileRef, Outbound,
     OutboundBody, OutboundFile, SendError, Sent,
 };
+use crate::domain::template::{ButtonParam, HeaderParam, MediaSource, TemplateParts};
 
 use super::{errors, recipient_digits};
 use crate::domain::interactive::Choices;
@@ -598,10 +599,11 @@ pub fn request_body(to: &str, msg: &Outbound) -> Value {
             lang,
             params,
             buttons,
+            parts,
             ..
         } => {
             let mut template = json!({"name": name, "language": {"code": lang}});
-            let components = template_components(params, buttons);
+            let components = template_components(params, buttons, parts);
             if !components.is_empty() {
                 template["components"] = Value::Array(components);
             }
@@ -675,16 +677,54 @@ fn section_title(header: &str) -> String {
     header.chars().take(24).collect()
 }
 
-/// Body parameters, then one quick-reply component per button. The payload is the button's title,
-/// so a pressed button arrives as that word (and a `STOP` button opts out like typed `STOP`).
-fn template_components(params: &[String], buttons: &[String]) -> Vec<Value> {
+/// The header's parameter, the body parameters (named ones with their `parameter_name`), then
+/// the buttons' parameters: one quick-reply component per button title in `buttons`, whose
+/// payload is the title, so a pressed button arrives as that word (and a `STOP` button opts out
+/// like typed `STOP`), and those `parts` names by their index in the template.
+fn template_components(params: &[String], buttons: &[String], parts: &TemplateParts) -> Vec<Value> {
     let mut components = Vec::new();
+    if let Some(header) = &parts.header {
+        let parameter = match header {
+            HeaderParam::Text(text) => match &parts.header_name {
+                Some(name) => json!({"type": "text", "parameter_name": name, "text": text}),
+                None => json!({"type": "text", "text": text}),
+            },
+            HeaderParam::Media { kind, source } => {
+                let media = match source {
+                    MediaSource::Link(link) => json!({"link": link}),
+                    MediaSource::Id(id) => json!({"id": id}),
+                };
+                json!({"type": kind.as_str(), kind.as_str(): media})
+            }
+        };
+        components.push(json!({"type": "header", "parameters": [parameter]}));
+    }
     if !params.is_empty() {
         let parameters: Vec<Value> = params
             .iter()
-            .map(|p| json!({"type": "text", "text": p}))
+            .enumerate()
+            .map(|(i, p)| match parts.names.get(i) {
+                Some(name) => json!({"type": "text", "parameter_name": name, "text": p}),
+                None => json!({"type": "text", "text": p}),
+            })
             .collect();
         components.push(json!({"type": "body", "parameters": parameters}));
+    }
+    for button in &parts.buttons {
+        components.push(match button {
+            ButtonParam::QuickReply { index, payload } => json!({
+                "type": "button",
+                "sub_type": "quick_reply",
+                "index": index.to_string(),
+                "parameters": [{"type": "payload", "payload": payload}],
+            }),
+            ButtonParam::UrlSuffix { index, text } => json!({
+                "type": "button",
+                "sub_type": "url",
+                "index": index.to_string(),
+                "parameters": [{"type": "text", "text": text}],
+            }),
+        });
     }
     for (index, title) in buttons.iter().enumerate() {
         components.push(json!({
@@ -816,6 +856,7 @@ mod tests {
                 params: vec!["Ana".into(), "20%".into()],
                 rendered: "Olá Ana, 20% off".into(),
                 buttons: vec!["Quero".into(), "STOP".into()],
+                parts: Box::default(),
             },
             Some("c7:r42"),
         );
@@ -854,6 +895,7 @@ mod tests {
                 params: vec![],
                 rendered: "Hello World".into(),
                 buttons: vec![],
+                parts: Box::default(),
             },
             None,
         );

@@ -1,17 +1,19 @@
 //! WhatsApp Cloud API wire layer: webhook parsing ([`webhook`]), its signature check ([`signature`]),
-//! the send client ([`client`]) and the mapping of Meta's error answers onto herald's retry classes
+//! the send client ([`client`]), the Business account's template list ([`templates`]) and the mapping of Meta's error answers onto herald's retry classes
 //! ([`errors`]). Everything here speaks Meta's JSON on one side and [`crate::channels`] types on the
 //! other; nothing here touches the store or the engine.
 
 pub mod client;
 pub mod errors;
 pub mod signature;
+pub mod templates;
 pub mod webhook;
 
 pub use client::{ClientBuildError, ReplyButton, WhatsAppClient, WhatsAppConfig};
 pub use errors::classify;
 pub use signature::{sign, verify as verify_signature, Signature, Verifier};
-pub use webhook::{parse_webhook, verify_handshake, Decoded, WebhookError};
+pub use templates::TemplateClient;
+pub use webhook::{parse_webhook, parse_webhook_for, verify_handshake, Decoded, WebhookError};
 
 use crate::domain::Address;
 

@@ -18,7 +18,11 @@
 //! - `statuses` → [`ChannelEvent::Status`]; `played` counts as read; unknown statuses are skipped.
 //! - field `user_preferences`, category `marketing_messages` → [`ChannelEvent::MarketingPreference`]
 //!   (`stop` → stop; `resume` and `signup` (joined through a sign-up link) → not stopped).
-//! - every other field (`account_update`, `message_template_*`, `calls`, `smb_message_echoes`, ...)
+//! - a status's `pricing` → [`ChannelEvent::Billed`] as well, after the status.
+//! - fields `message_template_status_update`, `phone_number_quality_update` and `account_update`
+//!   (`ACCOUNT_RESTRICTION`, `ACCOUNT_VIOLATION`, `DISABLED_UPDATE`) → [`ChannelEvent::Account`],
+//!   when the entry is for our Business account (or names none, or none is configured).
+//! - every other field (`message_template_quality_update`, `calls`, `smb_message_echoes`, ...)
 //!   → nothing.
 //!
 //! One Meta app can serve several business numbers, and Meta signs every number's webhooks with
@@ -34,6 +38,8 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::channels::{ChannelEvent, DeliveryStatus, FileKind, FileRef, Inbound, StatusUpdate};
+use crate::domain::account::{AccountEvent, Billing, MessagingLimit, Pricing, Restriction};
+use crate::domain::template::TemplateStatus;
 
 use super::address;
 
@@ -60,6 +66,9 @@ pub struct WebhookBody {
 pub struct Entry {
     #[serde(default)]
     pub id: Option<Value>,
+    /// Unix seconds of the notification (account and template changes carry no other time).
+    #[serde(default)]
+    pub time: Option<Value>,
     #[serde(default, deserialize_with = "lenient")]
     pub changes: Vec<Change>,
 }
@@ -225,6 +234,97 @@ pub struct Status {
     pub biz_opaque_callback_data: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     pub errors: Vec<WaError>,
+    /// What Meta bills for the message; a `pricing` of an unexpected shape is left out alone.
+    #[serde(default, deserialize_with = "lenient_one")]
+    pub pricing: Option<WaPricing>,
+}
+
+/// A status's `pricing` (`billable`, `pricing_model`, `category`, `type`).
+#[derive(Debug, Default, Deserialize)]
+pub struct WaPricing {
+    #[serde(default)]
+    pub billable: Option<bool>,
+    #[serde(default)]
+    pub pricing_model: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// `value` of a `message_template_status_update` change.
+#[derive(Debug, Default, Deserialize)]
+pub struct TemplateStatusValue {
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default)]
+    pub message_template_name: Option<String>,
+    #[serde(default)]
+    pub message_template_language: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub other_info: Option<TemplateInfo>,
+    #[serde(default)]
+    pub rejection_info: Option<TemplateInfo>,
+}
+
+/// Meta's explanation of a template decision (`title`/`description` or `reason`).
+#[derive(Debug, Default, Deserialize)]
+pub struct TemplateInfo {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// `value` of a `phone_number_quality_update` change.
+#[derive(Debug, Default, Deserialize)]
+pub struct QualityValue {
+    #[serde(default)]
+    pub event: Option<String>,
+    /// Newer payloads: the business portfolio's limit (`TIER_2K`, or a number).
+    #[serde(default)]
+    pub max_daily_conversations_per_business: Option<Value>,
+    /// Older payloads (until 2026): the number's limit.
+    #[serde(default)]
+    pub current_limit: Option<Value>,
+}
+
+/// `value` of an `account_update` change (only the events herald acts on are read).
+#[derive(Debug, Default, Deserialize)]
+pub struct AccountValue {
+    #[serde(default)]
+    pub event: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub restriction_info: Vec<RestrictionInfo>,
+    #[serde(default)]
+    pub violation_info: Option<ViolationInfo>,
+    #[serde(default)]
+    pub ban_info: Option<BanInfo>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RestrictionInfo {
+    #[serde(default)]
+    pub restriction_type: Option<String>,
+    /// Unix seconds.
+    #[serde(default)]
+    pub expiration: Option<Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct ViolationInfo {
+    #[serde(default)]
+    pub violation_type: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct BanInfo {
+    #[serde(default)]
+    pub waba_ban_state: Option<String>,
 }
 
 /// An error as webhooks carry it (`code`, `title`, `message`, `error_data.details`).
@@ -264,6 +364,9 @@ pub struct UserPreference {
 const OBJECT_WABA: &str = "whatsapp_business_account";
 const FIELD_MESSAGES: &str = "messages";
 const FIELD_USER_PREFERENCES: &str = "user_preferences";
+const FIELD_TEMPLATE_STATUS: &str = "message_template_status_update";
+const FIELD_QUALITY: &str = "phone_number_quality_update";
+const FIELD_ACCOUNT: &str = "account_update";
 const CATEGORY_MARKETING: &str = "marketing_messages";
 
 /// What a webhook body holds for herald.
@@ -282,6 +385,16 @@ pub struct Decoded {
 /// A body that is JSON but carries nothing herald uses (another field, an unknown shape) gives no
 /// events, not an error: the caller still answers 200 so Meta stops redelivering it.
 pub fn parse_webhook(body: &[u8], our_number: &str) -> Result<Decoded, WebhookError> {
+    parse_webhook_for(body, our_number, None)
+}
+
+/// [`parse_webhook`] that also knows our Business account id (`our_account`): account and
+/// template changes of an entry for another account are left out, like another number's.
+pub fn parse_webhook_for(
+    body: &[u8],
+    our_number: &str,
+    our_account: Option<&str>,
+) -> Result<Decoded, WebhookError> {
     // Decoded straight from the bytes, never through a `serde_json::Value` tree: a status
     // flood is thousands of bodies a second, and building and copying trees was most of the
     // parsing time. (A struct would also accept a JSON array, hence the check first.)
@@ -297,13 +410,34 @@ pub fn parse_webhook(body: &[u8], our_number: &str) -> Result<Decoded, WebhookEr
     }
 
     let events = &mut decoded.events;
-    for change in body.entry.iter().flat_map(|e| &e.changes) {
+    for (entry, change) in body
+        .entry
+        .iter()
+        .flat_map(|e| e.changes.iter().map(move |c| (e, c)))
+    {
         let field = change.field.as_str();
+        let raw = change.value.as_deref().map_or("null", RawValue::get);
+        if matches!(field, FIELD_TEMPLATE_STATUS | FIELD_QUALITY | FIELD_ACCOUNT) {
+            let account = entry.id.as_ref().map(code_string);
+            if let (Some(ours), Some(theirs)) = (our_account, account.as_deref()) {
+                if ours != theirs {
+                    tracing::info!(
+                        field,
+                        account = theirs,
+                        "ignoring a change for another Business account"
+                    );
+                    decoded.other_number += 1;
+                    continue;
+                }
+            }
+            let at = timestamp_or_now(entry.time.as_ref());
+            events.extend(account_event(field, raw, at).map(ChannelEvent::Account));
+            continue;
+        }
         if field != FIELD_MESSAGES && field != FIELD_USER_PREFERENCES {
             tracing::debug!(field, "ignoring webhook field");
             continue;
         }
-        let raw = change.value.as_deref().map_or("null", RawValue::get);
         let value: ChangeValue = match serde_json::from_str::<Option<ChangeValue>>(raw) {
             Ok(value) => value.unwrap_or_default(),
             Err(error) => {
@@ -340,13 +474,14 @@ pub fn parse_webhook(body: &[u8], our_number: &str) -> Result<Decoded, WebhookEr
                         .filter_map(|m| inbound(m, &value.contacts))
                         .map(ChannelEvent::Inbound),
                 );
-                events.extend(
-                    value
-                        .statuses
-                        .iter()
-                        .filter_map(status_update)
-                        .map(ChannelEvent::Status),
-                );
+                for status in &value.statuses {
+                    let Some(update) = status_update(status) else {
+                        continue;
+                    };
+                    let billed = billing(status, &update);
+                    events.push(ChannelEvent::Status(update));
+                    events.extend(billed.map(ChannelEvent::Billed));
+                }
             }
             _ => events.extend(value.user_preferences.iter().filter_map(preference)),
         }
@@ -529,6 +664,156 @@ fn status_update(status: &Status) -> Option<StatusUpdate> {
     })
 }
 
+/// The `pricing` of a status, for the message the status is about.
+fn billing(status: &Status, update: &StatusUpdate) -> Option<Billing> {
+    let pricing = status.pricing.as_ref()?;
+    Some(Billing {
+        provider_id: update.provider_id.clone(),
+        callback: update.callback.clone(),
+        pricing: Pricing {
+            billable: pricing.billable,
+            model: pricing.pricing_model.clone(),
+            category: pricing.category.clone(),
+            kind: pricing.kind.clone(),
+        },
+    })
+}
+
+/// An account or template change; `None` for an event herald does not act on, or a value of
+/// an unexpected shape (logged).
+fn account_event(field: &str, raw: &str, now: DateTime<Utc>) -> Option<AccountEvent> {
+    fn read<T: DeserializeOwned + Default>(field: &str, raw: &str) -> Option<T> {
+        match serde_json::from_str::<Option<T>>(raw) {
+            Ok(value) => Some(value.unwrap_or_default()),
+            Err(error) => {
+                tracing::warn!(field, %error, "skipping a webhook change of unexpected shape");
+                None
+            }
+        }
+    }
+    match field {
+        FIELD_TEMPLATE_STATUS => {
+            let v: TemplateStatusValue = read(field, raw)?;
+            let (Some(name), Some(lang), Some(event)) = (
+                v.message_template_name.as_deref().and_then(non_empty),
+                v.message_template_language.as_deref().and_then(non_empty),
+                v.event.as_deref().and_then(non_empty),
+            ) else {
+                tracing::warn!("skipping a template status without name, language or event");
+                return None;
+            };
+            if event.eq_ignore_ascii_case("FLAGGED") {
+                // A quality warning: the template is still approved and still sends.
+                tracing::info!(template = %name, "Meta flagged a template's quality");
+                return None;
+            }
+            let explained = [v.rejection_info.as_ref(), v.other_info.as_ref()]
+                .into_iter()
+                .flatten()
+                .find_map(|i| {
+                    i.reason
+                        .as_deref()
+                        .or(i.description.as_deref())
+                        .or(i.title.as_deref())
+                        .and_then(non_empty)
+                });
+            let code = v
+                .reason
+                .as_deref()
+                .and_then(non_empty)
+                .filter(|r| !r.eq_ignore_ascii_case("NONE"));
+            let reason = match (code, explained) {
+                (Some(code), Some(text)) => Some(format!("{code}: {text}")),
+                (code, text) => code.or(text),
+            };
+            Some(AccountEvent::TemplateStatus {
+                name,
+                lang,
+                status: TemplateStatus::parse(&event),
+                reason,
+            })
+        }
+        FIELD_QUALITY => {
+            let v: QualityValue = read(field, raw)?;
+            let limit = [
+                v.max_daily_conversations_per_business.as_ref(),
+                v.current_limit.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .find_map(|l| MessagingLimit::parse(&code_string(l)));
+            let event = v.event.as_deref().and_then(non_empty);
+            if event.is_none() && limit.is_none() {
+                return None;
+            }
+            Some(AccountEvent::Quality {
+                event: event
+                    .unwrap_or_else(|| "UPDATE".into())
+                    .to_ascii_uppercase(),
+                limit,
+                at: now,
+            })
+        }
+        _ => {
+            let v: AccountValue = read(field, raw)?;
+            let event = v.event.as_deref().unwrap_or_default().to_ascii_uppercase();
+            match event.as_str() {
+                "ACCOUNT_RESTRICTION" => Some(AccountEvent::Restricted {
+                    restrictions: v
+                        .restriction_info
+                        .iter()
+                        .filter_map(|r| {
+                            Some(Restriction {
+                                kind: r.restriction_type.as_deref().and_then(non_empty)?,
+                                expires: r.expiration.as_ref().and_then(unix_time),
+                            })
+                        })
+                        .collect(),
+                    at: now,
+                }),
+                "ACCOUNT_VIOLATION" => Some(AccountEvent::Stopped {
+                    event,
+                    detail: v
+                        .violation_info
+                        .and_then(|i| i.violation_type)
+                        .and_then(|t| non_empty(&t)),
+                    at: now,
+                }),
+                "DISABLED_UPDATE" => {
+                    let state = v
+                        .ban_info
+                        .and_then(|b| b.waba_ban_state)
+                        .unwrap_or_default()
+                        .to_ascii_uppercase();
+                    if state == "REINSTATE" {
+                        tracing::info!("Meta reinstated the Business account");
+                        return None;
+                    }
+                    Some(AccountEvent::Stopped {
+                        event,
+                        detail: non_empty(&state),
+                        at: now,
+                    })
+                }
+                other => {
+                    tracing::debug!(event = other, "ignoring an account_update event");
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Unix seconds as a number or a string.
+fn unix_time(value: &Value) -> Option<DateTime<Utc>> {
+    let secs = match value {
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }?;
+    DateTime::from_timestamp(secs, 0)
+}
+
 fn preference(pref: &UserPreference) -> Option<ChannelEvent> {
     // The category is Meta's only one today; a missing one is read as it, a different one is not.
     if pref
@@ -634,6 +919,23 @@ where
             }
         })
         .collect())
+}
+
+/// Reads one optional object, leaving it out (logged) when it does not fit `T` instead of
+/// failing the whole status.
+fn lenient_one<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    let raw = <Box<RawValue>>::deserialize(deserializer)?;
+    match serde_json::from_str::<Option<T>>(raw.get()) {
+        Ok(value) => Ok(value),
+        Err(error) => {
+            tracing::warn!(%error, item = std::any::type_name::<T>(), "skipping a webhook object");
+            Ok(None)
+        }
+    }
 }
 
 /// What kind of JSON value starts with this byte (raw values carry no leading whitespace).

@@ -1,5 +1,7 @@
 //! A fake WhatsApp Cloud API (Graph) server for integration tests: it listens on 127.0.0.1, records
-//! every `POST /{phone_number_id}/messages` and answers like Meta, or as a test scripted it.
+//! every `POST /{phone_number_id}/messages` and answers like Meta, or as a test scripted it. It
+//! also serves a Business account's templates, `GET /{waba_id}/message_templates`, in pages
+//! linked by `paging.next` as Meta does ([`FakeGraph::set_templates`]).
 //!
 //! ```ignore
 //! let fake = FakeGraph::start().await;            // fake.url → WHATSAPP_API_URL
@@ -29,10 +31,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
+use axum::extract::RawQuery;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
@@ -104,6 +107,13 @@ struct Script {
     downloads: Vec<String>,
     /// Files herald uploaded, in order.
     uploads: Vec<Upload>,
+    /// The Business account's templates, as Meta describes each.
+    templates: Vec<Value>,
+    /// Templates per page at most (Meta's `limit` may ask for fewer).
+    template_page_size: usize,
+    /// A standing answer to every template request, instead of the list.
+    templates_fail: Option<Reply>,
+    template_requests: Vec<TemplateRequest>,
 }
 
 /// A file the fake serves as an attachment, and how it misbehaves.
@@ -134,6 +144,16 @@ pub struct Upload {
     pub filename: Option<String>,
     pub content_type: Option<String>,
     pub bytes: Vec<u8>,
+}
+
+/// One `GET .../message_templates` the fake received.
+#[derive(Debug, Clone)]
+pub struct TemplateRequest {
+    pub waba_id: String,
+    /// The query string as sent (`limit=100&fields=...&after=...`).
+    pub query: String,
+    pub authorization: Option<String>,
+    pub status: u16,
 }
 
 struct Shared {
@@ -167,7 +187,10 @@ impl Drop for FakeGraph {
 impl FakeGraph {
     pub async fn start() -> FakeGraph {
         let shared = Arc::new(Shared {
-            script: Mutex::new(Script::default()),
+            script: Mutex::new(Script {
+                template_page_size: 100,
+                ..Script::default()
+            }),
             wamids: AtomicU64::new(1),
             url: Mutex::new(String::new()),
         });
@@ -185,6 +208,11 @@ impl FakeGraph {
             )
             // Media lookups (`/{media-id}`, with or without a version) and downloads share path
             // shapes with the routes above, so they are told apart here.
+            .route("/{waba_id}/message_templates", get(templates))
+            .route(
+                "/{version}/{waba_id}/message_templates",
+                get(versioned_templates),
+            )
             .fallback(get_media_or_unknown)
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -363,6 +391,32 @@ impl FakeGraph {
             .unwrap_or_else(|| panic!("no upload got media id {id}"))
     }
 
+    /// The Business account's templates (Meta's JSON for each), served `page_size` a page.
+    pub fn set_templates(&self, templates: Vec<Value>, page_size: usize) {
+        let mut script = self.shared.script();
+        script.templates = templates;
+        script.template_page_size = page_size.max(1);
+    }
+
+    /// Every template request gets `status` with `body` until [`FakeGraph::serve_templates`].
+    pub fn fail_templates(&self, status: u16, body: impl Into<String>) {
+        self.shared.script().templates_fail = Some(Reply {
+            status,
+            body: body.into(),
+            retry_after: None,
+        });
+    }
+
+    /// Template requests are answered with the list again.
+    pub fn serve_templates(&self) {
+        self.shared.script().templates_fail = None;
+    }
+
+    /// Every template request received, in order.
+    pub fn template_requests(&self) -> Vec<TemplateRequest> {
+        self.shared.script().template_requests.clone()
+    }
+
     /// Meta's error JSON for `code`.
     pub fn meta_error(code: i64, message: &str, details: &str) -> String {
         json!({
@@ -399,6 +453,96 @@ async fn messages(
     body: Bytes,
 ) -> Response {
     answer(&shared, phone_number_id, &headers, &body).await
+}
+
+async fn versioned_templates(
+    State(shared): State<Arc<Shared>>,
+    Path((version, waba_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    template_page(&shared, Some(version), waba_id, query, &headers)
+}
+
+async fn templates(
+    State(shared): State<Arc<Shared>>,
+    Path(waba_id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    template_page(&shared, None, waba_id, query, &headers)
+}
+
+/// One page of the template list, as Meta pages it: `data`, and `paging` with cursors and a
+/// `next` URL while templates remain (`after` is the index of the next template here).
+fn template_page(
+    shared: &Shared,
+    version: Option<String>,
+    waba_id: String,
+    query: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
+    let query = query.unwrap_or_default();
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    };
+    let mut script = shared.script();
+    let token_ok = match (&script.token, authorization.as_deref()) {
+        (Some(expected), Some(got)) => got == format!("Bearer {expected}"),
+        (None, Some(got)) => got.starts_with("Bearer "),
+        (_, None) => false,
+    };
+    let (status, body) = if !token_ok {
+        (
+            401,
+            FakeGraph::meta_error(190, "Invalid OAuth access token.", ""),
+        )
+    } else if let Some(reply) = script.templates_fail.clone() {
+        (reply.status, reply.body)
+    } else {
+        let limit = param("limit")
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(25)
+            .clamp(1, script.template_page_size);
+        let start = param("after")
+            .and_then(|a| a.strip_prefix("idx").map(str::to_string))
+            .and_then(|a| a.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(script.templates.len());
+        let end = (start + limit).min(script.templates.len());
+        let data: Vec<Value> = script.templates[start..end].to_vec();
+        let mut paging =
+            json!({"cursors": {"before": format!("idx{start}"), "after": format!("idx{end}")}});
+        if end < script.templates.len() {
+            let base = shared.url.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let prefix = version.map(|v| format!("/{v}")).unwrap_or_default();
+            paging["next"] = json!(format!(
+                "{base}{prefix}/{waba_id}/message_templates?limit={limit}&after=idx{end}"
+            ));
+        }
+        (200, json!({"data": data, "paging": paging}).to_string())
+    };
+    script.template_requests.push(TemplateRequest {
+        waba_id,
+        query,
+        authorization,
+        status,
+    });
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 fn unknown_path() -> Response {

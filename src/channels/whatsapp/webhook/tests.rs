@@ -71,11 +71,15 @@ fn number_of(body: &Value) -> String {
         .to_string()
 }
 
-/// Events of a body decoded for its own number.
+/// Events of a body decoded for its own number, without the billing that follows a status
+/// with `pricing` (read by its own test, [`pricing_follows_its_status`]).
 fn events_of(body: &Value) -> Vec<ChannelEvent> {
     parse_webhook(body.to_string().as_bytes(), &number_of(body))
         .unwrap()
         .events
+        .into_iter()
+        .filter(|e| !matches!(e, ChannelEvent::Billed(_)))
+        .collect()
 }
 
 fn parse(body: &[u8]) -> Result<Vec<ChannelEvent>, WebhookError> {
@@ -108,7 +112,8 @@ fn some(s: &str) -> Option<String> {
     Some(s.to_string())
 }
 
-/// What each sample must turn into, by kind: `i` inbound, `s` status, `p` preference.
+/// What each sample must turn into, by kind: `i` inbound, `s` status, `b` billing, `p`
+/// preference, `a` account or template news.
 fn expected_kinds(file: &str, name: &str) -> &'static str {
     match (file, name) {
         ("call_permission_update.json", _)
@@ -117,8 +122,14 @@ fn expected_kinds(file: &str, name: &str) -> &'static str {
         | ("edited_message.json", _)
         | ("flow_completion.json", _)
         | ("message.json", _) => "i",
-        ("message_status.json", _) => "s",
+        // A status that carries `pricing` is followed by its billing.
+        ("message_status.json", "failed" | "group") => "s",
+        ("message_status.json", _) => "sb",
         ("user_marketing_preferences.json", _) => "p",
+        // What herald acts on in the account: restrictions, violations and bans, template
+        // statuses (a DISABLED_UPDATE that reinstates the account is not a stop).
+        ("account_update.json", "account_restriction" | "account_violation")
+        | ("template_status_update.json", _) => "a",
         // Deleting a message or a number/identity change is not the user writing to us.
         ("deleted_message.json", _) | ("system.json", _) => "",
         // account_update, calls, template_*_update, smb_message_echoes: nothing for herald.
@@ -141,6 +152,8 @@ fn every_sample_parses_into_the_expected_kinds_of_event() {
                     ChannelEvent::Inbound(_) => 'i',
                     ChannelEvent::Status(_) => 's',
                     ChannelEvent::MarketingPreference { .. } => 'p',
+                    ChannelEvent::Billed(_) => 'b',
+                    ChannelEvent::Account(_) => 'a',
                 })
                 .collect();
             assert_eq!(kinds, expected_kinds(file, &name), "{file}/{name}");
@@ -472,6 +485,8 @@ fn several_entries_changes_and_items_keep_their_order() {
             ChannelEvent::Inbound(i) => ('i', i.name.clone()),
             ChannelEvent::Status(s) => ('s', Some(s.provider_id.clone())),
             ChannelEvent::MarketingPreference { .. } => ('p', None),
+            ChannelEvent::Billed(_) => ('b', None),
+            ChannelEvent::Account(_) => ('a', None),
         })
         .collect();
     assert_eq!(
@@ -597,9 +612,14 @@ fn changes_for_another_business_number_are_left_out() {
     let text = sample("message.json", "text");
     let stop = sample("user_marketing_preferences.json", "resume");
     let status = sample("message_status.json", "delivered");
-    for body in [&text, &stop, &status] {
+    // The status comes with its billing.
+    for (body, events) in [(&text, 1), (&stop, 1), (&status, 2)] {
         let ours = parse_webhook(addressed_to(body, OURS).to_string().as_bytes(), OURS).unwrap();
-        assert_eq!((ours.events.len(), ours.other_number), (1, 0), "{body}");
+        assert_eq!(
+            (ours.events.len(), ours.other_number),
+            (events, 0),
+            "{body}"
+        );
         let theirs =
             parse_webhook(addressed_to(body, "999888777").to_string().as_bytes(), OURS).unwrap();
         assert_eq!((theirs.events.len(), theirs.other_number), (0, 1), "{body}");
@@ -635,7 +655,8 @@ fn a_change_without_metadata_names_no_other_number() {
         .unwrap();
     value.remove("metadata");
     let decoded = parse_webhook(body.to_string().as_bytes(), OURS).unwrap();
-    assert_eq!((decoded.events.len(), decoded.other_number), (1, 0));
+    // The status and its billing.
+    assert_eq!((decoded.events.len(), decoded.other_number), (2, 0));
 }
 
 #[test]
@@ -676,4 +697,97 @@ fn handshake_echoes_the_challenge_only_when_asked_right() {
         verify_handshake(Some("subscribe"), Some(""), Some("1"), ""),
         None
     );
+}
+
+#[test]
+fn pricing_follows_its_status() {
+    let body = sample("message_status.json", "sent");
+    let parsed = parse_webhook(body.to_string().as_bytes(), &number_of(&body)).unwrap();
+    match parsed.events.as_slice() {
+        [ChannelEvent::Status(status), ChannelEvent::Billed(billing)] => {
+            assert_eq!(billing.provider_id, status.provider_id);
+            assert_eq!(billing.pricing.billable, Some(true));
+            assert_eq!(billing.pricing.model.as_deref(), Some("CBP"));
+            assert_eq!(billing.pricing.billed_as(), "service");
+        }
+        other => panic!("expected a status and its billing, got {other:?}"),
+    }
+    // A pricing of another shape costs the billing, never the status.
+    let mut odd = body.clone();
+    odd["entry"][0]["changes"][0]["value"]["statuses"][0]["pricing"] = json!("free");
+    let parsed = parse_webhook(odd.to_string().as_bytes(), &number_of(&odd)).unwrap();
+    assert!(matches!(
+        parsed.events.as_slice(),
+        [ChannelEvent::Status(_)]
+    ));
+}
+
+#[test]
+fn account_and_template_news_are_read() {
+    use crate::domain::account::{AccountEvent, MessagingLimit};
+    use crate::domain::template::TemplateStatus;
+    let account = |file: &str, name: &str| match events(file, name).as_slice() {
+        [ChannelEvent::Account(event)] => event.clone(),
+        other => panic!("{file}/{name}: expected one account event, got {other:?}"),
+    };
+    match account("account_update.json", "account_restriction") {
+        AccountEvent::Restricted { restrictions, .. } => {
+            assert_eq!(restrictions.len(), 2);
+            assert!(restrictions[0].holds_business_initiated());
+            assert_eq!(restrictions[0].expires, Some(at(1641330498)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        account("account_update.json", "account_violation"),
+        AccountEvent::Stopped { detail: Some(d), .. } if d == "ADULT"
+    ));
+    match account("template_status_update.json", "rejected") {
+        AccountEvent::TemplateStatus {
+            name,
+            lang,
+            status,
+            reason,
+        } => {
+            assert_eq!((name.as_str(), lang.as_str()), ("abandoned_cart", "en"));
+            assert_eq!(status, TemplateStatus::Rejected);
+            assert!(reason.unwrap().starts_with("INVALID_FORMAT: Your template"));
+        }
+        other => panic!("{other:?}"),
+    }
+    // phone_number_quality_update has no sample: Meta's documented shapes, old and new.
+    for (value, limit) in [
+        (
+            json!({"display_phone_number": "15550783881", "event": "UPGRADE",
+                   "current_limit": "TIER_1K"}),
+            Some(MessagingLimit::Limited(1_000)),
+        ),
+        (
+            json!({"display_phone_number": "15550783881", "event": "UPGRADE",
+                   "old_limit": "TIER_250", "current_limit": "TIER_250",
+                   "max_daily_conversations_per_business": "TIER_2K"}),
+            Some(MessagingLimit::Limited(2_000)),
+        ),
+        (
+            json!({"event": "FLAGGED", "current_limit": "TIER_NOT_SET", "extra": [1]}),
+            None,
+        ),
+    ] {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{
+            "id": "102290129340398", "time": 1748454394,
+            "changes": [{"field": "phone_number_quality_update", "value": value}]}]});
+        match events_of(&body).as_slice() {
+            [ChannelEvent::Account(AccountEvent::Quality {
+                limit: got, at: t, ..
+            })] => {
+                assert_eq!(*got, limit);
+                assert_eq!(*t, at(1748454394));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Another Business account's news is left out like another number's.
+        let theirs =
+            super::parse_webhook_for(body.to_string().as_bytes(), OURS, Some("42")).unwrap();
+        assert_eq!((theirs.events.len(), theirs.other_number), (0, 1));
+    }
 }
