@@ -42,6 +42,9 @@ struct StoredReport {
     /// What Meta billed (absent from summaries written before billing was recorded).
     #[serde(default)]
     billed_by_category: Vec<(String, i64)>,
+    /// Taps per button or row (absent from summaries written before taps were recorded).
+    #[serde(default)]
+    clicked_by_title: Vec<(String, i64)>,
     first_sent_at: Option<i64>,
     last_sent_at: Option<i64>,
 }
@@ -62,6 +65,7 @@ impl From<&Report> for StoredReport {
             failed_by_reason: r.failed_by_reason.clone(),
             sent_by_category: r.sent_by_category.clone(),
             billed_by_category: r.billed_by_category.clone(),
+            clicked_by_title: r.clicked_by_title.clone(),
             first_sent_at: r.first_sent_at.map(to_ms),
             last_sent_at: r.last_sent_at.map(to_ms),
         }
@@ -350,6 +354,7 @@ impl Store {
             merge_counts(&mut report.failed_by_reason, &s.failed_by_reason);
             merge_counts(&mut report.sent_by_category, &s.sent_by_category);
             merge_counts(&mut report.billed_by_category, &s.billed_by_category);
+            merge_counts(&mut report.clicked_by_title, &s.clicked_by_title);
             let first = s.first_sent_at.map(from_ms);
             let last = s.last_sent_at.map(from_ms);
             report.first_sent_at = match (report.first_sent_at, first) {

@@ -199,6 +199,7 @@ async fn finished_campaigns_read_the_same_after_their_rows_are_summarised() {
         "/campaign text 1 Hello {{name}}, 20% off today",
         "/campaign variant 1 Hi {{name}}, spring is here: 20% off",
         "/on 1 read label+=readers",
+        "/campaign buttons 1 Yes|No",
         "/campaign send 1",
     ])
     .await;
@@ -228,6 +229,17 @@ async fn finished_campaigns_read_the_same_after_their_rows_are_summarised() {
     assert_eq!(app.post_webhook(&priced.to_string()).await, 200);
     app.advance(Duration::minutes(5));
     app.customer_says(BOB, "thanks!").await;
+    // Cy taps a button under the message.
+    let tap = webhooks::interactive_reply(
+        CY,
+        "Cy",
+        "button_reply",
+        "Yes",
+        "Yes",
+        &app.wamid(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&tap).await, 200);
     // A second campaign, still a draft: nothing of it may change.
     app.setup(&["/campaign new Summer", "/campaign audience 2 vip"])
         .await;
@@ -237,10 +249,12 @@ async fn finished_campaigns_read_the_same_after_their_rows_are_summarised() {
         "sent: 3",
         "delivered: 2",
         "read: 1",
-        "replied: 1",
+        "replied: 2",
         "failed: 1",
         "skipped: 2",
         "billed.marketing: 1",
+        "clicked.Yes: 1",
+        "clicked.No: 0",
     ] {
         assert!(
             before["report"].contains(key),
