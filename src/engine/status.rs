@@ -113,7 +113,9 @@ impl Engine {
         ] {
             active.extend(store.campaigns(Some(status)).await?);
         }
-        let tier_limit = match self.config.tier {
+        // The tier in force: Meta's last word when it gave one, else the configured tier.
+        let (tier, _) = self.tier().await?;
+        let tier_limit = match tier {
             Tier::Limited(n) => Some(i64::try_from(n).unwrap_or(i64::MAX)),
             Tier::Unlimited => None,
         };

@@ -442,6 +442,17 @@ async fn a_quality_update_raising_a_250_tier_to_1k_lets_held_recipients_go_and_s
         account.contains("252 contact(s) reached outside their window, of 1000"),
         "{account}"
     );
+    // The operator's views follow Meta's tier too.
+    let status = app.admin("/status").await;
+    assert!(
+        status.contains("tier: 252 of 1,000 contacts outside their window"),
+        "{status}"
+    );
+    let (_, metrics) = app.get("/metrics").await;
+    assert!(
+        metrics.lines().any(|l| l == "herald_tier_limit 1000"),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
