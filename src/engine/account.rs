@@ -235,10 +235,7 @@ impl Engine {
     }
 
     pub(crate) async fn record_billing(&self, billing: Billing) -> Result<()> {
-        self.billings
-            .get_or_init(|| super::billing::BillingWriter::spawn(self.store.clone()))
-            .record(billing)
-            .await
+        self.status_writer().record_billing(billing).await
     }
 
     #[tracing::instrument(skip_all)]

@@ -303,10 +303,7 @@ impl Engine {
                 until: self.clock.now() + super::dispatcher::DEFER_FOR,
                 max_attempts: super::dispatcher::MAX_DEFERS,
             });
-        let writer = self
-            .statuses
-            .get_or_init(|| super::statuses::StatusWriter::spawn(self.store.clone()));
-        let Some(change) = writer.apply(s, defer).await? else {
+        let Some(change) = self.status_writer().apply(s, defer).await? else {
             tracing::debug!("status changed nothing (replay, older, or not ours)");
             return Ok(());
         };

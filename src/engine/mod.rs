@@ -4,7 +4,6 @@
 
 pub mod account;
 pub mod actions;
-mod billing;
 mod containment;
 pub mod dispatcher;
 pub mod drip;
@@ -75,8 +74,6 @@ pub struct Engine {
     stop: Mutex<CancellationToken>,
     /// Applies delivery statuses in batches; started with the first status.
     statuses: std::sync::OnceLock<statuses::StatusWriter>,
-    /// Records Meta's billing of messages in batches; started with the first.
-    billings: std::sync::OnceLock<billing::BillingWriter>,
     /// Answers admins' `/commands`: the command layer sits above the engine, so the
     /// application hands it in ([`Engine::set_admin_desk`]) rather than the engine naming it.
     admin_desk: std::sync::OnceLock<Arc<dyn AdminDesk>>,
@@ -118,7 +115,6 @@ impl Engine {
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),
             statuses: std::sync::OnceLock::new(),
-            billings: std::sync::OnceLock::new(),
             admin_desk: std::sync::OnceLock::new(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
             triggers: Mutex::default(),
@@ -238,6 +234,12 @@ impl Engine {
     }
 
     /// Tells a campaign's owner, if it has one.
+    /// The writer of delivery statuses and billings, started with the first.
+    fn status_writer(&self) -> &statuses::StatusWriter {
+        self.statuses
+            .get_or_init(|| statuses::StatusWriter::spawn(self.store.clone()))
+    }
+
     pub async fn tell_owner(&self, owner: Option<&str>, text: impl Into<String>) {
         let text = text.into();
         match owner {

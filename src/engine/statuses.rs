@@ -8,6 +8,11 @@
 //! the cost of the round trips and the commit is shared by the whole batch. Batches grow by
 //! themselves under load (statuses pile up while the previous batch commits) and stay single
 //! under a trickle, so a lone status waits for nothing.
+//!
+//! What Meta billed (`pricing`, on every status of a message) goes through the same writer and
+//! is written with the batch its status came in, after the statuses: two writers updating the
+//! same recipient rows at once deadlock on PostgreSQL, which breaks the cycle only after
+//! `deadlock_timeout` (1 s).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +21,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{EngineError, Result};
 use crate::channels::StatusUpdate;
+use crate::domain::account::Billing;
 use crate::store::statuses::{Deferral, StatusChange};
 use crate::store::{Backend, Store, StoreError};
 
@@ -31,10 +37,16 @@ const ATTEMPTS: u32 = 3;
 
 type Reply = std::result::Result<Option<StatusChange>, String>;
 
-struct Job {
-    update: StatusUpdate,
-    defer: Option<Deferral>,
-    reply: oneshot::Sender<Reply>,
+enum Job {
+    Status {
+        update: StatusUpdate,
+        defer: Option<Deferral>,
+        reply: oneshot::Sender<Reply>,
+    },
+    Billing {
+        billing: Billing,
+        reply: oneshot::Sender<std::result::Result<(), String>>,
+    },
 }
 
 /// The handle callers use; the writer task runs until every handle is gone.
@@ -60,11 +72,25 @@ impl StatusWriter {
         let (reply, answer) = oneshot::channel();
         let stopped = || EngineError::StatusNotStored("the status writer has stopped".into());
         self.jobs
-            .send(Job {
+            .send(Job::Status {
                 update,
                 defer,
                 reply,
             })
+            .await
+            .map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(EngineError::StatusNotStored)
+    }
+
+    /// Records what Meta billed for a message, with the batch of statuses waiting.
+    pub async fn record_billing(&self, billing: Billing) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || EngineError::StatusNotStored("the status writer has stopped".into());
+        self.jobs
+            .send(Job::Billing { billing, reply })
             .await
             .map_err(|_| stopped())?;
         answer
@@ -108,10 +134,60 @@ async fn write(store: &Store, batch: Vec<Job>) {
     let mut updates = Vec::with_capacity(batch.len());
     let mut deferrals = Vec::with_capacity(batch.len());
     let mut replies = Vec::with_capacity(batch.len());
+    let mut billings = Vec::new();
+    let mut billing_replies = Vec::new();
     for job in batch {
-        updates.push(job.update);
-        deferrals.push(job.defer);
-        replies.push(job.reply);
+        match job {
+            Job::Status {
+                update,
+                defer,
+                reply,
+            } => {
+                updates.push(update);
+                deferrals.push(defer);
+                replies.push(reply);
+            }
+            Job::Billing { billing, reply } => {
+                billings.push(billing);
+                billing_replies.push(reply);
+            }
+        }
+    }
+    write_statuses(store, updates, deferrals, replies).await;
+    if !billings.is_empty() {
+        write_billings(store, &billings, billing_replies).await;
+    }
+}
+
+async fn write_billings(
+    store: &Store,
+    billings: &[Billing],
+    replies: Vec<oneshot::Sender<std::result::Result<(), String>>>,
+) {
+    // Written again at once on failure: the same billing twice changes nothing.
+    let mut outcome = store.record_billings(billings).await;
+    if outcome.is_err() {
+        outcome = store.record_billings(billings).await;
+    }
+    let outcome = outcome.map(|_| ()).map_err(|error| {
+        let message = crate::error_chain(&error);
+        tracing::error!(billings = billings.len(), error = %message, "billing not stored");
+        message
+    });
+    for reply in replies {
+        // A caller that gave up waiting no longer needs the answer.
+        let _ = reply.send(outcome.clone());
+    }
+}
+
+async fn write_statuses(
+    store: &Store,
+    updates: Vec<StatusUpdate>,
+    deferrals: Vec<Option<Deferral>>,
+    replies: Vec<oneshot::Sender<Reply>>,
+) {
+    if updates.is_empty() {
+        return;
     }
     let started = std::time::Instant::now();
     let outcome = apply_with_retries(store, &updates, &deferrals).await;

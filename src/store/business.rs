@@ -248,7 +248,6 @@ impl Store {
     /// message, so this runs as often as statuses do. Writing the same billing again changes
     /// nothing. Returns how many rows changed.
     pub async fn record_billings(&self, billings: &[Billing]) -> Result<u64> {
-        let _batch = self.recipient_batches.lock().await;
         let mut by_callback = Vec::new();
         let mut by_message = Vec::new();
         for b in billings {

@@ -66,12 +66,6 @@ pub struct Store {
     /// On SQLite it is the same pool.
     relaxed: AnyPool,
     backend: Backend,
-    /// Held while a batch of statuses or of billings is written. Both update many recipient
-    /// rows in one statement, in whatever order the plan visits them; two such statements at
-    /// once on PostgreSQL can lock the same rows in opposite orders and deadlock, which the
-    /// server breaks only after `deadlock_timeout` (1 s): status intake fell tenfold. One batch
-    /// at a time per process keeps them apart (and costs nothing: each writer is one task).
-    recipient_batches: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -149,7 +143,6 @@ impl Store {
             pool,
             relaxed,
             backend,
-            recipient_batches: Default::default(),
         };
         store.migrate().await?;
         Ok(store)

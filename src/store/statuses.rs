@@ -218,7 +218,6 @@ impl Store {
         updates: &[StatusUpdate],
         deferrals: &[Option<Deferral>],
     ) -> Result<Vec<Option<StatusChange>>> {
-        let _batch = self.recipient_batches.lock().await;
         let mut changes = vec![None; updates.len()];
         let mut pending: Vec<usize> = (0..updates.len()).collect();
         // One connection for the whole batch: each acquire from the pool costs a round trip.
