@@ -512,6 +512,7 @@ mod tests {
             step_delay_ms: 0,
             stop_on_reply: true,
             choices: None,
+            media: None,
         }
     }
 

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{Audience, Channel, ChannelKind, Outbound, OutboundBody, SendError, Sent};
+use super::{
+    Audience, Channel, ChannelKind, MediaRef, MediaSource, Outbound, OutboundBody, SendError, Sent,
+};
 
 /// The address of the person at the console; they are the admin.
 pub const CONSOLE_ADMIN: &str = "console";
@@ -68,6 +70,15 @@ impl ConsoleChannel {
     }
 }
 
+/// How the console names a message's media: its link, or the attached file's name.
+fn media_name(m: &MediaRef) -> String {
+    match &m.source {
+        MediaSource::Link(link) => link.clone(),
+        MediaSource::Id(id) => id.clone(),
+        MediaSource::File(file) => file.name.clone(),
+    }
+}
+
 #[async_trait]
 impl Channel for ConsoleChannel {
     fn kind(&self) -> ChannelKind {
@@ -81,7 +92,12 @@ impl Channel for ConsoleChannel {
             Audience::Customer => {
                 let to = crate::domain::Address::parse(&msg.to)
                     .map_or_else(|_| msg.to.clone(), |a| a.display_phone());
-                self.print(&format!("-> {to}: {}", msg.body.rendered()));
+                // The console shows no pictures: the media is named before the text.
+                let media = match msg.body.media() {
+                    Some(m) => format!("[{} {}] ", m.kind, media_name(m)),
+                    None => String::new(),
+                };
+                self.print(&format!("-> {to}: {media}{}", msg.body.rendered()));
                 // What the contact could tap, on a line of its own after the text (a customer
                 // taps one by typing its title: `@<address> <title>`).
                 if let OutboundBody::Interactive { choices, .. } = &msg.body {

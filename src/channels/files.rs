@@ -2,7 +2,9 @@
 //! can fetch it again ([`FileRef`]), and a file herald sends back ([`OutboundFile`]). Channels
 //! fetch and send them; which file belongs to which command is the engine's business.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// What the channel says a file is.
@@ -99,6 +101,37 @@ impl fmt::Debug for OutboundFile {
             .field("bytes", &self.bytes.len())
             .field("caption", &self.caption)
             .finish()
+    }
+}
+
+/// What a channel got back for the files it uploaded (a WhatsApp media id, a Telegram
+/// `file_id`), by the file's SHA-256, so a campaign's file goes up once however many messages
+/// show it: the first send of a file holds its slot while it uploads, the others wait and reuse
+/// the id. Kept in memory: a restart or a second process uploads once more.
+#[derive(Default)]
+pub(crate) struct Uploads {
+    slots: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Uploaded>>>>>,
+}
+
+/// A channel's id for an uploaded file, and when it was uploaded (WhatsApp forgets media ids
+/// after 30 days).
+#[derive(Debug, Clone)]
+pub(crate) struct Uploaded {
+    pub(crate) id: String,
+    pub(crate) at: std::time::Instant,
+}
+
+impl Uploads {
+    /// The slot of one file, locked: it holds the id when the file went up already.
+    pub(crate) async fn slot(
+        &self,
+        sha256: &str,
+    ) -> tokio::sync::OwnedMutexGuard<Option<Uploaded>> {
+        let slot = crate::lock(&self.slots)
+            .entry(sha256.to_string())
+            .or_default()
+            .clone();
+        slot.lock_owned().await
     }
 }
 

@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 pub use crate::domain::account::{AccountEvent, Billing};
 pub use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 use crate::domain::interactive::Choices;
-use crate::domain::template::{TemplateParts, TemplateSpec};
+pub use crate::domain::media::{MediaFile, MediaKind, MediaRef, MediaSource};
+use crate::domain::template::{HeaderParam, TemplateParts, TemplateSpec};
 pub use files::{FetchError, FetchLimits, FileKind, FileRef, OutboundFile};
 
 /// Which network an address lives on. The console stands in for WhatsApp, so it keeps WhatsApp's
@@ -119,21 +120,62 @@ pub enum OutboundBody {
     Interactive {
         text: String,
         choices: Choices,
+        /// An image, video or document shown above the text (reply buttons only).
+        header: Option<MediaRef>,
+    },
+    /// An image, video or document with the text as its caption; free form, like text.
+    Media {
+        media: MediaRef,
+        caption: String,
     },
 }
 
 impl OutboundBody {
+    /// The media the message carries: a media message's, a media header's, a template's.
+    pub fn media(&self) -> Option<&MediaRef> {
+        match self {
+            OutboundBody::Media { media, .. } => Some(media),
+            OutboundBody::Interactive { header, .. } => header.as_ref(),
+            OutboundBody::Template { parts, .. } => match &parts.header {
+                Some(HeaderParam::Media(media)) => Some(media),
+                _ => None,
+            },
+            OutboundBody::Text(_) => None,
+        }
+    }
+
     /// The text a person sees.
     pub fn rendered(&self) -> &str {
         match self {
             OutboundBody::Text(t) => t,
             OutboundBody::Template { rendered, .. } => rendered,
             OutboundBody::Interactive { text, .. } => text,
+            OutboundBody::Media { caption, .. } => caption,
         }
     }
 }
 
 impl Outbound {
+    /// The same message with its media taken from `source` (a channel showing an uploaded file
+    /// by the id it got for it).
+    pub fn with_media_source(&self, source: MediaSource) -> Outbound {
+        let mut shown = self.clone();
+        match &mut shown.body {
+            OutboundBody::Media { media, .. }
+            | OutboundBody::Interactive {
+                header: Some(media),
+                ..
+            } => media.source = source,
+            OutboundBody::Template { parts, .. } => {
+                if let Some(HeaderParam::Media(media)) = &mut parts.header {
+                    media.source = source;
+                }
+            }
+            OutboundBody::Text(_) | OutboundBody::Interactive { header: None, .. } => {}
+        }
+        shown
+    }
+
     pub fn admin(to: &str, text: impl Into<String>) -> Self {
         Outbound {
             to: to.to_string(),

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use super::campaign_media::{self, MediaArg};
 use super::parse::{parse_tz, shorten, split_params, Args, ParseError, MAX_TEXT, MAX_TITLE};
 use super::reply::{
     campaign, check_variables, editable, resolve_audience, said, usable_mapping, Refusal, Reply,
@@ -22,7 +23,7 @@ use crate::engine::lifecycle::{PauseBy, RetryWhich};
 use crate::engine::render::render_for;
 use crate::engine::Engine;
 use crate::report;
-use crate::store::{CampaignKind, CampaignStatus, Pace};
+use crate::store::{Campaign, CampaignKind, CampaignStatus, Pace};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CampaignCommand {
@@ -107,6 +108,11 @@ pub enum CampaignCommand {
     Choices {
         id: i64,
         choices: Choices,
+    },
+    /// The image, video or document the campaign sends.
+    Media {
+        id: i64,
+        media: MediaArg,
     },
     /// Sends again, on the admin's word, recipients left `unknown` or `failed`.
     Retry {
@@ -252,6 +258,17 @@ pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
             let rows = args.text("rows")?;
             let choices = Choices::menu(&button, &rows).map_err(|reason| args.err(reason))?;
             Ok(CampaignCommand::Choices { id, choices })
+        }
+        "media" => {
+            let args = args.with_usage("campaign media");
+            let id = args.id("campaign id")?;
+            let media = match args.word()? {
+                None => MediaArg::Attached,
+                Some(word) if word.eq_ignore_ascii_case("none") => MediaArg::Remove,
+                Some(word) => MediaArg::Link(word),
+            };
+            args.end()?;
+            Ok(CampaignCommand::Media { id, media })
         }
         "retry" => {
             let args = args.with_usage("campaign retry");
@@ -561,6 +578,7 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             if campaign.choices.is_some() {
                 fits_interactive(id, &text)?;
             }
+            campaign_media::caption_fits(&campaign, &text)?;
             store.set_text(campaign.id, &text).await?;
             Ok(format!("campaign {id} text set"))
         }
@@ -575,6 +593,7 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             if campaign.choices.is_some() {
                 fits_interactive(id, &text)?;
             }
+            campaign_media::caption_fits(&campaign, &text)?;
             let n = store.add_variant(campaign.id, &text).await?;
             Ok(format!(
                 "campaign {id} now has {} variants; each contact always gets the same one",
@@ -596,6 +615,15 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                 url,
             };
             let (t, tref) = usable_mapping(engine, &name, &lang, mapping).await?;
+            campaign_media::still_fits(
+                engine,
+                &Campaign {
+                    template: Some(tref.clone()),
+                    choices: None,
+                    ..campaign.clone()
+                },
+            )
+            .await?;
             store.set_template(campaign.id, &tref).await?;
             // Buttons and menus go with free text only.
             store.set_choices(campaign.id, None).await?;
@@ -801,6 +829,9 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             if let Some(choices) = &c.choices {
                 let _ = writeln!(s, "{}", choices.describe());
             }
+            if let Some(media) = &c.media {
+                let _ = writeln!(s, "media: {}", media.describe());
+            }
             if let Some(t) = &c.template {
                 let _ = writeln!(
                     s,
@@ -852,6 +883,14 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                 },
                 other => other,
             };
+            campaign_media::still_fits(
+                engine,
+                &Campaign {
+                    choices: Some(choices.clone()),
+                    ..campaign.clone()
+                },
+            )
+            .await?;
             store.set_choices(campaign.id, Some(&choices)).await?;
             let only = if choices.whatsapp_only() {
                 "; WhatsApp only: Telegram contacts are skipped as channel_unsupported"
@@ -862,6 +901,9 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
                 "campaign {id} {}; shown inside the 24-hour window only, like all text{only}",
                 choices.describe()
             ))
+        }
+        CampaignCommand::Media { id, media } => {
+            campaign_media::apply(engine, admin, id, media, now).await
         }
         CampaignCommand::Retry { id, which } => {
             let queued = engine.retry(id, which).await?;
@@ -948,6 +990,9 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         ),
         None => None,
     };
+    let media = engine.campaign_media(&c).await?;
+    let media_problem = media.as_ref().and_then(|m| m.as_ref().err().cloned());
+    let media = media.and_then(Result::ok);
     let mut eligible = Vec::new();
     let mut skipped: std::collections::BTreeMap<SkipReason, usize> = Default::default();
     let mut missing: std::collections::BTreeMap<String, Vec<String>> = Default::default();
@@ -958,6 +1003,7 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
             &c,
             template.as_ref(),
             contact,
+            media.as_ref(),
             channel.map(|ch| ch.kind()),
             now,
         ) {
@@ -990,6 +1036,12 @@ async fn preview(engine: &Engine, id: i64, now: DateTime<Utc>) -> Reply {
         contacts.len(),
         c.audience.as_deref().unwrap_or("")
     );
+    if let Some(m) = &c.media {
+        let _ = writeln!(s, "media: {}", m.describe());
+    }
+    if let Some(why) = &media_problem {
+        let _ = writeln!(s, "cannot send: {why}");
+    }
     let _ = writeln!(s, "eligible: {}", eligible.len());
     for reason in SkipReason::previewed() {
         let _ = writeln!(
@@ -1088,7 +1140,12 @@ async fn test_send(engine: &Engine, admin: &str, id: i64) -> Reply {
             "campaign {id} has no contact to fill its variables from; set an audience first"
         ));
     };
-    let rendered = render_for(&c, template.as_ref(), &sample).map_err(|e| {
+    let media = match engine.campaign_media(&c).await? {
+        Some(Err(why)) => return said(format!("campaign {id} cannot send: {why}")),
+        Some(Ok(media)) => Some(media),
+        None => None,
+    };
+    let rendered = render_for(&c, template.as_ref(), &sample, media.as_ref()).map_err(|e| {
         Refusal::Said(format!(
             "campaign {id} cannot render for {}: {e}",
             sample.address

@@ -24,6 +24,7 @@ macro_rules! group_ok {
 
 mod account;
 mod campaign;
+mod campaign_media;
 mod consent;
 mod contact;
 mod drip;

@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod interactive;
 pub mod label;
 pub mod lang;
+pub mod media;
 pub mod recipient_status;
 pub mod schedule;
 pub mod skip;

@@ -10,6 +10,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+pub use super::media::{MediaKind, MediaRef, MediaSource};
+
 /// `{{1}}` or `{{first_name}}`: Meta's placeholders (no spaces, no dots).
 static META_PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}").expect("placeholder regex is valid")
@@ -436,39 +438,11 @@ impl TemplateSpec {
     }
 }
 
-/// The kind of media a header carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum MediaKind {
-    Image,
-    Video,
-    Document,
-}
-
-impl MediaKind {
-    /// Meta's parameter type (`image`, `video`, `document`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MediaKind::Image => "image",
-            MediaKind::Video => "video",
-            MediaKind::Document => "document",
-        }
-    }
-}
-
-/// The header parameter of one message: text, or media by link or by an uploaded media id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The header parameter of one message: text, or media by link, uploaded id or file.
+#[derive(Debug, Clone, PartialEq)]
 pub enum HeaderParam {
     Text(String),
-    Media {
-        kind: MediaKind,
-        source: MediaSource,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MediaSource {
-    Link(String),
-    Id(String),
+    Media(MediaRef),
 }
 
 /// A button's parameter in one message, by the button's index in the template.
@@ -482,7 +456,7 @@ pub enum ButtonParam {
 
 /// What a template message carries besides its positional body parameters. The default is a
 /// declared template's message: body parameters only.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct TemplateParts {
     /// For a NAMED template, the name of each body parameter (same order); empty otherwise.
     pub names: Vec<String>,

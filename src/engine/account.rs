@@ -176,14 +176,20 @@ impl Engine {
                 ));
             }
         }
-        spec.header_media()?;
-        let kind = spec.header.as_ref().map_or("media", |h| h.kind.as_str());
-        // The campaign's media (`/campaign media`) fills such a header; a campaign without
-        // media cannot send it.
-        Some(format!(
-            "the {kind} header of template {} ({}) needs media, and campaign {} has none",
-            template.name, template.lang, campaign.id
-        ))
+        // The campaign's media (`/campaign media`) fills a media header; a campaign without
+        // media, or with media the header cannot take, cannot send the template.
+        match (&campaign.media, spec.header_media()) {
+            (Some(media), _) => super::media::media_misfit(campaign, Some(template), media),
+            (None, Some(_)) => {
+                let kind = spec.header.as_ref().map_or("media", |h| h.kind.as_str());
+                Some(format!(
+                    "the {kind} header of template {} ({}) needs media, and campaign {} has \
+                     none: /campaign media {} <https-url>, or attach the file",
+                    template.name, template.lang, campaign.id, campaign.id
+                ))
+            }
+            (None, None) => None,
+        }
     }
 
     /// Refuses to start or resume a campaign whose template cannot be sent now (not approved

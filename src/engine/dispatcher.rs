@@ -17,7 +17,7 @@ use super::pacing::Pacer;
 use super::render::Rendered;
 use super::rules;
 use super::{Engine, Result};
-use crate::channels::{Audience, Channel, ErrorClass, Outbound, SendError};
+use crate::channels::{Audience, Channel, ErrorClass, MediaRef, Outbound, SendError};
 use crate::config::Tier;
 use crate::domain::actions::RecipientEvent;
 use crate::domain::SkipReason;
@@ -225,29 +225,40 @@ impl Engine {
         }
     }
 
-    /// The template a campaign sends, or `Err` once the campaign was paused for lacking it.
-    async fn campaign_template(
+    /// What a campaign sends besides its texts (its template, its media), or `Err` once the
+    /// campaign was paused for lacking it.
+    async fn campaign_content(
         &self,
         campaign: &Campaign,
-    ) -> Result<std::result::Result<Option<Template>, ()>> {
-        let Some(t) = &campaign.template else {
-            return Ok(Ok(None));
-        };
-        match self.store.template(&t.name, &t.lang).await? {
-            Some(template) => match self.template_problem(campaign, &template) {
-                None => Ok(Ok(Some(template))),
-                Some(why) => {
-                    self.pause(campaign.id, PauseBy::Engine { why: &why })
-                        .await?;
-                    Ok(Err(()))
+    ) -> Result<std::result::Result<Content, ()>> {
+        let template = match &campaign.template {
+            None => None,
+            Some(t) => match self.store.template(&t.name, &t.lang).await? {
+                Some(template) => match self.template_problem(campaign, &template) {
+                    None => Some(template),
+                    Some(why) => {
+                        self.pause(campaign.id, PauseBy::Engine { why: &why })
+                            .await?;
+                        return Ok(Err(()));
+                    }
+                },
+                None => {
+                    let why = "132001 template missing: add it with /template add";
+                    self.pause(campaign.id, PauseBy::Engine { why }).await?;
+                    return Ok(Err(()));
                 }
             },
-            None => {
-                let why = "132001 template missing: add it with /template add";
-                self.pause(campaign.id, PauseBy::Engine { why }).await?;
-                Ok(Err(()))
+        };
+        let media = match self.campaign_media(campaign).await? {
+            None => None,
+            Some(Ok(media)) => Some(media),
+            Some(Err(why)) => {
+                self.pause(campaign.id, PauseBy::Engine { why: &why })
+                    .await?;
+                return Ok(Err(()));
             }
-        }
+        };
+        Ok(Ok(Content { template, media }))
     }
 
     /// A paced window: applies the rules to the claimed rows, records the skips and holds, and
@@ -258,7 +269,7 @@ impl Engine {
         pacer: &Arc<Pacer>,
         claimed: Vec<Claimed>,
     ) -> Result<DispatchOutcome> {
-        let Ok(template) = self.campaign_template(campaign).await? else {
+        let Ok(content) = self.campaign_content(campaign).await? else {
             let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
             self.store.release(&ids).await?;
             return Ok(DispatchOutcome::default());
@@ -268,7 +279,7 @@ impl Engine {
         let mut ready = Vec::new();
         let mut not_sent = Vec::new();
         for r in claimed {
-            match self.prepare(campaign, template.as_ref(), &r, now).await? {
+            match self.prepare(campaign, &content, &r, now).await? {
                 Ok(p) => ready.push(p),
                 Err(outcome) => {
                     out.add(outcome_counts(&outcome));
@@ -295,10 +306,10 @@ impl Engine {
         pacer: &Arc<Pacer>,
         leases: &std::sync::Mutex<HashSet<i64>>,
     ) -> Result<DispatchOutcome> {
-        let Ok(template) = self.campaign_template(campaign).await? else {
+        let Ok(content) = self.campaign_content(campaign).await? else {
             return Ok(DispatchOutcome::default());
         };
-        let template = template.as_ref();
+        let content = &content;
         let started = std::time::Instant::now();
         let feed = |stages: Stages| async move {
             let more = std::sync::atomic::AtomicBool::new(true);
@@ -308,7 +319,7 @@ impl Engine {
             let claims = futures::stream::poll_fn(|_| {
                 std::task::Poll::Ready(more.load(Relaxed).then_some(()))
             })
-            .map(|()| self.claim_chunk(campaign, template, &stages.ahead, leases))
+            .map(|()| self.claim_chunk(campaign, content, &stages.ahead, leases))
             .buffered(2);
             futures::pin_mut!(claims);
             // Every claim started is worked to the end, even after another one failed: its rows
@@ -348,7 +359,7 @@ impl Engine {
     async fn claim_chunk(
         &self,
         campaign: &Campaign,
-        template: Option<&Template>,
+        content: &Content,
         ahead: &tokio::sync::Semaphore,
         leases: &std::sync::Mutex<HashSet<i64>>,
     ) -> Result<Chunk> {
@@ -369,7 +380,7 @@ impl Engine {
         let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
         lock(leases).extend(claimed.first().map(|c| c.lease));
         for r in claimed {
-            let prepared = match self.prepare(campaign, template, &r, now).await {
+            let prepared = match self.prepare(campaign, content, &r, now).await {
                 Ok(prepared) => prepared,
                 Err(error) => {
                     // Nothing of this chunk left: it all goes back to the queue rather than
@@ -407,15 +418,16 @@ impl Engine {
     async fn prepare(
         &self,
         campaign: &Campaign,
-        template: Option<&Template>,
+        content: &Content,
         r: &Claimed,
         now: DateTime<Utc>,
     ) -> Result<std::result::Result<Prepared, Outcome>> {
         let channel = self.channels.for_address(&r.contact.address);
         let (rendered, outside_window) = match eligibility::verdict(
             campaign,
-            template,
+            content.template.as_ref(),
             &r.contact,
+            content.media.as_ref(),
             channel.as_ref().map(|c| c.kind()),
             now,
         ) {
@@ -814,6 +826,12 @@ impl Engine {
 }
 
 /// What one outcome adds to a step's counts.
+/// A campaign's template and media, read once per step for all its messages.
+struct Content {
+    template: Option<Template>,
+    media: Option<MediaRef>,
+}
+
 fn outcome_counts(outcome: &Outcome) -> DispatchOutcome {
     let mut counts = DispatchOutcome::default();
     match outcome {

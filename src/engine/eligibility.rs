@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::render::{render_for, RenderError, Rendered};
 use super::rules::{self, Decision, MessageKind};
-use crate::channels::ChannelKind;
+use crate::channels::{ChannelKind, MediaRef};
 use crate::domain::SkipReason;
 use crate::store::{Campaign, CampaignKind, Contact, Template};
 
@@ -31,6 +31,7 @@ pub fn verdict(
     campaign: &Campaign,
     template: Option<&Template>,
     contact: &Contact,
+    media: Option<&MediaRef>,
     channel: Option<ChannelKind>,
     now: DateTime<Utc>,
 ) -> Verdict {
@@ -58,7 +59,7 @@ pub fn verdict(
     if whatsapp_only && channel == ChannelKind::Telegram {
         return skip(SkipReason::ChannelUnsupported);
     }
-    match render_for(campaign, template, contact) {
+    match render_for(campaign, template, contact, media) {
         Ok(rendered) => Verdict::Send {
             rendered,
             outside_window,

@@ -12,6 +12,7 @@ mod failures;
 pub mod files;
 pub mod inbound;
 pub mod lifecycle;
+pub mod media;
 pub mod pacing;
 pub mod render;
 pub mod retention;
@@ -83,6 +84,7 @@ pub struct Engine {
     triggers: Mutex<crate::domain::trigger::CompiledTriggers>,
     /// Each admin's last attached file, kept for their next command that takes one.
     kept_files: files::KeptFiles,
+    media_files: media::MediaFiles,
     /// The Business account's template list, when `WHATSAPP_BUSINESS_ACCOUNT_ID` is set (wired
     /// by the application, like the admin desk).
     catalog: std::sync::OnceLock<Arc<dyn crate::channels::TemplateCatalog>>,
@@ -119,6 +121,7 @@ impl Engine {
             metrics: Arc::new(crate::metrics::Metrics::new()),
             triggers: Mutex::default(),
             kept_files: files::KeptFiles::default(),
+            media_files: media::MediaFiles::default(),
             catalog: std::sync::OnceLock::new(),
             sync_lock: tokio::sync::Mutex::new(()),
             next_sync: Mutex::new(None),

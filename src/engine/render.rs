@@ -3,6 +3,7 @@
 
 use crate::channels::OutboundBody;
 use crate::domain::content::{self, ContactFields, MissingVars};
+use crate::domain::media::MediaRef;
 use crate::domain::template::{
     ButtonKind, ButtonParam, HeaderParam, ParameterFormat, TemplateParts,
 };
@@ -19,10 +20,15 @@ pub struct Rendered {
 
 /// Renders a campaign's content for one contact: the deterministic variant of free text, or the
 /// template with its parameters filled. A missing variable is an error, never a blank.
+///
+/// `media` is the campaign's media as the channel gets it (loaded once per campaign by the
+/// caller): a text campaign's text becomes its caption (or the text under it, with reply
+/// buttons), a synced template whose header is IMAGE, VIDEO or DOCUMENT takes it there.
 pub fn render_for(
     campaign: &Campaign,
     template: Option<&Template>,
     contact: &Contact,
+    media: Option<&MediaRef>,
 ) -> std::result::Result<Rendered, RenderError> {
     let fields = ContactFields {
         name: contact.name.as_deref(),
@@ -31,7 +37,7 @@ pub fn render_for(
         attrs: &contact.attrs,
     };
     match (&campaign.template, template) {
-        (Some(tref), Some(t)) if t.spec.is_some() => synced(tref, t, &fields),
+        (Some(tref), Some(t)) if t.spec.is_some() => synced(tref, t, &fields, media),
         (Some(tref), Some(t)) => {
             let mut params = Vec::with_capacity(tref.params.len());
             let mut missing = Vec::new();
@@ -71,12 +77,17 @@ pub fn render_for(
             let text = content::render(texts[variant], &fields)
                 .map_err(|MissingVars(m)| RenderError::Missing(m))?;
             // Buttons or a menu ride with the text; they are free form like it (same window).
-            let body = match &campaign.choices {
-                Some(choices) => OutboundBody::Interactive {
+            let body = match (&campaign.choices, media) {
+                (Some(choices), media) => OutboundBody::Interactive {
                     text,
                     choices: choices.clone(),
+                    header: media.cloned(),
                 },
-                None => OutboundBody::Text(text),
+                (None, Some(media)) => OutboundBody::Media {
+                    media: media.clone(),
+                    caption: text,
+                },
+                (None, None) => OutboundBody::Text(text),
             };
             Ok(Rendered {
                 body,
@@ -94,6 +105,7 @@ fn synced(
     tref: &TemplateRef,
     t: &Template,
     fields: &ContactFields,
+    media: Option<&MediaRef>,
 ) -> std::result::Result<Rendered, RenderError> {
     let Some(spec) = t.spec.as_ref() else {
         return Err(RenderError::NoTemplate(format!(
@@ -142,7 +154,12 @@ fn synced(
             ParameterFormat::Named => tref.names.clone(),
             ParameterFormat::Positional => Vec::new(),
         },
-        header: header.map(HeaderParam::Text),
+        // A media header takes the campaign's media (`template_problem` stops a campaign
+        // whose media is missing or of another kind before it sends).
+        header: match (spec.header_media(), media) {
+            (Some(_), Some(media)) => Some(HeaderParam::Media(media.clone())),
+            _ => header.map(HeaderParam::Text),
+        },
         header_name: match spec.format {
             ParameterFormat::Named => spec.header_param(),
             ParameterFormat::Positional => None,

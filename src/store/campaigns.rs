@@ -11,12 +11,13 @@ use super::{
 use crate::clock::{from_ms, to_ms};
 use crate::domain::audience::AudienceExpr;
 use crate::domain::interactive::Choices;
+use crate::domain::media::{CampaignMedia, MediaFile};
 use crate::domain::template::{TemplateSpec, TemplateStatus};
 
 const CAMPAIGN_COLUMNS: &str = "id, title, kind, status, owner, audience, text, variants, \
     template_name, template_lang, template_params, template_names, template_header, template_url, rate, delay_min_ms, delay_max_ms, batch_size, \
     batch_pause_ms, scheduled_at, status_reason, created_at, started_at, finished_at, repeat_rule, \
-    parent_id, run_no, step_delay_ms, stop_on_reply, choices";
+    parent_id, run_no, step_delay_ms, stop_on_reply, choices, media";
 
 fn json_list(row: &AnyRow, col: &str) -> Result<Vec<String>> {
     let raw: String = row.try_get(col)?;
@@ -70,6 +71,10 @@ fn campaign_from_row(row: &AnyRow) -> Result<Campaign> {
         stop_on_reply: row.try_get::<i64, _>("stop_on_reply")? != 0,
         choices: match row.try_get::<Option<String>, _>("choices")? {
             Some(stored) => Some(Choices::from_stored(&stored).map_err(StoreError::Invalid)?),
+            None => None,
+        },
+        media: match row.try_get::<Option<String>, _>("media")? {
+            Some(stored) => Some(CampaignMedia::from_stored(&stored).map_err(StoreError::Invalid)?),
             None => None,
         },
     })
@@ -253,6 +258,46 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Sets (or with `None` removes) a campaign's media; an attached file's bytes are stored
+    /// with it, in one transaction (once per distinct file: they are keyed by their SHA-256).
+    pub async fn set_media(
+        &self,
+        id: i64,
+        media: Option<&CampaignMedia>,
+        file: Option<&MediaFile>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin_with(self.begin_write()).await?;
+        if let Some(file) = file {
+            sqlx::query(
+                "INSERT INTO media_files (sha256, bytes, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(&file.sha256)
+            .bind(file.bytes.to_vec())
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE campaigns SET media = $1 WHERE id = $2")
+            .bind(media.map(CampaignMedia::to_stored))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The bytes of an attached media file, by its SHA-256.
+    pub async fn media_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT bytes FROM media_files WHERE sha256 = $1")
+                .bind(sha256)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn set_template(&self, id: i64, template: &TemplateRef) -> Result<()> {
@@ -493,11 +538,11 @@ impl Store {
             "INSERT INTO campaigns (title, kind, status, owner, audience, text, variants, \
              template_name, template_lang, template_params, template_names, template_header, \
              template_url, rate, delay_min_ms, delay_max_ms, \
-             batch_size, batch_pause_ms, scheduled_at, created_at, parent_id, run_no, choices) \
+             batch_size, batch_pause_ms, scheduled_at, created_at, parent_id, run_no, choices, media) \
              SELECT title || $1, 'one_time', 'scheduled', owner, audience, text, variants, \
              template_name, template_lang, template_params, template_names, template_header, \
              template_url, rate, delay_min_ms, delay_max_ms, \
-             batch_size, batch_pause_ms, $2, $2, id, $3, choices FROM campaigns WHERE id = $4 \
+             batch_size, batch_pause_ms, $2, $2, id, $3, choices, media FROM campaigns WHERE id = $4 \
              RETURNING id",
         )
         .bind(format!(" #{run_no}"))

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::consent::{ConsentChange, ConsentSource};
 use crate::domain::interactive::Choices;
+use crate::domain::media::CampaignMedia;
 use crate::domain::template::{TemplateSpec, TemplateStatus};
 use crate::domain::{Address, AttrKey, Label, Lang, RecipientStatus};
 
@@ -239,6 +240,9 @@ pub struct Campaign {
     pub stop_on_reply: bool,
     /// Reply buttons or a list menu under a text campaign's message.
     pub choices: Option<Choices>,
+    /// The image, video or document it sends: a text campaign's caption rides on it, a
+    /// template's IMAGE/VIDEO/DOCUMENT header takes it.
+    pub media: Option<CampaignMedia>,
 }
 
 impl Campaign {

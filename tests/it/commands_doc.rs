@@ -43,7 +43,7 @@ command_kinds!(
     Template(TemplateCommand) { Add, List, Sync },
     Campaign(CampaignCommand) {
         New, Audience, Text, Variant, Template, Pace, Schedule, Repeat, Preview, Test, Send,
-        Pause, Resume, Cancel, List, Show, Report, Retry, Choices,
+        Pause, Resume, Cancel, List, Show, Report, Retry, Choices, Media,
     },
     Trigger(TriggerCommand) { Add, List, Remove },
     Drip(DripCommand) { New, Step, Enroll, StopOnReply, Show },

@@ -41,10 +41,11 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::files::LimitedBody;
+use super::files::{LimitedBody, Uploaded, Uploads};
 use super::{
     Audience, Channel, ChannelEvent, ChannelKind, ErrorClass, EventSink, FetchError, FetchLimits,
-    FileKind, FileRef, Outbound, OutboundBody, OutboundFile, SendError, Sent,
+    FileKind, FileRef, MediaKind, MediaRef, MediaSource, Outbound, OutboundBody, OutboundFile,
+    SendError, Sent,
 };
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
@@ -60,6 +61,9 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 /// Bot API: a message is at most 4096 characters. Admin answers (reports, /help) can be longer
 /// and are split; a little headroom covers characters that count double in UTF-16.
 const MAX_TEXT: usize = 4000;
+/// The Bot API takes a caption of at most 1,024 characters; a longer text (a template's body
+/// under its image) follows the media as its own message.
+const MAX_CAPTION: usize = 1024;
 /// Bot API: callback data is 1-64 bytes.
 const MAX_CALLBACK_DATA: usize = crate::domain::interactive::MAX_TAP_DATA_BYTES;
 /// Progress messages remembered (one per campaign); the oldest is forgotten beyond this.
@@ -104,6 +108,8 @@ pub struct TelegramChannel {
     /// The bot's @username (from `getMe`), to tell `/cmd@us` from `/cmd@another_bot`.
     username: OnceLock<String>,
     progress: Mutex<ProgressMessages>,
+    /// Campaign files already sent once, by their `file_id`, so each is uploaded once.
+    uploads: Uploads,
     /// Admins whose command menu Telegram accepted; an admin who had not started the bot when
     /// herald started gets theirs when they first write.
     menus_set: Mutex<HashSet<i64>>,
@@ -210,6 +216,7 @@ impl TelegramChannel {
             admins,
             username: OnceLock::new(),
             progress: Mutex::new(ProgressMessages::default()),
+            uploads: Uploads::default(),
             menus_set: Mutex::new(HashSet::new()),
             admin_menu: OnceLock::new(),
         })))
@@ -501,6 +508,85 @@ impl TelegramChannel {
         }
     }
 
+    /// `sendPhoto`, `sendVideo` or `sendDocument` with the text as caption and the keyboard
+    /// under it. A link is handed to Telegram to fetch; a campaign's file is uploaded by its
+    /// first message (the others wait meanwhile) and shown by the `file_id` Telegram answered
+    /// after that. A text too long for a caption follows as its own message, with the keyboard.
+    async fn send_media(
+        &self,
+        chat: i64,
+        media: &MediaRef,
+        text: &str,
+        keyboard: Option<InlineKeyboardMarkup>,
+    ) -> Result<MessageId, SendError> {
+        let fits = text.chars().count() <= MAX_CAPTION;
+        let caption = (fits && !text.trim().is_empty()).then(|| text.to_string());
+        let (media_keyboard, after) = if fits {
+            (keyboard, None)
+        } else {
+            (None, Some(keyboard))
+        };
+        let mut slot = None;
+        let input = match &media.source {
+            MediaSource::Link(link) => InputFile::url(link.parse().map_err(|_| {
+                SendError::new(
+                    ErrorClass::PauseCampaign,
+                    "invalid_media",
+                    format!("the campaign's media link {link:?} is not a URL"),
+                )
+            })?),
+            MediaSource::Id(id) => InputFile::file_id(FileId(id.clone())),
+            MediaSource::File(file) => {
+                let held = self.uploads.slot(&file.sha256).await;
+                match held.as_ref() {
+                    Some(up) => InputFile::file_id(FileId(up.id.clone())),
+                    None => {
+                        slot = Some(held);
+                        InputFile::memory(file.bytes.to_vec()).file_name(file.name.clone())
+                    }
+                }
+            }
+        };
+        // An upload takes longer than a text: it goes through the client that waits for files.
+        let bot = if slot.is_some() {
+            &self.file_bot
+        } else {
+            &self.bot
+        };
+        self.limiter.wait(chat).await;
+        let sent = match media.kind {
+            MediaKind::Image => {
+                let mut request = bot.send_photo(ChatId(chat), input);
+                request.caption = caption;
+                request.reply_markup = media_keyboard.map(Into::into);
+                request.send().await
+            }
+            MediaKind::Video => {
+                let mut request = bot.send_video(ChatId(chat), input);
+                request.caption = caption;
+                request.reply_markup = media_keyboard.map(Into::into);
+                request.send().await
+            }
+            MediaKind::Document => {
+                let mut request = bot.send_document(ChatId(chat), input);
+                request.caption = caption;
+                request.reply_markup = media_keyboard.map(Into::into);
+                request.send().await
+            }
+        };
+        let message = sent.map_err(|e| self.failed(chat, &e))?;
+        if let Some(mut slot) = slot {
+            *slot = file_id_of(&message).map(|id| Uploaded {
+                id,
+                at: std::time::Instant::now(),
+            });
+        }
+        match after {
+            Some(keyboard) => self.send_text(chat, text, keyboard).await,
+            None => Ok(message.id),
+        }
+    }
+
     /// `getFile`, then the file route, counting the bytes as they come.
     #[tracing::instrument(skip_all, fields(file_id = %file.id))]
     async fn download(&self, file: &FileRef, limits: FetchLimits) -> Result<Vec<u8>, FetchError> {
@@ -591,10 +677,17 @@ impl Channel for TelegramChannel {
             OutboundBody::Template {
                 rendered, buttons, ..
             } => (rendered.as_str(), inline_keyboard(buttons)),
-            OutboundBody::Interactive { text, choices } => {
+            OutboundBody::Interactive { text, choices, .. } => {
                 (text.as_str(), inline_keyboard(choices.titles()))
             }
+            OutboundBody::Media { caption, .. } => (caption.as_str(), None),
         };
+        if let Some(media) = msg.body.media() {
+            let id = self.send_media(chat, media, text, keyboard).await?;
+            return Ok(Sent {
+                provider_id: Some(format!("tg:{chat}:{}", id.0)),
+            });
+        }
         if text.trim().is_empty() {
             return Err(SendError::new(
                 ErrorClass::Permanent,
@@ -703,6 +796,18 @@ impl Channel for TelegramChannel {
             Err(e) => Err(self.failed(chat, &e)),
         }
     }
+}
+
+/// The `file_id` Telegram gave the photo (its largest size), video or document of a message
+/// herald sent, to show the same file again without uploading it.
+fn file_id_of(message: &teloxide::types::Message) -> Option<String> {
+    if let Some(sizes) = message.photo() {
+        return sizes.last().map(|p| p.file.id.0.clone());
+    }
+    if let Some(video) = message.video() {
+        return Some(video.file.id.0.clone());
+    }
+    message.document().map(|d| d.file.id.0.clone())
 }
 
 fn chat_of(address: &str) -> Result<i64, SendError> {

@@ -15,10 +15,12 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use crate::channels::files::LimitedBody;
+use crate::channels::files::{self, Uploads};
 use crate::channels::{
     Channel, ChannelKind, ErrorClass, FetchError, FetchLimits, FileKind, FileRef, Outbound,
     OutboundBody, OutboundFile, SendError, Sent,
 };
+use crate::domain::media::{MediaFile, MediaKind, MediaRef};
 use crate::domain::template::{ButtonParam, HeaderParam, MediaSource, TemplateParts};
 
 use super::{errors, recipient_digits};
@@ -41,6 +43,8 @@ pub const MAX_REPLY_BUTTONS: usize = 3;
 const MAX_BUTTON_TITLE_CHARS: usize = 20;
 const MAX_BUTTON_ID_CHARS: usize = 256;
 const MAX_INTERACTIVE_BODY_CHARS: usize = 1024;
+/// WhatsApp keeps an uploaded media id for 30 days; a file older than this goes up again.
+const MEDIA_ID_LIFETIME: Duration = Duration::from_secs(29 * 24 * 3600);
 
 /// Where and as whom to send.
 #[derive(Clone)]
@@ -110,6 +114,8 @@ pub struct WhatsAppClient {
     authorization: reqwest::header::HeaderValue,
     pacer: Pacer,
     progress_interval: Option<Duration>,
+    /// Campaign files already uploaded, so each goes up once.
+    uploads: Uploads,
 }
 
 impl fmt::Debug for WhatsAppClient {
@@ -158,6 +164,7 @@ impl WhatsAppClient {
             authorization,
             pacer: Pacer::new(config.max_per_second),
             progress_interval: config.progress_interval,
+            uploads: Uploads::default(),
         })
     }
 
@@ -267,20 +274,20 @@ impl WhatsAppClient {
 
     /// `POST {api_url}/{phone_number_id}/media` (multipart: the file, its type, and
     /// `messaging_product=whatsapp`); answers the media id a message can show.
-    async fn upload(&self, file: &OutboundFile) -> Result<String, SendError> {
-        let part = reqwest::multipart::Part::bytes(file.bytes.clone())
-            .file_name(file.name.clone())
-            .mime_str(&file.mime)
+    async fn upload(&self, name: &str, mime: &str, bytes: Vec<u8>) -> Result<String, SendError> {
+        let part = reqwest::multipart::Part::bytes(bytes)
+            .file_name(name.to_string())
+            .mime_str(mime)
             .map_err(|_| {
                 SendError::new(
                     ErrorClass::Permanent,
                     "invalid_file",
-                    format!("{:?} is not a MIME type", file.mime),
+                    format!("{mime:?} is not a MIME type"),
                 )
             })?;
         let form = reqwest::multipart::Form::new()
             .text("messaging_product", "whatsapp")
-            .text("type", file.mime.clone())
+            .text("type", mime.to_string())
             .part("file", part);
         let response = self
             .http
@@ -308,6 +315,40 @@ impl WhatsAppClient {
                     "WhatsApp took the file but answered no media id",
                 )
             })
+    }
+
+    /// The media id of a campaign's file: uploaded by the first message that shows it (the
+    /// others wait for it), then reused until WhatsApp would have forgotten it. A file Meta
+    /// refuses fails every message that would show it, so it pauses the campaign.
+    async fn media_id(&self, file: &MediaFile) -> Result<String, SendError> {
+        let mut slot = self.uploads.slot(&file.sha256).await;
+        if let Some(up) = slot
+            .as_ref()
+            .filter(|up| up.at.elapsed() < MEDIA_ID_LIFETIME)
+        {
+            return Ok(up.id.clone());
+        }
+        let id = match self
+            .upload(&file.name, &file.mime, file.bytes.to_vec())
+            .await
+        {
+            Ok(id) => id,
+            Err(mut e) => {
+                if matches!(
+                    e.class,
+                    ErrorClass::Permanent | ErrorClass::Unreachable | ErrorClass::MarketingStopped
+                ) {
+                    e.class = ErrorClass::PauseCampaign;
+                    e.reason = format!("WhatsApp refused the campaign's media ({})", e.reason);
+                }
+                return Err(e);
+            }
+        };
+        *slot = Some(files::Uploaded {
+            id: id.clone(),
+            at: std::time::Instant::now(),
+        });
+        Ok(id)
     }
 
     async fn post(&self, body: &Value) -> Result<Sent, SendError> {
@@ -375,6 +416,12 @@ impl Channel for WhatsAppClient {
                 return Ok(last);
             }
         }
+        // A campaign's attached file goes up once; the message shows it by its media id.
+        if let Some(MediaSource::File(file)) = msg.body.media().map(|m| &m.source) {
+            let id = self.media_id(file).await?;
+            let shown = msg.with_media_source(MediaSource::Id(id));
+            return self.post(&request_body(&to, &shown)).await;
+        }
         self.post(&request_body(&to, msg)).await
     }
 
@@ -402,7 +449,9 @@ impl Channel for WhatsAppClient {
             return Err(invalid_address(to));
         };
         tracing::Span::current().record("to", digits.as_str());
-        let media_id = self.upload(file).await?;
+        let media_id = self
+            .upload(&file.name, &file.mime, file.bytes.clone())
+            .await?;
         self.post(&file_message_body(&digits, file, &media_id))
             .await
     }
@@ -610,9 +659,18 @@ pub fn request_body(to: &str, msg: &Outbound) -> Value {
             body["type"] = json!("template");
             body["template"] = template;
         }
-        OutboundBody::Interactive { text, choices } => {
+        OutboundBody::Interactive {
+            text,
+            choices,
+            header,
+        } => {
             body["type"] = json!("interactive");
-            body["interactive"] = interactive(text, choices);
+            body["interactive"] = interactive(text, choices, header.as_ref());
+        }
+        OutboundBody::Media { media, caption } => {
+            let kind = media.kind.as_str();
+            body["type"] = json!(kind);
+            body[kind] = media_object(media, Some(caption));
         }
     }
     if let Some(callback) = &msg.callback {
@@ -626,18 +684,24 @@ pub fn request_body(to: &str, msg: &Outbound) -> Value {
 /// A reply-buttons or list message. Each button's or row's id is its title, so a tap comes back
 /// as that title (and a `STOP` button opts out like typed `STOP`); `/campaign buttons` and
 /// `/campaign menu` checked Meta's limits when they were typed.
-fn interactive(text: &str, choices: &Choices) -> Value {
+fn interactive(text: &str, choices: &Choices, header: Option<&MediaRef>) -> Value {
     match choices {
         Choices::Buttons(titles) => {
             let buttons: Vec<Value> = titles
                 .iter()
                 .map(|t| json!({"type": "reply", "reply": {"id": t, "title": t}}))
                 .collect();
-            json!({
+            let mut message = json!({
                 "type": "button",
                 "body": {"text": text},
                 "action": {"buttons": buttons}
-            })
+            });
+            // Reply-button messages may show an image, video or document above the text.
+            if let Some(media) = header {
+                let kind = media.kind.as_str();
+                message["header"] = json!({"type": kind, kind: media_object(media, None)});
+            }
+            message
         }
         Choices::Menu { button, rows } => {
             let rows: Vec<Value> = rows.iter().map(|t| json!({"id": t, "title": t})).collect();
@@ -672,6 +736,26 @@ fn interactive(text: &str, choices: &Choices) -> Value {
     }
 }
 
+/// The `image`/`video`/`document` object of a message or header: the media by link or by
+/// uploaded id, a document's file name, and the caption when there is one.
+fn media_object(media: &MediaRef, caption: Option<&str>) -> Value {
+    let mut object = match &media.source {
+        MediaSource::Link(link) => json!({"link": link}),
+        MediaSource::Id(id) => json!({"id": id}),
+        // `send` uploads a file and shows it by id before a body is built.
+        MediaSource::File(file) => json!({"id": file.sha256}),
+    };
+    if media.kind == MediaKind::Document {
+        if let Some(name) = media.file_name() {
+            object["filename"] = json!(name);
+        }
+    }
+    if let Some(caption) = caption.filter(|c| !c.trim().is_empty()) {
+        object["caption"] = json!(caption);
+    }
+    object
+}
+
 /// A product list section's title: the header, cut to Meta's 24 characters.
 fn section_title(header: &str) -> String {
     header.chars().take(24).collect()
@@ -689,12 +773,9 @@ fn template_components(params: &[String], buttons: &[String], parts: &TemplatePa
                 Some(name) => json!({"type": "text", "parameter_name": name, "text": text}),
                 None => json!({"type": "text", "text": text}),
             },
-            HeaderParam::Media { kind, source } => {
-                let media = match source {
-                    MediaSource::Link(link) => json!({"link": link}),
-                    MediaSource::Id(id) => json!({"id": id}),
-                };
-                json!({"type": kind.as_str(), kind.as_str(): media})
+            HeaderParam::Media(media) => {
+                let kind = media.kind.as_str();
+                json!({"type": kind, kind: media_object(media, None)})
             }
         };
         components.push(json!({"type": "header", "parameters": [parameter]}));
