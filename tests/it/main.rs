@@ -17,6 +17,7 @@ mod drips;
 mod fuzz;
 mod hardening;
 mod interactive;
+mod media;
 mod one_spelling;
 mod one_spelling_migration;
 mod operator_metrics;

@@ -743,3 +743,4 @@ async fn herald_run_with_only_a_telegram_token_answers_start() {
 }
 
 mod interactive;
+mod media;

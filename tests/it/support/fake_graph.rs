@@ -107,6 +107,8 @@ struct Script {
     downloads: Vec<String>,
     /// Files herald uploaded, in order.
     uploads: Vec<Upload>,
+    /// Answers for the next uploads only (messages are not affected).
+    upload_failures: VecDeque<Reply>,
     /// The Business account's templates, as Meta describes each.
     templates: Vec<Value>,
     /// Templates per page at most (Meta's `limit` may ask for fewer).
@@ -376,6 +378,19 @@ impl FakeGraph {
     /// Media ids whose bytes herald downloaded (or started to), in order.
     pub fn media_downloads(&self) -> Vec<String> {
         self.shared.script().downloads.clone()
+    }
+
+    /// The next `n` uploads are answered `status` with `body` (messages are not affected).
+    pub fn fail_uploads(&self, n: usize, status: u16, body: impl Into<String>) {
+        let body = body.into();
+        let mut script = self.shared.script();
+        for _ in 0..n {
+            script.upload_failures.push_back(Reply {
+                status,
+                body: body.clone(),
+                retry_after: None,
+            });
+        }
     }
 
     /// Every upload herald made, in order.
@@ -697,6 +712,9 @@ fn take_upload(
     let mut script = shared.script();
     if let Some(refused) = token_refused(&script, headers) {
         return json_reply(refused);
+    }
+    if let Some(reply) = script.upload_failures.pop_front() {
+        return json_reply(reply);
     }
     if let Some(reply) = script.next.pop_front() {
         return json_reply(reply);

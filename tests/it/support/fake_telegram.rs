@@ -26,7 +26,7 @@
 //! let sent = fake.files_to(42);                        // what the bot sent, bytes and all
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -101,6 +101,8 @@ struct Script {
     messages: HashMap<(i64, i64), String>,
     /// Files users can send, by file_id.
     files: HashMap<String, TgFile>,
+    /// file_ids of the files the bot sent, which it may send again by id.
+    sent_files: HashSet<String>,
     /// file_ids whose bytes herald downloaded (or asked for), in order.
     downloads: Vec<String>,
 }
@@ -390,7 +392,7 @@ impl FakeTelegram {
         self.calls()
             .into_iter()
             .filter(|c| c.ok() && c.chat_id() == Some(chat))
-            .filter(|c| c.method == "sendDocument" || c.method == "sendPhoto")
+            .filter(|c| ["sendDocument", "sendPhoto", "sendVideo"].contains(&c.method.as_str()))
             .filter_map(|c| Some((c.method.clone(), c.files.first()?.clone())))
             .collect()
     }
@@ -546,6 +548,7 @@ const KNOWN_METHODS: &[&str] = &[
     "getFile",
     "sendDocument",
     "sendPhoto",
+    "sendVideo",
 ];
 
 fn int(v: &Value) -> Option<i64> {
@@ -822,46 +825,75 @@ fn respond(s: &mut Script, method: &str, p: &Value, files: &[Part]) -> (u16, Val
                 })),
             }
         }
-        "sendDocument" | "sendPhoto" => {
+        "sendDocument" | "sendPhoto" | "sendVideo" => {
             let Some(chat) = chat else {
                 return bad("chat_id is empty");
             };
-            let field = if method == "sendDocument" {
-                "document"
-            } else {
-                "photo"
+            let field = match method {
+                "sendDocument" => "document",
+                "sendPhoto" => "photo",
+                _ => "video",
             };
             // The file is the part named like the field, or the part the field names as
-            // `attach://<name>` (teloxide's way).
-            let attached = p[field].as_str().and_then(|v| v.strip_prefix("attach://"));
-            let Some(file) = files
+            // `attach://<name>` (teloxide's way); or the field is a file_id the bot got before,
+            // or an HTTP URL for Telegram to fetch.
+            let named = p[field].as_str().unwrap_or("");
+            let attached = named.strip_prefix("attach://");
+            let file = files
                 .iter()
-                .find(|f| f.name == field || Some(f.name.as_str()) == attached)
-            else {
-                return bad(&format!("there is no {field} in the request"));
+                .find(|f| f.name == field || Some(f.name.as_str()) == attached);
+            let (size, filename) = match file {
+                Some(file) => (file.data.len(), file.filename.clone()),
+                None if named.starts_with("https://") || named.starts_with("http://") => {
+                    (1000, None)
+                }
+                None if s.sent_files.contains(named) || s.files.contains_key(named) => (1000, None),
+                None if named.is_empty() => {
+                    return bad(&format!("there is no {field} in the request"))
+                }
+                None => return bad("wrong file identifier/HTTP URL specified"),
             };
+            if p["caption"]
+                .as_str()
+                .is_some_and(|c| c.encode_utf16().count() > 1024)
+            {
+                return bad("message caption is too long");
+            }
             s.next_message_id += 1;
             let message_id = s.next_message_id;
-            let size = file.data.len();
+            let file_id = format!("sent-{message_id}");
+            s.sent_files.insert(file_id.clone());
             let mut message = json!({
                 "message_id": message_id,
                 "from": bot_user(),
                 "chat": {"id": chat, "type": "private", "first_name": "Admin"},
                 "date": Utc::now().timestamp(),
             });
-            if method == "sendDocument" {
-                message["document"] = json!({
-                    "file_id": format!("sent-{message_id}"), "file_unique_id": format!("su-{message_id}"),
-                    "file_name": file.filename, "mime_type": "text/csv", "file_size": size
-                });
-            } else {
-                message["photo"] = json!([{
-                    "file_id": format!("sent-{message_id}"), "file_unique_id": format!("su-{message_id}"),
-                    "width": 1000, "height": 600, "file_size": size
-                }]);
+            match method {
+                "sendDocument" => {
+                    message["document"] = json!({
+                        "file_id": file_id, "file_unique_id": format!("su-{message_id}"),
+                        "file_name": filename, "mime_type": "text/csv", "file_size": size
+                    })
+                }
+                "sendPhoto" => {
+                    message["photo"] = json!([{
+                        "file_id": file_id, "file_unique_id": format!("su-{message_id}"),
+                        "width": 1000, "height": 600, "file_size": size
+                    }])
+                }
+                _ => {
+                    message["video"] = json!({
+                        "file_id": file_id, "file_unique_id": format!("su-{message_id}"),
+                        "width": 1280, "height": 720, "duration": 5, "file_size": size
+                    })
+                }
             }
             if let Some(caption) = p["caption"].as_str() {
                 message["caption"] = json!(caption);
+            }
+            if p["reply_markup"].is_object() {
+                message["reply_markup"] = p["reply_markup"].clone();
             }
             ok(message)
         }
