@@ -82,6 +82,22 @@ pub fn router(engine: Arc<Engine>, intake: Intake, telegram: Option<Router>) -> 
         .with_state(state)
         .merge(capped(whatsapp, &intake, &metrics, ChannelKind::WhatsApp));
     if let Some(telegram) = telegram {
+        // WhatsApp's handler times its own processing (it answers once the events are stored);
+        // Telegram's route queues the update and answers, so its answer is timed here.
+        let timer = metrics.clone();
+        let telegram = telegram.layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                let timer = timer.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let response = next.run(request).await;
+                    if response.status().is_success() {
+                        timer.webhook_took(ChannelKind::Telegram, started.elapsed());
+                    }
+                    response
+                }
+            },
+        ));
         router = router.merge(capped(telegram, &intake, &metrics, ChannelKind::Telegram));
     }
     router

@@ -370,6 +370,14 @@ impl Engine {
             return Ok(());
         };
         self.metrics.message_failed(channel.kind());
+        // Counted with the errors sends answered: most WhatsApp delivery errors come this way.
+        self.metrics.channel_error(
+            channel.kind(),
+            code,
+            channel
+                .classify_failure(code)
+                .unwrap_or(ErrorClass::Permanent),
+        );
         let Some(class) = channel.classify_failure(code) else {
             return Ok(());
         };

@@ -10,6 +10,7 @@ use crate::support::fake_graph::{webhooks, FakeGraph, RecordedRequest};
 use crate::support::run_app::RunApp;
 
 const ANN: &str = "15550001";
+const BOB: &str = "15550002";
 const EVE: &str = "15550005";
 
 /// One sample per series: `name{label="v",...}` with the labels sorted, to its value.
@@ -72,6 +73,17 @@ async fn day_then_night(app: &RunApp) {
         app.now_secs(),
     );
     assert_eq!(app.post_webhook(&delivered).await, 200);
+    // Bob's message was accepted, then failed: Meta says so in a status webhook.
+    let bob: RecordedRequest = app.campaign_send_to(BOB);
+    let failed = webhooks::failed(
+        &bob.wamid.clone().expect("a wamid"),
+        BOB,
+        131000,
+        "Something went wrong",
+        bob.callback(),
+        app.now_secs(),
+    );
+    assert_eq!(app.post_webhook(&failed).await, 200);
 
     // 22:00: quiet hours (21:00-08:00) hold the second campaign until morning.
     app.advance(Duration::hours(12));
@@ -98,7 +110,7 @@ async fn metrics_after_a_campaign_show_timings_errors_queue_tier_and_campaigns()
 
     // The families kept from before.
     assert_eq!(value(&m, &format!("herald_messages_sent_total{wa}")), 3.0);
-    assert_eq!(value(&m, &format!("herald_messages_failed_total{wa}")), 1.0);
+    assert_eq!(value(&m, &format!("herald_messages_failed_total{wa}")), 2.0);
     assert_eq!(value(&m, "herald_campaigns_sending"), 1.0);
 
     // Four sends were timed, each in some bucket.
@@ -127,7 +139,8 @@ async fn metrics_after_a_campaign_show_timings_errors_queue_tier_and_campaigns()
         received
     );
 
-    // The undeliverable number, by code and class.
+    // The undeliverable number, by code and class; and the failure reported by a status
+    // webhook after the send was accepted, counted the same way.
     assert_eq!(
         value(
             &m,
@@ -135,6 +148,14 @@ async fn metrics_after_a_campaign_show_timings_errors_queue_tier_and_campaigns()
         ),
         1.0
     );
+    let failed_later: f64 = m
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("herald_channel_errors_total{") && k.contains("code=\"131000\"")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(failed_later, 1.0, "{:#?}", m.keys());
 
     // The queue: campaign 2's four recipients held by quiet hours, nothing else waiting.
     assert_eq!(value(&m, "herald_recipients_queued"), 0.0);

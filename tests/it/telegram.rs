@@ -675,6 +675,12 @@ async fn webhook_mode_registers_the_webhook_and_refuses_requests_without_the_sec
         metrics.contains("herald_webhooks_received_total{channel=\"telegram\"} 7"),
         "{metrics}"
     );
+    // The two accepted updates were timed (the refused requests were not).
+    assert!(
+        metrics
+            .contains("herald_webhook_processing_duration_seconds_count{channel=\"telegram\"} 2"),
+        "{metrics}"
+    );
     let history = app
         .engine
         .store
