@@ -109,6 +109,10 @@ pub enum CampaignCommand {
         id: i64,
         choices: Choices,
     },
+    /// `/campaign buttons <id> none`: the text goes without buttons, menu or products again.
+    NoChoices {
+        id: i64,
+    },
     /// The image, video or document the campaign sends.
     Media {
         id: i64,
@@ -238,6 +242,9 @@ pub(super) fn parse(args: &mut Args) -> Result<CampaignCommand, ParseError> {
             let args = args.with_usage("campaign buttons");
             let id = args.id("campaign id")?;
             let typed = args.text("button titles")?;
+            if typed.trim().eq_ignore_ascii_case("none") {
+                return Ok(CampaignCommand::NoChoices { id });
+            }
             let choices = Choices::buttons(&typed).map_err(|reason| args.err(reason))?;
             Ok(CampaignCommand::Choices { id, choices })
         }
@@ -900,6 +907,16 @@ pub(super) async fn apply(engine: &Engine, admin: &str, command: CampaignCommand
             Ok(format!(
                 "campaign {id} {}; shown inside the 24-hour window only, like all text{only}",
                 choices.describe()
+            ))
+        }
+        CampaignCommand::NoChoices { id } => {
+            let campaign = editable(engine, id).await?;
+            if campaign.choices.is_none() {
+                return Ok(format!("campaign {id} has no buttons, menu or products"));
+            }
+            store.set_choices(campaign.id, None).await?;
+            Ok(format!(
+                "campaign {id} sends its text without buttons, menu or products now"
             ))
         }
         CampaignCommand::Media { id, media } => {

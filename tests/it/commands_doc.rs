@@ -44,6 +44,7 @@ command_kinds!(
     Campaign(CampaignCommand) {
         New, Audience, Text, Variant, Template, Pace, Schedule, Repeat, Preview, Test, Send,
         Pause, Resume, Cancel, List, Show, Report, Retry, Choices, Media,
+        NoChoices,
     },
     Trigger(TriggerCommand) { Add, List, Remove },
     Drip(DripCommand) { New, Step, Enroll, StopOnReply, Show },

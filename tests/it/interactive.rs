@@ -448,3 +448,32 @@ async fn each_run_of_a_recurring_campaign_keeps_its_buttons_and_counts_their_tap
     assert_eq!(report["clicked.Yes"], "1");
     assert_eq!(report["clicked.No"], "0");
 }
+
+#[tokio::test]
+async fn buttons_none_sends_the_text_alone_again() {
+    let app = RunApp::start().await;
+    app.setup(&[
+        "/campaign new Offer",
+        "/campaign text 1 Hi {{name}}",
+        "/campaign menu 1 Sizes S|M|L",
+    ])
+    .await;
+    assert!(app
+        .admin("/campaign show 1")
+        .await
+        .contains("menu: Sizes [S | M | L]"));
+    assert_eq!(
+        app.admin("/campaign buttons 1 none").await,
+        "campaign 1 sends its text without buttons, menu or products now"
+    );
+    let show = app.admin("/campaign show 1").await;
+    assert!(
+        !show.contains("menu:") && !show.contains("buttons:"),
+        "{show}"
+    );
+    assert_eq!(
+        app.admin("/campaign buttons 1 none").await,
+        "campaign 1 has no buttons, menu or products"
+    );
+    app.stop().await;
+}
