@@ -126,6 +126,7 @@ pub fn csv_file(c: &Campaign, rows: &[RecipientRow]) -> Result<OutboundFile, Exp
         "delivered_at",
         "read_at",
         "replied_at",
+        "clicked",
     ])?;
     for r in rows {
         w.write_record(
@@ -140,6 +141,7 @@ pub fn csv_file(c: &Campaign, rows: &[RecipientRow]) -> Result<OutboundFile, Exp
                 &time_cell(r.delivered_at),
                 &time_cell(r.read_at),
                 &time_cell(r.replied_at),
+                r.clicked.as_deref().unwrap_or(""),
             ]
             .iter()
             .map(|cell| neutralise(cell).into_owned()),

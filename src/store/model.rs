@@ -317,6 +317,8 @@ pub struct RecipientRow {
     pub delivered_at: Option<DateTime<Utc>>,
     pub read_at: Option<DateTime<Utc>>,
     pub replied_at: Option<DateTime<Utc>>,
+    /// The button or row the recipient last tapped.
+    pub clicked: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -907,7 +907,7 @@ impl Store {
         }
         let rows = sqlx::query(
             "SELECT c.address, r.status, r.reason, r.error_code, r.attempts, r.variant, \
-             r.sent_at, r.delivered_at, r.read_at, r.replied_at FROM recipients r \
+             r.sent_at, r.delivered_at, r.read_at, r.replied_at, r.clicked FROM recipients r \
              JOIN contacts c ON c.id = r.contact_id WHERE r.campaign_id = $1 ORDER BY r.id",
         )
         .bind(campaign_id)
@@ -926,6 +926,7 @@ impl Store {
                     delivered_at: opt_time(r, "delivered_at")?,
                     read_at: opt_time(r, "read_at")?,
                     replied_at: opt_time(r, "replied_at")?,
+                    clicked: r.try_get("clicked")?,
                 })
             })
             .collect()

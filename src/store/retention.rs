@@ -93,6 +93,9 @@ struct ArchivedRow {
     rd: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     rep: Option<i64>,
+    /// Absent in summaries written before taps were exported.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    clk: Option<String>,
 }
 
 impl ArchivedRow {
@@ -110,6 +113,7 @@ impl ArchivedRow {
             delivered_at: self.dlv.map(from_ms),
             read_at: self.rd.map(from_ms),
             replied_at: self.rep.map(from_ms),
+            clicked: self.clk,
         })
     }
 }
@@ -250,7 +254,7 @@ impl Store {
         loop {
             let rows = sqlx::query(
                 "SELECT r.id, c.address, r.status, r.reason, r.error_code, r.attempts, r.variant, \
-                 r.sent_at, r.delivered_at, r.read_at, r.replied_at FROM recipients r \
+                 r.sent_at, r.delivered_at, r.read_at, r.replied_at, r.clicked FROM recipients r \
                  JOIN contacts c ON c.id = r.contact_id \
                  WHERE r.campaign_id = $1 AND r.id > $2 ORDER BY r.id LIMIT $3",
             )
@@ -272,6 +276,7 @@ impl Store {
                     dlv: r.try_get("delivered_at")?,
                     rd: r.try_get("read_at")?,
                     rep: r.try_get("replied_at")?,
+                    clk: r.try_get("clicked")?,
                 };
                 let line = serde_json::to_vec(&line).map_err(|e| corrupt("export", e))?;
                 export

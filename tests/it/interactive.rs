@@ -107,6 +107,19 @@ async fn a_buttons_campaign_reaches_the_window_as_interactive_and_a_press_counts
         Consent::OptedIn,
         "a button that is no opt-out word keeps the contact subscribed"
     );
+    // The exported report says who tapped what.
+    app.admin("/campaign report 1 csv").await;
+    let csv = String::from_utf8(app.fake.uploads().last().expect("the CSV").bytes.clone())
+        .expect("UTF-8");
+    let mut lines = csv.lines();
+    assert!(
+        lines.next().unwrap().ends_with(",replied_at,clicked"),
+        "{csv}"
+    );
+    let ann = lines
+        .find(|l| l.starts_with("wa:15550001,"))
+        .expect("Ann's row");
+    assert!(ann.ends_with(",Yes please"), "{ann}");
     app.stop().await;
 }
 
