@@ -34,6 +34,8 @@ pub struct MaintenanceOutcome {
     pub campaigns_summarised: u64,
     /// Recipient rows of summarised campaigns deleted.
     pub recipients_removed: u64,
+    /// Attached media files no campaign shows any more, deleted.
+    pub media_files_pruned: u64,
     /// Statistics refreshed and dead rows reclaimed (PostgreSQL).
     pub upkeep: Upkeep,
     /// A limit of this step was reached: more is left to do now.
@@ -113,6 +115,11 @@ impl Engine {
         }
         let (n, more_rows) = self.drain(Prune::Summarised).await?;
         out.recipients_removed = n;
+
+        // A file stays a while after its campaign let go of it: an admin may set it again.
+        out.media_files_pruned = store
+            .prune_media_files(now - chrono::Duration::hours(1))
+            .await?;
 
         out.upkeep = store.upkeep(false).await?;
         out.more = more_seen || more_tier || more_rows || due.len() as i64 == CAMPAIGNS_PER_STEP;

@@ -174,6 +174,19 @@ impl Store {
         )
     }
 
+    /// Deletes attached media files stored before `before` that no campaign shows any more (its
+    /// media was replaced or removed); returns how many.
+    pub async fn prune_media_files(&self, before: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "DELETE FROM media_files WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM campaigns c WHERE c.media LIKE '%' || media_files.sha256 || '%')",
+        )
+        .bind(to_ms(before))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
     /// When the oldest de-duplication row was seen, if any is kept.
     pub async fn oldest_seen(&self) -> Result<Option<DateTime<Utc>>> {
         let row = sqlx::query("SELECT MIN(at) AS t FROM inbound_seen")

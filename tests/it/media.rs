@@ -383,3 +383,33 @@ async fn an_upload_meta_refuses_pauses_the_campaign_with_its_reason() {
     assert_eq!(app.report(1).await["status"], "paused");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_media_file_no_campaign_shows_is_deleted_by_maintenance() {
+    use sha2::{Digest, Sha256};
+    let app = RunApp::start().await;
+    three_vips(&app).await;
+    app.setup(&["/campaign new Second", "/campaign text 2 Hello {{name}}"])
+        .await;
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    app.fake.add_media("700500", "image/jpeg", JPEG);
+    app.fake.add_media("700501", "image/png", png.clone());
+    admin_sends(&app, "image", "700500", "image/jpeg", "/campaign media 1").await;
+    admin_sends(&app, "image", "700501", "image/png", "/campaign media 2").await;
+    let jpeg_sha = hex::encode(Sha256::digest(JPEG));
+    let png_sha = hex::encode(Sha256::digest(&png));
+    let store = &app.engine.store;
+    assert!(store.media_bytes(&jpeg_sha).await.unwrap().is_some());
+
+    // Campaign 1 moves to a link; campaign 2 keeps its file.
+    app.setup(&["/campaign media 1 https://cdn.example.com/sale.jpg"])
+        .await;
+    let step = app.engine.maintenance_step().await.expect("maintenance");
+    assert_eq!(step.media_files_pruned, 0, "a file is kept an hour after");
+    app.advance(chrono::Duration::hours(2));
+    let step = app.engine.maintenance_step().await.expect("maintenance");
+    assert_eq!(step.media_files_pruned, 1);
+    assert_eq!(store.media_bytes(&jpeg_sha).await.unwrap(), None);
+    assert_eq!(store.media_bytes(&png_sha).await.unwrap(), Some(png));
+    app.stop().await;
+}
