@@ -4,15 +4,17 @@
 //! webhook that waits for it to be stored. Written one by one, every status would be its own
 //! transaction and its own commit; here each caller hands its status to the writer and waits,
 //! and the writer applies everything waiting with one read, one write and one read of the `/on`
-//! rules, on one connection ([`Store::apply_statuses`](crate::store::Store::apply_statuses)), so
+//! rules, on one connection ([`Store::apply_statuses_billed`](crate::store::Store::apply_statuses_billed)), so
 //! the cost of the round trips and the commit is shared by the whole batch. Batches grow by
 //! themselves under load (statuses pile up while the previous batch commits) and stay single
 //! under a trickle, so a lone status waits for nothing.
 //!
-//! What Meta billed (`pricing`, on every status of a message) goes through the same writer and
-//! is written with the batch its status came in, after the statuses: two writers updating the
-//! same recipient rows at once deadlock on PostgreSQL, which breaks the cycle only after
-//! `deadlock_timeout` (1 s).
+//! What Meta billed (`pricing`, on every status of a message) goes through the same writer, in
+//! the batch its status came in: where that status moves the row forward, the billing is set by
+//! the same statement (one row write instead of two: on PostgreSQL each is a new row version);
+//! the others are written after the statuses. Never by a second writer at the same time: two
+//! writers updating the same recipient rows at once deadlock on PostgreSQL, which breaks the
+//! cycle only after `deadlock_timeout` (1 s).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -153,9 +155,21 @@ async fn write(store: &Store, batch: Vec<Job>) {
             }
         }
     }
-    write_statuses(store, updates, deferrals, replies).await;
+    // Billings ride on their rows' status writes where they can; the rest (and all of them
+    // when the statuses could not be written) are written on their own.
+    let left = write_statuses(store, updates, deferrals, replies, &billings).await;
     if !billings.is_empty() {
-        write_billings(store, &billings, billing_replies).await;
+        let left: Vec<Billing> = match left {
+            Some(left) => left.into_iter().map(|j| billings[j].clone()).collect(),
+            None => billings,
+        };
+        if left.is_empty() {
+            for reply in billing_replies {
+                let _ = reply.send(Ok(()));
+            }
+        } else {
+            write_billings(store, &left, billing_replies).await;
+        }
     }
 }
 
@@ -180,24 +194,28 @@ async fn write_billings(
     }
 }
 
+/// Writes the statuses (and the billings that can ride on them); returns the indexes of the
+/// billings still to write, or `None` when the statuses could not be written at all.
 async fn write_statuses(
     store: &Store,
     updates: Vec<StatusUpdate>,
     deferrals: Vec<Option<Deferral>>,
     replies: Vec<oneshot::Sender<Reply>>,
-) {
+    billings: &[Billing],
+) -> Option<Vec<usize>> {
     if updates.is_empty() {
-        return;
+        return Some((0..billings.len()).collect());
     }
     let started = std::time::Instant::now();
-    let outcome = apply_with_retries(store, &updates, &deferrals).await;
+    let outcome = apply_with_retries(store, &updates, &deferrals, billings).await;
     tracing::debug!(statuses = updates.len(), elapsed = ?started.elapsed(), "status batch written");
     match outcome {
-        Ok(applied) => {
+        Ok((applied, left)) => {
             for (reply, applied) in replies.into_iter().zip(applied) {
                 // A caller that gave up waiting no longer needs the answer.
                 let _ = reply.send(Ok(applied));
             }
+            Some(left)
         }
         Err(error) => {
             let message = crate::error_chain(&error);
@@ -205,6 +223,7 @@ async fn write_statuses(
             for reply in replies {
                 let _ = reply.send(Err(message.clone()));
             }
+            None
         }
     }
 }
@@ -213,10 +232,14 @@ async fn apply_with_retries(
     store: &Store,
     updates: &[StatusUpdate],
     deferrals: &[Option<Deferral>],
-) -> std::result::Result<Vec<Option<StatusChange>>, StoreError> {
+    billings: &[Billing],
+) -> std::result::Result<(Vec<Option<StatusChange>>, Vec<usize>), StoreError> {
     let mut attempt = 1;
     loop {
-        match store.apply_statuses(updates, deferrals).await {
+        match store
+            .apply_statuses_billed(updates, deferrals, billings)
+            .await
+        {
             Ok(changes) => return Ok(changes),
             Err(error) if attempt < ATTEMPTS => {
                 // A dropped connection, rows that kept moving: statuses only move forward and a

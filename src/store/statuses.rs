@@ -16,6 +16,7 @@ use sqlx::{AnyConnection, Connection, Row};
 
 use super::{json_list, Result, Store, StoreError};
 use crate::clock::to_ms;
+use crate::domain::account::Billing;
 use crate::domain::actions::{PostAction, RecipientEvent};
 use crate::domain::delivery::{DeliveryStatus, StatusUpdate};
 use crate::domain::RecipientStatus;
@@ -112,6 +113,9 @@ struct RowState {
     failure: Option<(String, String, i64)>,
     /// Back to the queue: (code, reason, due), see [`Deferral`].
     deferred: Option<(String, String, i64)>,
+    /// What the channel billed for the message (category, pricing model), when a billing of
+    /// the batch rides on this row's status write.
+    billing: Option<(String, Option<String>)>,
 }
 
 impl RowState {
@@ -154,6 +158,64 @@ impl RowState {
     }
 }
 
+/// Puts each billing of `left` on the row it is for, when a status of the batch moves that row
+/// forward with the plain progress statement (recorded, not failed, not deferred): matched by
+/// its callback data (recipient and campaign agreeing, and the message id when the row has one)
+/// or by the message id. Returns the billings attached, with their rows; `left` keeps the rest.
+fn attach_billings(
+    rows: &mut BTreeMap<i64, RowState>,
+    billings: &[Billing],
+    left: &mut Vec<usize>,
+) -> Vec<(usize, i64)> {
+    if left.is_empty() {
+        return Vec::new();
+    }
+    let by_provider: HashMap<&str, i64> = rows
+        .iter()
+        .filter_map(|(id, row)| Some((row.provider_id.as_deref()?, *id)))
+        .collect();
+    let mut attached = Vec::new();
+    let mut targets = Vec::new();
+    left.retain(|&j| {
+        let b = &billings[j];
+        let by_callback = b
+            .callback
+            .as_deref()
+            .and_then(parse_callback)
+            .filter(|(r, c)| {
+                rows.get(r).is_some_and(|row| {
+                    row.campaign_id == *c
+                        && row
+                            .provider_id
+                            .as_deref()
+                            .is_none_or(|p| p == b.provider_id)
+                })
+            })
+            .map(|(r, _)| r);
+        let target = by_callback.or_else(|| by_provider.get(b.provider_id.as_str()).copied());
+        let rides = target.filter(|id| {
+            rows.get(id).is_some_and(|row| {
+                row.changed && row.recorded && row.failure.is_none() && row.deferred.is_none()
+            })
+        });
+        match rides {
+            Some(id) => {
+                targets.push((j, id));
+                false
+            }
+            None => true,
+        }
+    });
+    for (j, id) in targets {
+        if let Some(row) = rows.get_mut(&id) {
+            let pricing = &billings[j].pricing;
+            row.billing = Some((pricing.billed_as(), pricing.model.clone()));
+            attached.push((j, id));
+        }
+    }
+    attached
+}
+
 /// Adds rows read by the batch (a row found by both callback and message id is kept once).
 fn read_rows(
     found: Vec<sqlx::any::AnyRow>,
@@ -187,6 +249,7 @@ fn read_rows(
                 provider_id,
                 failure: None,
                 deferred: None,
+                billing: None,
             },
         );
     }
@@ -218,6 +281,21 @@ impl Store {
         updates: &[StatusUpdate],
         deferrals: &[Option<Deferral>],
     ) -> Result<Vec<Option<StatusChange>>> {
+        Ok(self.apply_statuses_billed(updates, deferrals, &[]).await?.0)
+    }
+
+    /// [`Self::apply_statuses`] with the billings that came with the statuses (Meta puts a
+    /// message's pricing on its status): a billing for a row a status of the batch moves
+    /// forward is written by that same statement, so the row is written once, not twice.
+    /// Returns the changes, and the indexes of the billings not written (their row was not
+    /// moved forward by this batch: [`Self::record_billings`] writes them).
+    pub async fn apply_statuses_billed(
+        &self,
+        updates: &[StatusUpdate],
+        deferrals: &[Option<Deferral>],
+        billings: &[Billing],
+    ) -> Result<(Vec<Option<StatusChange>>, Vec<usize>)> {
+        let mut billings_left: Vec<usize> = (0..billings.len()).collect();
         let mut changes = vec![None; updates.len()];
         let mut pending: Vec<usize> = (0..updates.len()).collect();
         // One connection for the whole batch: each acquire from the pool costs a round trip.
@@ -245,7 +323,15 @@ impl Store {
                     }
                 }
             }
+            let riding = attach_billings(&mut rows, billings, &mut billings_left);
             let written = self.write_rows(&mut conn, &rows, &mut reopened).await?;
+            // A billing whose row moved under it waits for the next pass (or record_billings).
+            for (j, id) in riding {
+                if !written.contains(&id) {
+                    billings_left.push(j);
+                }
+            }
+            billings_left.sort_unstable();
             let moved: HashSet<i64> = rows
                 .iter()
                 .filter(|(id, row)| row.changed && !written.contains(id))
@@ -277,7 +363,7 @@ impl Store {
             )));
         }
         self.fill_rules(&mut conn, &mut changes).await?;
-        Ok(changes)
+        Ok((changes, billings_left))
     }
 
     /// The rows the updates at `pending` are for, and which row each is for (an update that
@@ -483,12 +569,18 @@ impl Store {
             let writes: Vec<serde_json::Value> = progress
                 .iter()
                 .map(|(id, row)| {
+                    let (billed, model) = match &row.billing {
+                        Some((billed, model)) => (Some(billed.as_str()), model.as_deref()),
+                        None => (None, None),
+                    };
                     serde_json::json!([
                         id,
                         row.before.as_str(),
                         row.status.as_str(),
                         row.delivered_at,
-                        row.read_at
+                        row.read_at,
+                        billed,
+                        model
                     ])
                 })
                 .collect();
@@ -500,13 +592,18 @@ impl Store {
                     ("status", "text"),
                     ("delivered_at", "bigint"),
                     ("read_at", "bigint"),
+                    ("billed", "text"),
+                    ("model", "text"),
                 ],
             );
-            // (`v.rid`, so that `RETURNING id` names the recipient on both databases.)
+            // (`v.rid`, so that `RETURNING id` names the recipient on both databases.) A row
+            // with no billing in the batch keeps what it had.
             let sql = format!(
                 "UPDATE recipients AS r SET status = v.status, \
                  delivered_at = COALESCE(r.delivered_at, v.delivered_at), \
-                 read_at = COALESCE(r.read_at, v.read_at), reason = NULL \
+                 read_at = COALESCE(r.read_at, v.read_at), reason = NULL, \
+                 billed_category = COALESCE(v.billed, r.billed_category), \
+                 pricing_model = CASE WHEN v.billed IS NULL THEN r.pricing_model ELSE v.model END \
                  FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
             );
             written.extend(self.write_guarded(conn, &sql, writes).await?);
@@ -698,6 +795,7 @@ mod tests {
             provider_id: Some("wamid.1".into()),
             failure: None,
             deferred: None,
+            billing: None,
         }
     }
 

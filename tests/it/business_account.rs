@@ -561,6 +561,30 @@ async fn pricing_in_statuses_is_reported_as_billed_per_category() {
     assert_eq!(report["billed.free"], "1", "{report:?}");
     assert_eq!(report["sent.marketing"], "3", "{report:?}");
     assert!(report.contains_key("estimated_cost"));
+
+    // Pricing that comes with a status that moves the row (delivered) is written by that same
+    // update; Meta corrected the third message to billable here, and the report follows.
+    for i in 1..=3 {
+        let sent = app.campaign_send_to(&digits(i));
+        let mut body: Value = serde_json::from_str(&priced_status(
+            &app,
+            sent.wamid.as_deref().unwrap(),
+            &digits(i),
+            sent.callback().unwrap(),
+            marketing.clone(),
+        ))
+        .unwrap();
+        body["entry"][0]["changes"][0]["value"]["statuses"][0]["status"] = json!("delivered");
+        post(&app, &body.to_string()).await;
+    }
+    let report = app.report(1).await;
+    assert_eq!(report["delivered"], "3", "{report:?}");
+    assert_eq!(report["billed.marketing"], "3", "{report:?}");
+    assert_eq!(
+        report.get("billed.free").map_or("0", String::as_str),
+        "0",
+        "{report:?}"
+    );
     app.stop().await;
 }
 
@@ -725,5 +749,71 @@ async fn without_a_business_account_id_templates_are_declared_and_the_tier_confi
     app.wait_for_campaign_sends(1).await;
     app.wait_for_idle(1).await;
     assert_eq!(app.report(1).await["status"], "completed");
+    app.stop().await;
+}
+
+/// The status writer's store call, driven directly: a billing whose row a status of the same
+/// batch moves forward is written by that update (none left over); one whose status changes
+/// nothing (a replay) is left for the billing statement.
+#[tokio::test]
+async fn a_billing_rides_on_its_rows_status_write() {
+    use herald::channels::{Billing, DeliveryStatus, StatusUpdate};
+    use herald::domain::account::Pricing;
+    let app = start("250").await;
+    app.setup(&["/template add promo en marketing Hi {{1}}"])
+        .await;
+    vips(&app, 1).await;
+    app.setup(&[
+        "/campaign new Promo",
+        "/campaign audience 1 vip",
+        "/campaign template 1 promo en {{name}}",
+        "/campaign send 1",
+    ])
+    .await;
+    app.wait_for_campaign_sends(1).await;
+    app.wait_for_idle(1).await;
+    let sent = app.campaign_send_to(&digits(1));
+    let wamid = sent.wamid.clone().unwrap();
+    let callback = sent.callback().map(str::to_string);
+    let status = |status| StatusUpdate {
+        provider_id: wamid.clone(),
+        callback: callback.clone(),
+        status,
+        at: app.now(),
+        recipient: Some(digits(1)),
+    };
+    let billing = Billing {
+        provider_id: wamid.clone(),
+        callback: callback.clone(),
+        pricing: Pricing {
+            billable: Some(true),
+            model: Some("PMP".into()),
+            category: Some("utility".into()),
+            kind: Some("regular".into()),
+        },
+    };
+    let store = &app.engine.store;
+    // `sent` again changes nothing: the billing is left for its own statement.
+    let (changes, left) = store
+        .apply_statuses_billed(
+            &[status(DeliveryStatus::Sent)],
+            &[None],
+            std::slice::from_ref(&billing),
+        )
+        .await
+        .unwrap();
+    assert_eq!(changes, vec![None]);
+    assert_eq!(left, vec![0]);
+    assert!(!app.report(1).await.contains_key("billed.utility"));
+    // `delivered` moves the row: the billing goes with it.
+    let (changes, left) = store
+        .apply_statuses_billed(&[status(DeliveryStatus::Delivered)], &[None], &[billing])
+        .await
+        .unwrap();
+    assert!(changes[0].is_some());
+    assert!(left.is_empty(), "{left:?}");
+    let report = app.report(1).await;
+    assert_eq!(report["delivered"], "1", "{report:?}");
+    assert_eq!(report["billed.utility"], "1", "{report:?}");
     app.stop().await;
 }
