@@ -20,6 +20,7 @@ mod interactive;
 mod one_spelling;
 mod one_spelling_migration;
 mod operator_metrics;
+mod paged_resolution;
 mod pause_resume;
 mod post_actions;
 mod preview_matches_send;
