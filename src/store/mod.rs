@@ -12,7 +12,6 @@ mod import;
 pub mod model;
 mod overview;
 pub mod recipients;
-pub mod resolution;
 mod retention;
 mod retry;
 pub mod statuses;
