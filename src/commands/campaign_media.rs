@@ -77,13 +77,22 @@ pub(super) async fn apply(
     ))
 }
 
-/// Refuses media the campaign's content cannot carry, with nothing changed.
-async fn fits(engine: &Engine, c: &Campaign, media: &CampaignMedia) -> Result<(), Refusal> {
+/// Why campaign `c` cannot carry `media`, its template read from the store; `None` when it can.
+async fn misfit(
+    engine: &Engine,
+    c: &Campaign,
+    media: &CampaignMedia,
+) -> Result<Option<String>, Refusal> {
     let template = match &c.template {
         Some(t) => engine.store.template(&t.name, &t.lang).await?,
         None => None,
     };
-    match media_misfit(c, template.as_ref(), media) {
+    Ok(media_misfit(c, template.as_ref(), media))
+}
+
+/// Refuses media the campaign's content cannot carry, with nothing changed.
+async fn fits(engine: &Engine, c: &Campaign, media: &CampaignMedia) -> Result<(), Refusal> {
+    match misfit(engine, c, media).await? {
         Some(why) => said(format!("no media set: {why}")),
         None => Ok(()),
     }
@@ -146,11 +155,7 @@ pub(super) async fn still_fits(engine: &Engine, changed: &Campaign) -> Result<()
     let Some(media) = &changed.media else {
         return Ok(());
     };
-    let template = match &changed.template {
-        Some(t) => engine.store.template(&t.name, &t.lang).await?,
-        None => None,
-    };
-    match media_misfit(changed, template.as_ref(), media) {
+    match misfit(engine, changed, media).await? {
         Some(why) => said(format!(
             "campaign {} has media ({}): {why}; remove it first with /campaign media {} none",
             changed.id,

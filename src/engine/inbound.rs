@@ -370,15 +370,11 @@ impl Engine {
             return Ok(());
         };
         self.metrics.message_failed(channel.kind());
+        let class = channel.classify_failure(code);
         // Counted with the errors sends answered: most WhatsApp delivery errors come this way.
-        self.metrics.channel_error(
-            channel.kind(),
-            code,
-            channel
-                .classify_failure(code)
-                .unwrap_or(ErrorClass::Permanent),
-        );
-        let Some(class) = channel.classify_failure(code) else {
+        self.metrics
+            .channel_error(channel.kind(), code, class.unwrap_or(ErrorClass::Permanent));
+        let Some(class) = class else {
             return Ok(());
         };
         let Some(campaign) = self.store.campaign(campaign_id).await? else {
