@@ -146,6 +146,10 @@ pub struct Config {
     /// How long fetching an admin's attached file may take, lookup and download together
     /// (`FILE_TIMEOUT_SECS`); past it the command answers that the download timed out.
     pub file_timeout: Duration,
+    /// How many contact ids one page of a campaign's resolution covers (`RESOLVE_PAGE`): the
+    /// first page is written with the start, the rest while the campaign sends. Larger pages
+    /// resolve a big audience in fewer transactions; each holds the resolution longer.
+    pub resolve_page: u64,
 }
 
 impl fmt::Debug for Config {
@@ -182,6 +186,7 @@ impl fmt::Debug for Config {
             .field("maintenance_every", &self.maintenance_every)
             .field("http_header_timeout", &self.http_header_timeout)
             .field("file_timeout", &self.file_timeout)
+            .field("resolve_page", &self.resolve_page)
             .finish_non_exhaustive()
     }
 }
@@ -199,6 +204,9 @@ fn redact_url(url: &str) -> String {
         _ => url.to_string(),
     }
 }
+
+/// Contact ids per page of a resolution: about 0.1 s of writing on PostgreSQL on two cores.
+pub const DEFAULT_RESOLVE_PAGE: u64 = 10_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -242,6 +250,7 @@ impl Default for Config {
             maintenance_every: Duration::from_secs(60),
             http_header_timeout: Duration::from_secs(10),
             file_timeout: Duration::from_secs(60),
+            resolve_page: DEFAULT_RESOLVE_PAGE,
         }
     }
 }
@@ -423,6 +432,7 @@ impl Config {
                 }
             };
         c.webhook_max_in_flight = whole("WEBHOOK_MAX_IN_FLIGHT", c.webhook_max_in_flight)?;
+        c.resolve_page = whole("RESOLVE_PAGE", c.resolve_page as usize)? as u64;
         c.webhook_buffer_bytes = whole("WEBHOOK_BUFFER_MB", c.webhook_buffer_bytes / MIB)?
             .checked_mul(MIB)
             .ok_or_else(|| invalid("WEBHOOK_BUFFER_MB", "too large".into()))?;

@@ -53,11 +53,13 @@ pub struct DispatchOutcome {
     pub held: u64,
     /// Sent, perhaps: the channel's answer never came.
     pub unknown: u64,
+    /// Pages of an audience resolved because the campaign had nothing queued meanwhile.
+    pub resolved: u64,
 }
 
 impl DispatchOutcome {
     pub fn is_idle(&self) -> bool {
-        self.sent + self.skipped + self.failed + self.held + self.unknown == 0
+        self.sent + self.skipped + self.failed + self.held + self.unknown + self.resolved == 0
     }
 
     fn add(&mut self, o: DispatchOutcome) {
@@ -66,6 +68,7 @@ impl DispatchOutcome {
         self.failed += o.failed;
         self.held += o.held;
         self.unknown += o.unknown;
+        self.resolved += o.resolved;
     }
 }
 
@@ -169,6 +172,13 @@ impl Engine {
             tracing::warn!(%error, "could not end the step's leases: they run out instead");
         }
         if out.is_idle() {
+            // Nothing queued: if the audience is not fully resolved, the next page is this
+            // step's work (the resolver may be another process, or none at all).
+            let mut out = out;
+            if campaign.kind == CampaignKind::OneTime && self.resolve_page(campaign.id).await? {
+                out.resolved = 1;
+                return Ok(out);
+            }
             self.finish_if_done(campaign).await?;
             return Ok(out);
         }

@@ -76,20 +76,38 @@ impl Engine {
         }
     }
 
-    /// Resolves the audience and moves the campaign to `sending`. `Ok(None)` if it was not in a
-    /// startable state (already started elsewhere).
+    /// Moves the campaign to `sending` with the first page of its audience resolved; the rest
+    /// is resolved while it sends (`engine/resolution.rs`). Returns how many recipients it
+    /// reaches: the rows written, plus the contacts left to resolve as they stand now.
+    /// `Ok(None)` if it was not in a startable state (already started elsewhere).
     pub async fn start_campaign(&self, campaign: &Campaign) -> Result<Option<u64>> {
         Self::check_ready(campaign)?;
         let spec = campaign.audience.as_deref().unwrap_or_default();
         let expr = parse_audience(spec).map_err(|e| EngineError::Rejected(e.to_string()))?;
-        let n = self
+        let Some(started) = self
             .store
-            .start_campaign(campaign.id, &expr, self.clock.now())
-            .await?;
-        if n.is_some() {
-            self.wake();
+            .start_campaign(
+                campaign.id,
+                &expr,
+                self.clock.now(),
+                self.config.resolve_page,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        self.status_changed(campaign.id);
+        self.wake();
+        let mut n = started.resolved;
+        if let Some(rest) = started.rest {
+            self.resolve_wake.notify_one();
+            // Counted after the start's commit, so the first messages need not wait for it.
+            n += self
+                .store
+                .count_audience_between(&expr, rest.cursor, rest.end)
+                .await?;
         }
-        Ok(n)
+        Ok(Some(n))
     }
 
     /// What a campaign needs before it can send.

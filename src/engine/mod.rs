@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod media;
 pub mod pacing;
 pub mod render;
+pub mod resolution;
 pub mod retention;
 pub mod rules;
 pub mod scheduler;
@@ -64,6 +65,8 @@ pub struct Engine {
     worker_id: String,
     /// Wakes the dispatcher when work appears (a start, a resume, a trigger) instead of polling.
     wake: Notify,
+    /// Wakes the resolver when a campaign starts with part of its audience left to resolve.
+    resolve_wake: Notify,
     /// Per-campaign pacing state; lives in memory because it only spaces this process's sends.
     pacers: Mutex<HashMap<i64, Arc<pacing::Pacer>>>,
     /// Recently read campaign statuses, so checking "still sending?" before every message costs
@@ -112,6 +115,7 @@ impl Engine {
             channels,
             worker_id,
             wake: Notify::new(),
+            resolve_wake: Notify::new(),
             pacers: Mutex::new(HashMap::new()),
             progress_shown: Mutex::new(HashMap::new()),
             status_cache: Mutex::new(HashMap::new()),
@@ -382,6 +386,7 @@ impl Engine {
             })
         };
         let maintenance = tokio::spawn(self.clone().maintain(shutdown.clone()));
+        let resolver = tokio::spawn(self.clone().resolve_loop(shutdown.clone()));
         while !shutdown.is_cancelled() {
             match self.dispatch_step().await {
                 Ok(outcome) if outcome.is_idle() => {
@@ -403,6 +408,7 @@ impl Engine {
         }
         let _ = scheduler.await;
         let _ = maintenance.await;
+        let _ = resolver.await;
         tracing::info!("dispatcher stopped");
     }
 }

@@ -1,6 +1,7 @@
-//! The scheduler: starts campaigns whose time has come. Starting resolves the audience into
-//! recipient rows in the same transaction as the status change, so only one process ever wins a
-//! start and a crash never leaves a half-started campaign.
+//! The scheduler: starts campaigns whose time has come. Starting writes the first page of the
+//! audience's recipient rows in the same transaction as the status change, so only one process
+//! ever wins a start and a crash never leaves a half-started campaign; the rest of the audience
+//! is resolved while it sends (`engine/resolution.rs`).
 
 use super::{Engine, EngineError, Result};
 use crate::domain::schedule::Repeat;

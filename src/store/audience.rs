@@ -8,6 +8,31 @@ use crate::domain::audience::{AudienceExpr, Condition};
 /// self-contained (parenthesised where needed) so a caller can `AND` it into any query, and never
 /// yields NULL, so `NOT (...)` is safe too. Portable between SQLite and PostgreSQL.
 pub(super) fn condition(expr: &AudienceExpr, first_param: usize) -> (String, Vec<String>) {
+    condition_within(expr, first_param, None)
+}
+
+/// [`condition`] for the contacts whose id lies in `(lo, hi]`, given as two placeholders the
+/// caller binds (a page of a resolution). The range is repeated inside every label and attribute
+/// subquery: it changes nothing there (`contact_id = c.id`), but without it PostgreSQL plans a
+/// page of 10,000 contacts against a label held by a million as a scan of the whole label index.
+pub(super) fn condition_in_range(
+    expr: &AudienceExpr,
+    first_param: usize,
+    lo: &str,
+    hi: &str,
+) -> (String, Vec<String>) {
+    condition_within(expr, first_param, Some((lo, hi)))
+}
+
+fn condition_within(
+    expr: &AudienceExpr,
+    first_param: usize,
+    range: Option<(&str, &str)>,
+) -> (String, Vec<String>) {
+    let within = |alias: &str| match range {
+        Some((lo, hi)) => format!(" AND {alias}.contact_id > {lo} AND {alias}.contact_id <= {hi}"),
+        None => String::new(),
+    };
     let mut b = Binds {
         next: first_param,
         values: Vec::new(),
@@ -29,8 +54,10 @@ pub(super) fn condition(expr: &AudienceExpr, first_param: usize) -> (String, Vec
                 let groups: Vec<String> = any_of
                     .iter()
                     .map(|group| {
-                        let has: Vec<String> =
-                            group.iter().map(|l| has_label_sql(&b.bind(l))).collect();
+                        let has: Vec<String> = group
+                            .iter()
+                            .map(|l| has_label_sql(&b.bind(l), &within("l")))
+                            .collect();
                         join_clauses(has, " AND ")
                     })
                     .collect();
@@ -39,16 +66,18 @@ pub(super) fn condition(expr: &AudienceExpr, first_param: usize) -> (String, Vec
             if !exclude.is_empty() {
                 let params: Vec<String> = exclude.iter().map(|l| b.bind(l)).collect();
                 clauses.push(format!(
-                    "NOT EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label IN ({}))",
-                    params.join(", ")
+                    "NOT EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label IN ({}){})",
+                    params.join(", "),
+                    within("l")
                 ));
             }
             for condition in conditions {
                 clauses.push(match condition {
                     Condition::Attr { key, value } => format!(
-                        "EXISTS (SELECT 1 FROM contact_attrs a WHERE a.contact_id = c.id AND a.key = {} AND a.value = {})",
+                        "EXISTS (SELECT 1 FROM contact_attrs a WHERE a.contact_id = c.id AND a.key = {} AND a.value = {}{})",
                         b.bind(key),
-                        b.bind(value)
+                        b.bind(value),
+                        within("a")
                     ),
                     // Appending `-` to both sides makes `pt` match `pt` and `pt-br` but not
                     // `ptx`; `_` is folded to `-` first because WhatsApp spells it `pt_BR`.
@@ -68,9 +97,9 @@ pub(super) fn condition(expr: &AudienceExpr, first_param: usize) -> (String, Vec
     (sql, b.values)
 }
 
-fn has_label_sql(param: &str) -> String {
+fn has_label_sql(param: &str, within: &str) -> String {
     format!(
-        "EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label = {param})"
+        "EXISTS (SELECT 1 FROM contact_labels l WHERE l.contact_id = c.id AND l.label = {param}{within})"
     )
 }
 
@@ -128,6 +157,23 @@ mod tests {
         assert_eq!(
             condition(&AudienceExpr::all(), 1),
             ("1 = 1".to_string(), vec![])
+        );
+    }
+
+    #[test]
+    fn a_range_reaches_every_subquery_and_binds_nothing() {
+        let expr = parse_audience("vip -blocked attr.city=Lisbon").expect("parses");
+        let (sql, binds) = condition_in_range(&expr, 5, "$3", "$4");
+        assert_eq!(binds, condition(&expr, 5).1);
+        assert_eq!(
+            sql.matches("l.contact_id > $3 AND l.contact_id <= $4")
+                .count(),
+            2
+        );
+        assert_eq!(
+            sql.matches("a.contact_id > $3 AND a.contact_id <= $4")
+                .count(),
+            1
         );
     }
 

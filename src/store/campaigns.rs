@@ -404,14 +404,22 @@ impl Store {
     /// queued recipient on a completed campaign.
     pub async fn complete_if_done(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
-        let status: Option<String> = sqlx::query_scalar(&format!(
-            "SELECT status FROM campaigns WHERE id = $1{}",
+        // A campaign whose audience is still being resolved is not done, however empty its
+        // queue is for the moment: the page that writes its last rows moves the cursor in the
+        // same transaction, so a cursor at the end means every row is visible here.
+        let row = sqlx::query(&format!(
+            "SELECT status, CAST(CASE WHEN resolve_cursor < resolve_end THEN 1 ELSE 0 END \
+             AS BIGINT) AS resolving FROM campaigns WHERE id = $1{}",
             self.lock_rows()
         ))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        if status.as_deref() != Some(CampaignStatus::Sending.as_str()) {
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let status: String = row.try_get("status")?;
+        if status != CampaignStatus::Sending.as_str() || row.try_get::<i64, _>("resolving")? != 0 {
             return Ok(false);
         }
         let pending = sqlx::query(
@@ -434,52 +442,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(true)
-    }
-
-    /// Starts sending: the status change and the fan-out to one recipient row per audience
-    /// contact happen in one transaction, so a crash leaves either both or neither, and only one
-    /// process can win the start. Returns the number of recipients, or `None` if the campaign was
-    /// not startable.
-    pub async fn start_campaign(
-        &self,
-        id: i64,
-        audience: &AudienceExpr,
-        now: DateTime<Utc>,
-    ) -> Result<Option<u64>> {
-        let (audience_sql, binds) = super::audience::condition(audience, 3);
-        let mut tx = self.pool.begin_with(self.begin_write()).await?;
-        let won = sqlx::query(
-            "UPDATE campaigns SET status = 'sending', started_at = $1, status_reason = NULL \
-             WHERE id = $2 AND status IN ('draft', 'scheduled')",
-        )
-        .bind(to_ms(now))
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            > 0;
-        if !won {
-            return Ok(None);
-        }
-        let sql = format!(
-            "INSERT INTO recipients (campaign_id, contact_id, queued_at) \
-             SELECT $1, c.id, $2 FROM contacts c WHERE {audience_sql} \
-             ON CONFLICT (campaign_id, contact_id) DO NOTHING"
-        );
-        let mut q = sqlx::query(&sql).bind(id).bind(to_ms(now));
-        for b in &binds {
-            q = q.bind(b.as_str());
-        }
-        let n = q.execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        // A big fan-out changes the table's shape at once; without fresh statistics PostgreSQL
-        // plans the first claims of the campaign for the old, small table.
-        if self.backend == super::Backend::Postgres && n >= 10_000 {
-            sqlx::query("ANALYZE recipients")
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(Some(n))
     }
 
     /// Makes a campaign recurring, its first run due at `first`.

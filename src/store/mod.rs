@@ -12,6 +12,7 @@ mod import;
 pub mod model;
 mod overview;
 pub mod recipients;
+pub mod resolution;
 mod retention;
 mod retry;
 pub mod statuses;

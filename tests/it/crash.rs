@@ -12,7 +12,7 @@ use herald::store::{CampaignStatus, Store};
 use crate::support::db::{backend, is_postgres, TestDb};
 use crate::support::fake_graph::FakeGraph;
 use crate::support::herald_process::{
-    accepted_per_recipient, eventually, seed_sending_campaign, statuses, HeraldProcess,
+    accepted_per_recipient, eventually, seed_sending_campaign_paged, statuses, HeraldProcess,
 };
 
 const RECIPIENTS: u64 = 5_000;
@@ -24,14 +24,20 @@ async fn kill_9_five_times_sends_nobody_twice_and_accounts_for_everyone() {
     let fake = FakeGraph::start().await;
     // Paced at 250/s (windows of 200, eight in flight): about 20 s of sending, so every kill
     // lands mid-campaign, with rows claimed, rows being sent and rows done.
-    seed_sending_campaign(&db.url, RECIPIENTS, "rate=250").await;
+    // Its audience is resolved a contact at a time while it sends (5,000 pages), so the first
+    // kills may land mid-resolution too.
+    seed_sending_campaign_paged(&db.url, RECIPIENTS, "rate=250", 1).await;
     let store = Store::connect(&db.url).await.unwrap();
     // On PostgreSQL a restart leaves other processes' leases alone, so a dead process's rows come
     // back when its lease runs out: short leases keep the test short.
     let env: &[(&str, &str)] = if is_postgres() {
-        &[("LEASE_SECS", "2"), ("RECOVER_EVERY_SECS", "1")]
+        &[
+            ("LEASE_SECS", "2"),
+            ("RECOVER_EVERY_SECS", "1"),
+            ("RESOLVE_PAGE", "1"),
+        ]
     } else {
-        &[]
+        &[("RESOLVE_PAGE", "1")]
     };
 
     let mut rng = rand::rng();
@@ -47,9 +53,10 @@ async fn kill_9_five_times_sends_nobody_twice_and_accounts_for_everyone() {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..1500))).await;
         herald.kill_hard();
         println!(
-            "kill {kill}: {} accepted so far, {:?}",
+            "kill {kill}: {} accepted so far, {:?}, resolution {:?}",
             fake.accepted().len(),
-            statuses(&store, 1).await
+            statuses(&store, 1).await,
+            store.resolution(1).await.unwrap()
         );
     }
 

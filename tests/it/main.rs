@@ -21,6 +21,7 @@ mod media;
 mod one_spelling;
 mod one_spelling_migration;
 mod operator_metrics;
+mod paged_resolution;
 mod pause_resume;
 mod post_actions;
 mod preview_matches_send;

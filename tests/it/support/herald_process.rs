@@ -60,7 +60,17 @@ pub async fn admin(engine: &Engine, lines: &[&str]) {
 /// with the given pace, through the library on the same database the child process will use.
 /// Returns when the campaign is `sending`.
 pub async fn seed_sending_campaign(db_url: &str, n: u64, pace: &str) {
-    let engine = herald::app::build_engine(config(db_url), Arc::new(SystemClock), vec![])
+    seed_sending_campaign_paged(db_url, n, pace, herald::config::DEFAULT_RESOLVE_PAGE).await
+}
+
+/// [`seed_sending_campaign`] with its audience resolved in pages of `page` contact ids: the
+/// start writes the first, the process under test resolves the rest.
+pub async fn seed_sending_campaign_paged(db_url: &str, n: u64, pace: &str, page: u64) {
+    let config = Config {
+        resolve_page: page,
+        ..config(db_url)
+    };
+    let engine = herald::app::build_engine(config, Arc::new(SystemClock), vec![])
         .await
         .expect("engine builds");
     herald::bench::seed::contacts(
