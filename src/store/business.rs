@@ -283,9 +283,10 @@ impl Store {
                     ("model", "text"),
                 ],
             );
+            let pin = self.json_rows_keyed("r.id", 1, 0, "bigint");
             let sql = format!(
                 "UPDATE recipients AS r SET billed_category = v.billed, pricing_model = v.model \
-                 FROM {v} WHERE r.id = v.id AND r.campaign_id = v.campaign_id \
+                 FROM {v} WHERE r.id = v.id{pin} AND r.campaign_id = v.campaign_id \
                  AND (r.provider_id IS NULL OR r.provider_id = v.provider_id) \
                  AND (r.billed_category IS NULL OR r.billed_category <> v.billed)"
             );
@@ -304,9 +305,10 @@ impl Store {
                     ("model", "text"),
                 ],
             );
+            let pin = self.json_rows_keyed("r.provider_id", 1, 0, "text");
             let sql = format!(
                 "UPDATE recipients AS r SET billed_category = v.billed, pricing_model = v.model \
-                 FROM {v} WHERE r.provider_id = v.provider_id \
+                 FROM {v} WHERE r.provider_id = v.provider_id{pin} \
                  AND (r.billed_category IS NULL OR r.billed_category <> v.billed)"
             );
             changed += sqlx::query(&sql)

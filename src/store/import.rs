@@ -159,8 +159,8 @@ impl Store {
             return Ok(stored);
         }
         let sql = format!(
-            "SELECT id, address, name, lang, tz, consent FROM contacts WHERE address IN ({}){}",
-            self.json_texts(1),
+            "SELECT id, address, name, lang, tz, consent FROM contacts WHERE {}{}",
+            self.in_json_texts("address", 1),
             self.lock_rows()
         );
         let rows = sqlx::query(&sql)
@@ -190,8 +190,8 @@ impl Store {
         }
         let ids = json_list(&by_id.keys().copied().collect::<Vec<_>>());
         let sql = format!(
-            "SELECT contact_id, label FROM contact_labels WHERE contact_id IN ({})",
-            self.json_ids(1)
+            "SELECT contact_id, label FROM contact_labels WHERE {}",
+            self.in_json_ids("contact_id", 1)
         );
         for row in sqlx::query(&sql).bind(&ids).fetch_all(&mut *conn).await? {
             let contact = by_id.get(&row.try_get::<i64, _>("contact_id")?);
@@ -200,8 +200,8 @@ impl Store {
             }
         }
         let sql = format!(
-            "SELECT contact_id, key, value FROM contact_attrs WHERE contact_id IN ({})",
-            self.json_ids(1)
+            "SELECT contact_id, key, value FROM contact_attrs WHERE {}",
+            self.in_json_ids("contact_id", 1)
         );
         for row in sqlx::query(&sql).bind(&ids).fetch_all(&mut *conn).await? {
             let contact = by_id.get(&row.try_get::<i64, _>("contact_id")?);
@@ -280,7 +280,8 @@ impl Store {
             let sql = format!(
                 "UPDATE contacts AS c SET name = COALESCE(v.name, c.name), \
                  lang = COALESCE(v.lang, c.lang), tz = COALESCE(v.tz, c.tz) \
-                 FROM {v} WHERE c.id = v.id"
+                 FROM {v} WHERE c.id = v.id{pin}",
+                pin = self.json_rows_keyed("c.id", 1, 0, "bigint")
             );
             execute(conn, &sql, w.fields, None).await?;
         }
@@ -314,7 +315,8 @@ impl Store {
             let v = self.json_rows(1, &[("id", "bigint"), ("consent", "text")]);
             let sql = format!(
                 "UPDATE contacts AS c SET consent = v.consent, consent_at = $2 FROM {v} \
-                 WHERE c.id = v.id"
+                 WHERE c.id = v.id{pin}",
+                pin = self.json_rows_keyed("c.id", 1, 0, "bigint")
             );
             execute(conn, &sql, w.consent, Some(now_ms)).await?;
         }
@@ -322,8 +324,8 @@ impl Store {
             // As for any opt-out: off every campaign not yet sent to them (Store::record_consent).
             let sql = format!(
                 "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
-                 WHERE contact_id IN ({}) AND status IN ('queued', 'claimed')",
-                self.json_ids(1)
+                 WHERE {} AND status IN ('queued', 'claimed')",
+                self.in_json_ids("contact_id", 1)
             );
             sqlx::query(&sql)
                 .bind(json_list(&w.opted_out))

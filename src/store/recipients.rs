@@ -205,12 +205,12 @@ impl Store {
                 .try_get("id")?;
                 let sql = format!(
                     "SELECT {}, {lease} AS lease FROM recipients r \
-                     JOIN contacts c ON c.id = r.contact_id WHERE r.id IN ({}) ORDER BY r.id",
+                     JOIN contacts c ON c.id = r.contact_id WHERE {} ORDER BY r.id",
                     columns(
                         "(SELECT json_group_object(a.key, a.value) FROM contact_attrs a \
                          WHERE a.contact_id = c.id)"
                     ),
-                    self.json_ids(1),
+                    self.in_json_ids("r.id", 1),
                 );
                 let rows = sqlx::query(&sql).bind(&ids).fetch_all(&mut *tx).await?;
                 tx.commit().await?;
@@ -249,8 +249,8 @@ impl Store {
         let list = json_list(ids);
         let sql = format!(
             "UPDATE recipients SET status = 'sending', attempts = attempts + 1 \
-             WHERE status = 'claimed' AND claimed_by = $1 AND id IN ({})",
-            self.json_ids(2)
+             WHERE status = 'claimed' AND claimed_by = $1 AND {}",
+            self.in_json_ids("id", 2)
         );
         let marked = sqlx::query(&sql)
             .bind(worker)
@@ -265,8 +265,8 @@ impl Store {
             // stay `sending` until it records them, so the answer cannot change meanwhile.
             let sql = format!(
                 "SELECT id FROM recipients WHERE status = 'sending' AND claimed_by = $1 \
-                 AND id IN ({})",
-                self.json_ids(2)
+                 AND {}",
+                self.in_json_ids("id", 2)
             );
             sqlx::query(&sql)
                 .bind(worker)
@@ -289,8 +289,8 @@ impl Store {
             return Ok(0);
         }
         let sql = format!(
-            "UPDATE leases SET until = $1 WHERE worker = $2 AND id IN ({})",
-            self.json_ids(3)
+            "UPDATE leases SET until = $1 WHERE worker = $2 AND {}",
+            self.in_json_ids("id", 3)
         );
         Ok(sqlx::query(&sql)
             .bind(to_ms(until))
@@ -308,8 +308,8 @@ impl Store {
             return Ok(());
         }
         let sql = format!(
-            "DELETE FROM leases WHERE worker = $1 AND id IN ({})",
-            self.json_ids(2)
+            "DELETE FROM leases WHERE worker = $1 AND {}",
+            self.in_json_ids("id", 2)
         );
         sqlx::query(&sql)
             .bind(worker)
@@ -431,6 +431,7 @@ impl Store {
             }
         }
         let ours = "r.claimed_by = $1 AND r.status IN ('claimed', 'sending', 'unknown')";
+        let pin = self.json_rows_keyed("r.id", 2, 0, "bigint");
         for chunk in sent.chunks(CHUNK) {
             // The rows travel as one JSON parameter, so each gets its own wamid and variant while
             // the statement text never changes.
@@ -468,7 +469,7 @@ impl Store {
                 "UPDATE recipients AS r SET status = 'sent', provider_id = v.provider_id, \
                  variant = v.variant, cost_category = v.category, \
                  outside_window = v.outside_window, sent_at = v.sent_at, \
-                 reason = NULL, error_code = NULL FROM {v} WHERE r.id = v.id AND {ours}"
+                 reason = NULL, error_code = NULL FROM {v} WHERE r.id = v.id{pin} AND {ours}"
             );
             sqlx::query(&sql)
                 .bind(worker)
@@ -487,7 +488,7 @@ impl Store {
             let v = self.json_rows(2, &[("id", "bigint"), ("reason", "text")]);
             let sql = format!(
                 "UPDATE recipients AS r SET status = 'skipped', reason = v.reason \
-                 FROM {v} WHERE r.id = v.id AND {ours}"
+                 FROM {v} WHERE r.id = v.id{pin} AND {ours}"
             );
             sqlx::query(&sql)
                 .bind(worker)
@@ -508,8 +509,8 @@ impl Store {
         let sql = format!(
             "UPDATE recipients SET status = 'queued', attempts = attempts - 1, \
              claimed_by = NULL \
-             WHERE status = 'sending' AND claimed_by = $1 AND id IN ({})",
-            self.json_ids(2)
+             WHERE status = 'sending' AND claimed_by = $1 AND {}",
+            self.in_json_ids("id", 2)
         );
         sqlx::query(&sql)
             .bind(worker)
@@ -527,8 +528,8 @@ impl Store {
         }
         let sql = format!(
             "UPDATE recipients SET status = 'queued', claimed_by = NULL \
-             WHERE status = 'claimed' AND id IN ({})",
-            self.json_ids(1)
+             WHERE status = 'claimed' AND {}",
+            self.in_json_ids("id", 1)
         );
         sqlx::query(&sql)
             .bind(json_list(ids))

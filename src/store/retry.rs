@@ -72,8 +72,8 @@ impl Store {
         let queued = sqlx::query(&format!(
             "UPDATE recipients SET status = 'queued', next_attempt_at = $1, attempts = 0, \
              claimed_by = NULL, reason = NULL, error_code = NULL \
-             WHERE campaign_id = $2 AND status = $3 AND id IN ({})",
-            self.json_ids(4)
+             WHERE campaign_id = $2 AND status = $3 AND {}",
+            self.in_json_ids("id", 4)
         ))
         .bind(to_ms(now))
         .bind(campaign_id)

@@ -387,8 +387,8 @@ impl Store {
         ids.dedup();
         if !ids.is_empty() {
             let sql = format!(
-                "SELECT {columns} FROM recipients WHERE id IN ({})",
-                self.json_ids(1)
+                "SELECT {columns} FROM recipients WHERE {}",
+                self.in_json_ids("id", 1)
             );
             let found = sqlx::query(&sql)
                 .bind(json_list(&ids))
@@ -426,8 +426,8 @@ impl Store {
         wanted.dedup();
         if !wanted.is_empty() {
             let sql = format!(
-                "SELECT {columns} FROM recipients WHERE provider_id IN ({})",
-                self.json_texts(1)
+                "SELECT {columns} FROM recipients WHERE {}",
+                self.in_json_texts("provider_id", 1)
             );
             let wanted =
                 serde_json::to_string(&wanted).map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -522,6 +522,7 @@ impl Store {
                     ("due", "bigint"),
                 ],
             );
+            let pin = self.json_rows_keyed("r.id", 1, 0, "bigint");
             // The message never arrived: the row goes back to the queue as if never sent, and
             // keeps the code and reason until it is. A campaign that completed meanwhile (the
             // usual case for a small one: the news comes after its last send) is sending again
@@ -532,7 +533,7 @@ impl Store {
                 "UPDATE recipients AS r SET status = 'queued', next_attempt_at = v.due, \
                  error_code = v.error_code, reason = v.reason, sent_at = NULL, \
                  provider_id = NULL, delivered_at = NULL, read_at = NULL, \
-                 claimed_by = NULL FROM {v} WHERE r.id = v.rid AND r.status = v.before \
+                 claimed_by = NULL FROM {v} WHERE r.id = v.rid{pin} AND r.status = v.before \
                  AND r.campaign_id IN (SELECT id FROM campaigns \
                  WHERE status IN ({OPEN_FOR_DEFERRAL})) RETURNING id"
             );
@@ -542,8 +543,8 @@ impl Store {
             let mut tx = conn.begin_with(self.begin_write()).await?;
             // The campaigns' rows first, as completing a campaign does (`complete_if_done`).
             let lock = format!(
-                "SELECT id FROM campaigns WHERE id IN ({}) ORDER BY id{}",
-                self.json_ids(1),
+                "SELECT id FROM campaigns WHERE {} ORDER BY id{}",
+                self.in_json_ids("id", 1),
                 self.lock_rows()
             );
             sqlx::query(&lock)
@@ -554,8 +555,8 @@ impl Store {
             let sql = format!(
                 "UPDATE campaigns SET status = 'sending', finished_at = NULL, \
                  status_reason = NULL WHERE status = 'completed' AND id IN \
-                 (SELECT campaign_id FROM recipients WHERE id IN ({})) RETURNING id",
-                self.json_ids(1)
+                 (SELECT campaign_id FROM recipients WHERE {}) RETURNING id",
+                self.in_json_ids("id", 1)
             );
             let campaigns: Vec<i64> = sqlx::query_scalar(&sql)
                 .bind(json_list(&ids))
@@ -596,6 +597,7 @@ impl Store {
                     ("model", "text"),
                 ],
             );
+            let pin = self.json_rows_keyed("r.id", 1, 0, "bigint");
             // (`v.rid`, so that `RETURNING id` names the recipient on both databases.) A row
             // with no billing in the batch keeps what it had.
             let sql = format!(
@@ -604,7 +606,7 @@ impl Store {
                  read_at = COALESCE(r.read_at, v.read_at), reason = NULL, \
                  billed_category = COALESCE(v.billed, r.billed_category), \
                  pricing_model = CASE WHEN v.billed IS NULL THEN r.pricing_model ELSE v.model END \
-                 FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
+                 FROM {v} WHERE r.id = v.rid{pin} AND r.status = v.before RETURNING id"
             );
             written.extend(self.write_guarded(conn, &sql, writes).await?);
         }
@@ -647,6 +649,7 @@ impl Store {
                     ("failed_at", "bigint"),
                 ],
             );
+            let pin = self.json_rows_keyed("r.id", 1, 0, "bigint");
             // A row that ends failed keeps the failure's code and reason; one that ends sent,
             // delivered or read carries no reason.
             let sql = format!(
@@ -658,7 +661,7 @@ impl Store {
                  reason = v.reason, \
                  error_code = CASE WHEN v.status = 'failed' THEN v.error_code ELSE r.error_code END, \
                  failed_at = CASE WHEN v.status = 'failed' THEN v.failed_at ELSE r.failed_at END \
-                 FROM {v} WHERE r.id = v.rid AND r.status = v.before RETURNING id"
+                 FROM {v} WHERE r.id = v.rid{pin} AND r.status = v.before RETURNING id"
             );
             written.extend(self.write_guarded(conn, &sql, writes).await?);
         }
@@ -695,8 +698,8 @@ impl Store {
             return Ok(HashSet::new());
         }
         let sql = format!(
-            "SELECT id FROM campaigns WHERE status IN ({OPEN_FOR_DEFERRAL}) AND id IN ({})",
-            self.json_ids(1)
+            "SELECT id FROM campaigns WHERE status IN ({OPEN_FOR_DEFERRAL}) AND {}",
+            self.in_json_ids("id", 1)
         );
         Ok(sqlx::query_scalar(&sql)
             .bind(json_list(&ids))
@@ -728,8 +731,8 @@ impl Store {
         let sql = format!(
             "SELECT c.id AS campaign_id, a.event, a.action FROM campaigns c \
              JOIN campaign_actions a ON a.campaign_id = c.id OR a.campaign_id = c.parent_id \
-             WHERE c.id IN ({}) ORDER BY a.id",
-            self.json_ids(1)
+             WHERE {} ORDER BY a.id",
+            self.in_json_ids("c.id", 1)
         );
         let mut rules: HashMap<i64, Vec<(RecipientEvent, PostAction)>> = HashMap::new();
         for row in sqlx::query(&sql)
