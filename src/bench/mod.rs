@@ -545,7 +545,7 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
 
     // (a) dispatch throughput with pacing off, then the wire limit against the same server.
     let a = new_campaign(&engine, "Bench (a)", "a").await?;
-    start(&engine, a).await?;
+    start_resolved(&engine, a).await?;
     let report = run_worker(&dispatch_args(&db.url, &graph.url, a)).await?;
     f.dispatch_duplicates = graph.duplicates();
     eprintln!(
@@ -613,7 +613,7 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
     if postgres {
         let pair_graph = FakeGraph::start(seed::FIRST_NUMBER, contacts as usize).await?;
         let e = new_campaign(&engine, "Bench (e)", "a").await?;
-        start(&engine, e).await?;
+        start_resolved(&engine, e).await?;
         let args_e = dispatch_args(&db.url, &pair_graph.url, e);
         let (one, two) = (spawn_worker(&args_e)?, spawn_worker(&args_e)?);
         let (one, two) = tokio::try_join!(finish_worker(one), finish_worker(two))?;
@@ -653,6 +653,14 @@ async fn new_campaign(engine: &Engine, title: &str, audience: &str) -> anyhow::R
         )
         .await?;
     Ok(id)
+}
+
+/// Starts campaign `id` and resolves its whole audience before returning: (a) and (e) measure
+/// sending alone, (d) the resolution while it sends.
+async fn start_resolved(engine: &Engine, id: i64) -> anyhow::Result<u64> {
+    let n = start(engine, id).await?;
+    while engine.resolve_step().await? > 0 {}
+    Ok(n)
 }
 
 async fn start(engine: &Engine, id: i64) -> anyhow::Result<u64> {
