@@ -14,7 +14,9 @@ use herald::store::CampaignStatus;
 use crate::support::console_app::t0;
 use crate::support::db::{heal, inject_failure, TestDb};
 use crate::support::fake_graph::FakeGraph;
-use crate::support::herald_process::{accepted_per_recipient, admin, config, whatsapp_engine};
+use crate::support::herald_process::{
+    accepted_per_recipient, admin, campaign_to_all, config, whatsapp_engine,
+};
 
 /// Contact ids per page in these tests: a few thousand contacts take dozens of pages.
 const PAGE: u64 = 50;
@@ -23,23 +25,6 @@ async fn engine_on(db: &TestDb, fake: &FakeGraph, clock: SharedClock) -> Arc<Eng
     let mut config = config(&db.url);
     config.resolve_page = PAGE;
     whatsapp_engine(config, fake, clock).await
-}
-
-/// Seeds `n` opted-in contacts labelled `all` and prepares campaign 1 to them, unpaced.
-async fn campaign_to(engine: &Engine, n: u64) {
-    herald::bench::seed::contacts(&engine.store, n, &[("all", n)], engine.clock.now())
-        .await
-        .unwrap();
-    admin(
-        engine,
-        &[
-            "/campaign new Everyone",
-            "/campaign audience 1 all",
-            "/campaign text 1 Hello {{name}}",
-            "/campaign pace 1 rate=0",
-        ],
-    )
-    .await;
 }
 
 async fn send(engine: &Engine) -> String {
@@ -89,7 +74,7 @@ async fn sending_starts_before_the_resolution_ends_and_everyone_gets_one_message
     let clock = ManualClock::new(t0());
     let engine = engine_on(&db, &fake, Arc::new(clock.clone())).await;
     const N: u64 = 3000;
-    campaign_to(&engine, N).await;
+    campaign_to_all(&engine, N).await;
 
     let reply = send(&engine).await;
 
@@ -125,7 +110,7 @@ async fn a_contact_who_opts_out_before_their_page_is_resolved_is_not_sent() {
     let clock = ManualClock::new(t0());
     let engine = engine_on(&db, &fake, Arc::new(clock.clone())).await;
     const N: u64 = 500;
-    campaign_to(&engine, N).await;
+    campaign_to_all(&engine, N).await;
     send(&engine).await;
     engine.dispatch_step().await.unwrap();
     assert!(!engine.store.resolution(1).await.unwrap().unwrap().is_done());
@@ -156,7 +141,7 @@ async fn two_engines_resolve_one_campaign_without_duplicates_or_losses() {
     let one = engine_on(&db, &fake, Arc::new(clock.clone())).await;
     let two = engine_on(&db, &fake, Arc::new(clock.clone())).await;
     const N: u64 = 2000;
-    campaign_to(&one, N).await;
+    campaign_to_all(&one, N).await;
     send(&one).await;
 
     // Each engine resolves pages and sends at once, as two `herald run` processes do.
@@ -193,7 +178,7 @@ async fn a_page_that_fails_half_way_is_resolved_again_whole_after_a_restart() {
     let clock = ManualClock::new(t0());
     let engine = engine_on(&db, &fake, Arc::new(clock.clone())).await;
     const N: u64 = 400;
-    campaign_to(&engine, N).await;
+    campaign_to_all(&engine, N).await;
     send(&engine).await;
     let before = engine.store.resolution(1).await.unwrap().unwrap();
 

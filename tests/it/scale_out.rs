@@ -17,25 +17,13 @@ use crate::support::console_app::t0;
 use crate::support::db::{is_postgres, TestDb};
 use crate::support::fake_graph::FakeGraph;
 use crate::support::herald_process::{
-    accepted_per_recipient, admin, config, statuses, whatsapp_engine,
+    accepted_per_recipient, admin, campaign_to_all, config, statuses, whatsapp_engine,
 };
 
 /// Seeds `n` contacts and starts campaign 1 to all of them, unpaced.
 async fn campaign_to(engine: &Engine, n: u64) {
-    herald::bench::seed::contacts(&engine.store, n, &[("all", n)], engine.clock.now())
-        .await
-        .unwrap();
-    admin(
-        engine,
-        &[
-            "/campaign new Everyone",
-            "/campaign audience 1 all",
-            "/campaign text 1 Hello {{name}}",
-            "/campaign pace 1 rate=0",
-            "/campaign send 1",
-        ],
-    )
-    .await;
+    campaign_to_all(engine, n).await;
+    admin(engine, &["/campaign send 1"]).await;
 }
 
 /// One engine on a fresh database, its clock stopped at a fixed instant, with campaign 1 sending

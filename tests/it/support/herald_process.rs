@@ -56,6 +56,24 @@ pub async fn admin(engine: &Engine, lines: &[&str]) {
     }
 }
 
+/// Seeds `n` opted-in contacts labelled `all` and prepares campaign 1 to them, unpaced (not
+/// started).
+pub async fn campaign_to_all(engine: &Engine, n: u64) {
+    herald::bench::seed::contacts(&engine.store, n, &[("all", n)], engine.clock.now())
+        .await
+        .unwrap();
+    admin(
+        engine,
+        &[
+            "/campaign new Everyone",
+            "/campaign audience 1 all",
+            "/campaign text 1 Hello {{name}}",
+            "/campaign pace 1 rate=0",
+        ],
+    )
+    .await;
+}
+
 /// Seeds `n` opted-in contacts labelled `all` (window open now) and starts campaign 1 to them
 /// with the given pace, through the library on the same database the child process will use.
 /// Returns when the campaign is `sending`.
