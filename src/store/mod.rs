@@ -226,16 +226,10 @@ impl Store {
     /// for 200 outcomes among 6,000 rows in flight). SQLite looks the rows up by key already.
     fn json_rows_keyed(&self, column: &str, param: usize, index: usize, ty: &str) -> String {
         match self.backend {
-            Backend::Postgres => {
-                let pick = if ty == "text" {
-                    format!("e->>{index}")
-                } else {
-                    format!("(e->>{index})::{ty}")
-                };
-                format!(
-                    " AND {column} = ANY(ARRAY(SELECT {pick} FROM json_array_elements(${param}::json) AS e))"
-                )
-            }
+            Backend::Postgres => format!(
+                " AND {column} = ANY(ARRAY(SELECT {} FROM json_array_elements(${param}::json) AS e))",
+                pg_json_pick(index, ty)
+            ),
             Backend::Sqlite => String::new(),
         }
     }
@@ -247,8 +241,7 @@ impl Store {
             .iter()
             .enumerate()
             .map(|(i, (name, ty))| match self.backend {
-                Backend::Postgres if *ty == "text" => format!("e->>{i} AS {name}"),
-                Backend::Postgres => format!("(e->>{i})::{ty} AS {name}"),
+                Backend::Postgres => format!("{} AS {name}", pg_json_pick(i, ty)),
                 Backend::Sqlite => format!("json_extract(e.value, '$[{i}]') AS {name}"),
             })
             .collect::<Vec<_>>()
@@ -258,6 +251,15 @@ impl Store {
             Backend::Sqlite => format!("json_each(${param}) AS e"),
         };
         format!("(SELECT {picks} FROM {from}) AS v")
+    }
+}
+
+/// Element `index` of PostgreSQL's JSON array row `e`, as type `ty` (`text` needs no cast).
+fn pg_json_pick(index: usize, ty: &str) -> String {
+    if ty == "text" {
+        format!("e->>{index}")
+    } else {
+        format!("(e->>{index})::{ty}")
     }
 }
 
