@@ -30,6 +30,11 @@ impl Engine {
 
     /// Resolves the next page of campaign `id`; whether this call resolved one.
     pub(crate) async fn resolve_page(&self, id: i64) -> Result<bool> {
+        // One light read first: every idle dispatch step asks, and most campaigns are resolved
+        // (the store checks again under its lock before writing a page).
+        if self.store.resolution(id).await?.is_none_or(|r| r.is_done()) {
+            return Ok(false);
+        }
         let Some(campaign) = self.store.campaign(id).await? else {
             return Ok(false);
         };
