@@ -165,7 +165,8 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             if Consent::from_db(&consent) != Consent::OptedIn {
-                write_consent(&mut tx, id, true, ConsentSource::Admin, None, now).await?;
+                self.write_consent(&mut tx, id, true, ConsentSource::Admin, None, now)
+                    .await?;
             }
         }
         tx.commit().await?;
@@ -224,7 +225,9 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<u64> {
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
-        let dropped = write_consent(&mut tx, contact_id, opt_in, source, keyword, at).await?;
+        let dropped = self
+            .write_consent(&mut tx, contact_id, opt_in, source, keyword, at)
+            .await?;
         tx.commit().await?;
         Ok(dropped)
     }
@@ -411,48 +414,58 @@ async fn write_update(
     Ok(())
 }
 
-/// A consent history row and the contact's current consent (see [`Store::record_consent`]).
-async fn write_consent(
-    conn: &mut AnyConnection,
-    contact_id: i64,
-    opt_in: bool,
-    source: ConsentSource,
-    keyword: Option<&str>,
-    at: DateTime<Utc>,
-) -> Result<u64> {
-    sqlx::query(
-        "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(contact_id)
-    .bind(ConsentChange::new(opt_in).as_str())
-    .bind(source.as_str())
-    .bind(keyword)
-    .bind(to_ms(at))
-    .execute(&mut *conn)
-    .await?;
-    let consent = if opt_in {
-        Consent::OptedIn
-    } else {
-        Consent::OptedOut
-    };
-    sqlx::query("UPDATE contacts SET consent = $1, consent_at = $2 WHERE id = $3")
-        .bind(consent.as_str())
-        .bind(to_ms(at))
-        .bind(contact_id)
-        .execute(&mut *conn)
-        .await?;
-    let dropped = if opt_in {
-        0
-    } else {
+impl Store {
+    /// A consent history row and the contact's current consent (see [`Store::record_consent`]).
+    async fn write_consent(
+        &self,
+        conn: &mut AnyConnection,
+        contact_id: i64,
+        opt_in: bool,
+        source: ConsentSource,
+        keyword: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<u64> {
         sqlx::query(
-            "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
-             WHERE contact_id = $1 AND status IN ('queued', 'claimed')",
+            "INSERT INTO consent_events (contact_id, kind, source, keyword, at) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(contact_id)
+        .bind(ConsentChange::new(opt_in).as_str())
+        .bind(source.as_str())
+        .bind(keyword)
+        .bind(to_ms(at))
         .execute(&mut *conn)
-        .await?
-        .rows_affected()
-    };
-    Ok(dropped)
+        .await?;
+        let consent = if opt_in {
+            Consent::OptedIn
+        } else {
+            Consent::OptedOut
+        };
+        sqlx::query("UPDATE contacts SET consent = $1, consent_at = $2 WHERE id = $3")
+            .bind(consent.as_str())
+            .bind(to_ms(at))
+            .bind(contact_id)
+            .execute(&mut *conn)
+            .await?;
+        let dropped = if opt_in {
+            0
+        } else {
+            // Pending rows can only be in campaigns still under way (a completed campaign has
+            // none; cancelling skips them): probed campaign by campaign in the unique pair, as
+            // `recipients_by_contact` holds sent rows only.
+            sqlx::query(&format!(
+                "UPDATE recipients SET status = 'skipped', reason = 'opted_out' \
+                 WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND {}",
+                self.in_ids_of(
+                    "campaign_id",
+                    "SELECT id FROM campaigns WHERE status NOT IN ('completed', 'cancelled')"
+                )
+            ))
+            .bind(contact_id)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        };
+        Ok(dropped)
+    }
 }

@@ -189,6 +189,16 @@ impl Store {
         }
     }
 
+    /// `column` is one of the ids `subquery` selects, looked up one by one on PostgreSQL (see
+    /// [`Store::in_json_ids`]): for the few campaigns a contact's pending rows can be in, probed
+    /// in the unique `(campaign_id, contact_id)` pair.
+    fn in_ids_of(&self, column: &str, subquery: &str) -> String {
+        match self.backend {
+            Backend::Postgres => format!("{column} = ANY(ARRAY({subquery}))"),
+            Backend::Sqlite => format!("{column} IN ({subquery})"),
+        }
+    }
+
     /// `column` is one of the ids in JSON array parameter `$param` (one parameter, whatever the
     /// count: the statement text stays the same, so it is prepared once, and SQLite binds one
     /// value instead of hundreds).

@@ -655,12 +655,15 @@ impl Store {
 
     /// A contact wrote in: their pending steps of drips that stop on reply are dropped.
     pub async fn stop_drips_on_reply(&self, contact_id: i64) -> Result<u64> {
-        Ok(sqlx::query(
+        Ok(sqlx::query(&format!(
             "UPDATE recipients SET status = 'skipped', reason = $2 \
-             WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND campaign_id IN \
-             (SELECT s.id FROM campaigns s JOIN campaigns d ON d.id = s.parent_id \
-              WHERE s.kind = 'drip_step' AND d.stop_on_reply = 1)",
-        )
+             WHERE contact_id = $1 AND status IN ('queued', 'claimed') AND {}",
+            self.in_ids_of(
+                "campaign_id",
+                "SELECT s.id FROM campaigns s JOIN campaigns d ON d.id = s.parent_id \
+                 WHERE s.kind = 'drip_step' AND d.stop_on_reply = 1"
+            )
+        ))
         .bind(contact_id)
         .bind(SkipReason::Replied.as_str())
         .execute(&self.pool)

@@ -17,6 +17,7 @@ mod drips;
 mod fuzz;
 mod hardening;
 mod interactive;
+mod light_queued_rows_migration;
 mod media;
 mod one_spelling;
 mod one_spelling_migration;

@@ -5,52 +5,15 @@
 //! lower-case. The database is built by migrations 1–7 alone and filled with raw SQL, as that
 //! release wrote it; `Store::connect` then applies migration 8.
 
-use std::path::Path;
-
-use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
 use herald::store::Store;
 
-use crate::support::db::{is_postgres, TestDb};
+use crate::support::db::{migrated_to, TestDb};
 
 /// A database as the previous release left it: migrations 1–7, then `rows` (raw SQL).
 async fn previous_release(db: &TestDb, rows: &[&str]) {
-    sqlx::any::install_default_drivers();
-    let (folder, url) = if is_postgres() {
-        ("postgres", db.url.clone())
-    } else {
-        ("sqlite", format!("{}?mode=rwc", db.url))
-    };
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("migrations")
-        .join(folder);
-    let mut migrator = sqlx::migrate::Migrator::new(dir.as_path())
-        .await
-        .expect("migrations folder");
-    assert!(
-        migrator.iter().any(|m| m.version == 8),
-        "this test is about migration 8"
-    );
-    migrator.migrations = migrator
-        .iter()
-        .filter(|m| m.version <= 7)
-        .cloned()
-        .collect::<Vec<_>>()
-        .into();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("connect");
-    migrator.run(&pool).await.expect("migrations 1-7");
-    for sql in rows {
-        sqlx::query(sql)
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-    pool.close().await;
+    migrated_to(db, 7, rows).await;
 }
 
 /// The release under test opens the database, which applies migration 8.

@@ -77,6 +77,24 @@ async fn stop_mid_campaign_stops_sends_to_that_contact() {
 }
 
 #[tokio::test]
+async fn stop_while_paused_skips_the_contact_at_once() {
+    let app = ConsoleApp::start().await;
+    slow_campaign(&app).await;
+    app.engine.dispatch_step().await.unwrap();
+    let reply = app.admin("/campaign pause 1").await;
+    assert!(reply.contains("paused"), "{reply}");
+    let last = address(PEOPLE - 1);
+    app.customer(&last, "STOP").await;
+    // Counted by the opt-out itself, while nothing sends.
+    assert_eq!(app.count(1, "skipped.opted_out").await, 1);
+    assert_eq!(app.report(1).await["status"], "paused");
+    app.admin("/campaign resume 1").await;
+    app.settle().await;
+    assert_eq!(app.received(&last).len(), 1, "only the confirmation");
+    assert_eq!(app.count(1, "sent").await, PEOPLE as i64 - 1);
+}
+
+#[tokio::test]
 async fn cancel_ends_it_for_good() {
     let app = ConsoleApp::start().await;
     slow_campaign(&app).await;

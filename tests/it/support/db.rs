@@ -3,6 +3,9 @@
 //! throw-away database per test, dropped when the test is done with it; anything else uses a
 //! SQLite file in a temporary directory.
 
+use std::path::Path;
+
+use sqlx::any::AnyPoolOptions;
 use sqlx::Connection;
 
 pub struct TestDb {
@@ -134,4 +137,44 @@ pub async fn heal(pool: &sqlx::AnyPool, table: &str) {
         .execute(pool)
         .await
         .expect("remove the failure");
+}
+
+/// A database as an earlier release left it: migrations 1 to `version` alone, then `rows` (raw
+/// SQL); opening it with `Store::connect` applies the later ones.
+pub async fn migrated_to(db: &TestDb, version: i64, rows: &[&str]) {
+    sqlx::any::install_default_drivers();
+    let (folder, url) = if is_postgres() {
+        ("postgres", db.url.clone())
+    } else {
+        ("sqlite", format!("{}?mode=rwc", db.url))
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(folder);
+    let mut migrator = sqlx::migrate::Migrator::new(dir.as_path())
+        .await
+        .expect("migrations folder");
+    assert!(
+        migrator.iter().any(|m| m.version > version),
+        "no migration after {version}"
+    );
+    migrator.migrations = migrator
+        .iter()
+        .filter(|m| m.version <= version)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connect");
+    migrator.run(&pool).await.expect("the earlier migrations");
+    for sql in rows {
+        sqlx::query(sql)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    pool.close().await;
 }
