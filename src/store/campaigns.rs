@@ -405,11 +405,12 @@ impl Store {
     pub async fn complete_if_done(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = self.pool.begin_with(self.begin_write()).await?;
         // A campaign whose audience is still being resolved is not done, however empty its
-        // queue is for the moment: the page that writes its last rows moves the cursor in the
-        // same transaction, so a cursor at the end means every row is visible here.
+        // queue is for the moment: the page that writes a half's last rows moves its cursor in
+        // the same transaction, so cursors at their ends mean every row is visible here.
         let row = sqlx::query(&format!(
-            "SELECT status, CAST(CASE WHEN resolve_cursor < resolve_end THEN 1 ELSE 0 END \
+            "SELECT status, CAST(CASE WHEN {} THEN 1 ELSE 0 END \
              AS BIGINT) AS resolving FROM campaigns WHERE id = $1{}",
+            super::resolution::RESOLVING,
             self.lock_rows()
         ))
         .bind(id)

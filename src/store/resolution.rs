@@ -2,12 +2,16 @@
 //!
 //! Starting moves the campaign to `sending` and resolves its first page in one transaction, so
 //! the first message can leave at once whatever the audience's size. A page is a range of
-//! contact ids, `(resolve_cursor, resolve_cursor + page]`; each page's rows and the cursor move
-//! in one transaction, so a crash keeps or loses a page whole and the restarted process goes on
-//! after the last page kept. One process resolves a campaign's page at a time (an advisory lock
-//! on PostgreSQL, the single writer on SQLite); another that finds the lock taken skips the
-//! campaign for now. A contact is judged by their labels and attributes when their page is
-//! resolved, and by their consent when their message is sent (as every recipient is).
+//! contact ids after a cursor; each page's rows and its cursor move in one transaction, so a
+//! crash keeps or loses a page whole and the restarted process goes on after the last page
+//! kept. On PostgreSQL the contact ids are split in two halves, each with its own cursor
+//! (`resolve_cursor` up to `resolve_mid`, `resolve_upper_cursor` up to `resolve_end`), so two
+//! transactions can write pages at once on two of the server's cores; SQLite has one writer and
+//! one half. One transaction resolves a half's page at a time (an advisory lock per half on
+//! PostgreSQL, the single writer on SQLite); another that finds the lock taken tries the other
+//! half, or skips the campaign for now. A contact is judged by their labels and attributes when
+//! their page is resolved, and by their consent when their message is sent (as every recipient
+//! is).
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -16,24 +20,55 @@ use super::{Backend, Result, Store, StoreError};
 use crate::clock::to_ms;
 use crate::domain::audience::AudienceExpr;
 
-/// Names the advisory locks of resolutions (`"reso"` in the high half); the campaign's id is
-/// the low half.
+/// Names the advisory locks of the lower halves of resolutions (`"reso"` in the high 32 bits);
+/// the campaign's id is the low 32 bits.
 const RESOLVE_LOCK: i64 = 0x7265_736f << 32;
+/// The same for the upper halves (`"resu"`).
+const RESOLVE_UPPER_LOCK: i64 = 0x7265_7375 << 32;
+
+/// A campaign has contacts left to resolve (SQL, on `campaigns`).
+pub(crate) const RESOLVING: &str =
+    "(resolve_cursor < resolve_mid OR resolve_upper_cursor < resolve_end)";
 
 /// How far a campaign's resolution has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Resolution {
-    /// The last contact id resolved.
+    /// The last contact id resolved in the lower half.
     pub cursor: i64,
+    /// The last contact id of the lower half.
+    pub mid: i64,
+    /// The last contact id resolved in the upper half.
+    pub upper_cursor: i64,
     /// The last contact id to resolve: the highest when the campaign started.
     pub end: i64,
 }
 
 impl Resolution {
     pub fn is_done(&self) -> bool {
-        self.cursor >= self.end
+        self.cursor >= self.mid && self.upper_cursor >= self.end
     }
 }
+
+/// One of the two halves of a resolution: its cursor's column, its last id's column, its lock.
+#[derive(Debug, Clone, Copy)]
+struct Half {
+    cursor: &'static str,
+    stop: &'static str,
+    lock: i64,
+}
+
+const HALVES: [Half; 2] = [
+    Half {
+        cursor: "resolve_cursor",
+        stop: "resolve_mid",
+        lock: RESOLVE_LOCK,
+    },
+    Half {
+        cursor: "resolve_upper_cursor",
+        stop: "resolve_end",
+        lock: RESOLVE_UPPER_LOCK,
+    },
+];
 
 /// A campaign just started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,9 +82,9 @@ pub struct Started {
 /// What one page did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
-    /// A page was resolved: `rows` recipients written; `done` when it was the last.
+    /// A page was resolved: `rows` recipients written; `done` when nothing is left to resolve.
     Resolved { rows: u64, done: bool },
-    /// Another process is resolving this campaign's page right now.
+    /// Other transactions are resolving this campaign's pages right now.
     Busy,
     /// Nothing to resolve: finished, or the campaign is not sending.
     Nothing,
@@ -117,10 +152,31 @@ impl Store {
         };
         let from = first - 1;
         let to = page_end(from, end, page);
+        // Two halves where two transactions can write at once; the first page is the lower
+        // half's.
+        let mid = if self.backend == Backend::Postgres {
+            (from + (end - from) / 2).clamp(to, end)
+        } else {
+            end
+        };
         let resolved = insert_page(&mut tx, id, audience, from, to, now, true).await?;
-        set_cursor(&mut tx, id, to, Some(end)).await?;
+        sqlx::query(
+            "UPDATE campaigns SET resolve_cursor = $1, resolve_mid = $2, \
+             resolve_upper_cursor = $2, resolve_end = $3 WHERE id = $4",
+        )
+        .bind(to)
+        .bind(mid)
+        .bind(end)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        let rest = Resolution { cursor: to, end };
+        let rest = Resolution {
+            cursor: to,
+            mid,
+            upper_cursor: mid,
+            end,
+        };
         Ok(Some(Started {
             resolved,
             rest: (!rest.is_done()).then_some(rest),
@@ -162,51 +218,68 @@ impl Store {
         tolerate_existing: bool,
     ) -> Result<Page> {
         let mut tx = self.relaxed.begin_with(self.begin_write()).await?;
-        if self.backend == Backend::Postgres {
-            let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                .bind(RESOLVE_LOCK | id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if !got {
-                return Ok(Page::Busy);
+        let mut busy = false;
+        for half in HALVES {
+            if self.backend == Backend::Postgres {
+                let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                    .bind(half.lock | id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if !got {
+                    busy = true;
+                    continue;
+                }
             }
+            // Read after taking the lock: the previous holder's page is committed and visible.
+            let row = sqlx::query(&format!(
+                "SELECT {cursor} AS cursor, {stop} AS stop FROM campaigns \
+                 WHERE id = $1 AND status = 'sending' AND {cursor} < {stop}",
+                cursor = half.cursor,
+                stop = half.stop
+            ))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                continue;
+            };
+            let from: i64 = row.try_get("cursor")?;
+            let stop: i64 = row.try_get("stop")?;
+            let to = page_end(from, stop, page);
+            let rows = insert_page(&mut tx, id, audience, from, to, now, tolerate_existing).await?;
+            // Last, so the campaign's row is held only for the moment of the commit (a pause, a
+            // status batch or the other half waits on it, not on the page).
+            sqlx::query(&format!(
+                "UPDATE campaigns SET {} = $1 WHERE id = $2",
+                half.cursor
+            ))
+            .bind(to)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            // Read after the commit: of two halves finishing at once, the later sees both done.
+            let done = to >= stop && self.resolution(id).await?.is_none_or(|r| r.is_done());
+            // A big fan-out changes the table's shape; without fresh statistics PostgreSQL
+            // plans the campaign's claims for the old, small table.
+            if done && self.backend == Backend::Postgres && stop >= 10_000 {
+                sqlx::query("ANALYZE recipients")
+                    .execute(&self.pool)
+                    .await?;
+            }
+            return Ok(Page::Resolved { rows, done });
         }
-        // Read after taking the lock: the previous holder's page is committed and visible.
-        let row = sqlx::query(
-            "SELECT resolve_cursor, resolve_end FROM campaigns \
-             WHERE id = $1 AND status = 'sending' AND resolve_cursor < resolve_end",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(Page::Nothing);
-        };
-        let from: i64 = row.try_get("resolve_cursor")?;
-        let end: i64 = row.try_get("resolve_end")?;
-        let to = page_end(from, end, page);
-        let rows = insert_page(&mut tx, id, audience, from, to, now, tolerate_existing).await?;
-        // Last, so the campaign's row is held only for the moment of the commit (a pause or a
-        // status batch waits on it, not on the page).
-        set_cursor(&mut tx, id, to, None).await?;
-        tx.commit().await?;
-        let done = to >= end;
-        // A big fan-out changes the table's shape; without fresh statistics PostgreSQL plans
-        // the campaign's claims for the old, small table.
-        if done && self.backend == Backend::Postgres && end >= 10_000 {
-            sqlx::query("ANALYZE recipients")
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(Page::Resolved { rows, done })
+        Ok(if busy { Page::Busy } else { Page::Nothing })
     }
 
     /// How far campaign `id`'s resolution has come; `None` when it was resolved at its start
     /// (or never started).
     pub async fn resolution(&self, id: i64) -> Result<Option<Resolution>> {
         let row = sqlx::query(
-            "SELECT resolve_cursor, resolve_end FROM campaigns WHERE id = $1 \
-             AND resolve_cursor IS NOT NULL AND resolve_end IS NOT NULL",
+            "SELECT resolve_cursor, resolve_mid, resolve_upper_cursor, resolve_end \
+             FROM campaigns WHERE id = $1 AND resolve_cursor IS NOT NULL \
+             AND resolve_mid IS NOT NULL AND resolve_upper_cursor IS NOT NULL \
+             AND resolve_end IS NOT NULL",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -214,6 +287,8 @@ impl Store {
         row.map(|row| {
             Ok(Resolution {
                 cursor: row.try_get("resolve_cursor")?,
+                mid: row.try_get("resolve_mid")?,
+                upper_cursor: row.try_get("resolve_upper_cursor")?,
                 end: row.try_get("resolve_end")?,
             })
         })
@@ -222,10 +297,9 @@ impl Store {
 
     /// Sending campaigns whose audience is not fully resolved yet, oldest first.
     pub async fn resolving_campaigns(&self) -> Result<Vec<i64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM campaigns WHERE status = 'sending' AND resolve_cursor < resolve_end \
-             ORDER BY id",
-        )
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT id FROM campaigns WHERE status = 'sending' AND {RESOLVING} ORDER BY id"
+        ))
         .fetch_all(&self.pool)
         .await?)
     }
@@ -289,22 +363,4 @@ async fn insert_page(
         q = q.bind(b.as_str());
     }
     Ok(q.execute(&mut *conn).await?.rows_affected())
-}
-
-async fn set_cursor(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-    cursor: i64,
-    end: Option<i64>,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE campaigns SET resolve_cursor = $1, resolve_end = COALESCE($2, resolve_end) \
-         WHERE id = $3",
-    )
-    .bind(cursor)
-    .bind(end)
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use herald::clock::{ManualClock, SharedClock};
+use herald::domain::audience::AudienceExpr;
 use herald::engine::Engine;
-use herald::store::CampaignStatus;
+use herald::store::resolution::Page;
+use herald::store::{CampaignStatus, Store};
 
 use crate::support::console_app::t0;
-use crate::support::db::{heal, inject_failure, TestDb};
+use crate::support::db::{heal, inject_failure, migrated_to, TestDb};
 use crate::support::fake_graph::FakeGraph;
 use crate::support::herald_process::{
     accepted_per_recipient, admin, campaign_to_all, config, whatsapp_engine,
@@ -192,8 +194,19 @@ async fn a_page_that_fails_half_way_is_resolved_again_whole_after_a_restart() {
     let failing = format!("NEW.contact_id = {contact}");
     inject_failure(&pool, "INSERT", "recipients", Some(&failing)).await;
     assert!(engine.resolve_step().await.is_err());
-    assert_eq!(engine.store.resolution(1).await.unwrap().unwrap(), before);
-    assert_eq!(rows(&engine).await, PAGE as i64, "nothing of the page kept");
+    // (On PostgreSQL the upper half's first page was resolved alongside, and kept.)
+    let after = engine.store.resolution(1).await.unwrap().unwrap();
+    assert_eq!(after.cursor, before.cursor, "the lower half did not move");
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM recipients WHERE campaign_id = 1 AND contact_id > $1 \
+         AND contact_id <= $2",
+    )
+    .bind(before.cursor)
+    .bind(before.cursor + PAGE as i64)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, 0, "nothing of the failed page kept");
     heal(&pool, "recipients").await;
     engine.store.close().await;
 
@@ -203,4 +216,42 @@ async fn a_page_that_fails_half_way_is_resolved_again_whole_after_a_restart() {
 
     assert_eq!(rows(&restarted).await, N as i64);
     assert_everyone_once(&fake, N as usize);
+}
+
+#[tokio::test]
+async fn a_resolution_under_way_at_the_upgrade_to_halves_goes_on_to_the_end() {
+    let db = TestDb::new().await;
+    // Migration 15's shape: one cursor, contact 1 resolved, 2 and 3 left.
+    migrated_to(
+        &db,
+        15,
+        &[
+            "INSERT INTO contacts (id, address, consent, created_at) VALUES \
+             (1, 'wa:15550001', 'opted_in', 0), (2, 'wa:15550002', 'opted_in', 0), \
+             (3, 'wa:15550003', 'opted_in', 0)",
+            "INSERT INTO campaigns (id, title, status, audience, text, created_at, \
+             resolve_cursor, resolve_end) VALUES (1, 'Half way', 'sending', 'all', 'Hi', 0, 1, 3)",
+            "INSERT INTO recipients (campaign_id, contact_id, queued_at) VALUES (1, 1, 0)",
+        ],
+    )
+    .await;
+    let store = Store::connect(&db.url).await.expect("migration 16 applies");
+    assert!(!store.resolution(1).await.unwrap().unwrap().is_done());
+    let mut pages = 0;
+    while let Page::Resolved { .. } = store
+        .resolve_page(1, &AudienceExpr::all(), t0(), 1)
+        .await
+        .unwrap()
+    {
+        pages += 1;
+    }
+    assert_eq!(pages, 2, "one contact per page");
+    let resolved: Vec<i64> = sqlx::query_scalar(
+        "SELECT contact_id FROM recipients WHERE campaign_id = 1 ORDER BY contact_id",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(resolved, vec![1, 2, 3]);
+    assert!(store.resolution(1).await.unwrap().unwrap().is_done());
 }
