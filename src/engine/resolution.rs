@@ -5,7 +5,7 @@
 //! console) and a campaign never completes with contacts left unresolved.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
@@ -15,26 +15,39 @@ use crate::domain::audience::parse_audience;
 use crate::store::resolution::Page;
 use crate::store::Backend;
 
+/// How long a resolve step pages one campaign on PostgreSQL before it turns to the next.
+const PAGING_BUDGET: Duration = Duration::from_millis(250);
+
 impl Engine {
-    /// Resolves a page of every sending campaign whose audience is not fully resolved: on
-    /// PostgreSQL one of each half at once, on two connections. Returns how many pages this
-    /// process resolved (a half another process is resolving right now is left to it).
+    /// Resolves pages of every sending campaign whose audience is not fully resolved. On SQLite
+    /// one page each, so the dispatcher has the one connection between pages. On PostgreSQL
+    /// both halves at once, on two connections, each paging on its own (neither waits for the
+    /// other's page) for up to [`PAGING_BUDGET`] before the next campaign's turn. Returns how
+    /// many pages this process resolved (a half another process is resolving right now is left
+    /// to it).
     pub async fn resolve_step(&self) -> Result<u64> {
         let mut pages = 0;
-        let at_once = match self.store.backend() {
-            Backend::Postgres => 2,
-            Backend::Sqlite => 1,
-        };
         for id in self.store.resolving_campaigns().await? {
-            let resolved = futures::future::join_all(
-                (0..at_once).map(|_| self.contained(id, self.resolve_page(id))),
-            )
-            .await;
-            for page in resolved {
-                if page? == Some(true) {
-                    pages += 1;
+            pages += match self.store.backend() {
+                Backend::Sqlite => {
+                    u64::from(self.contained(id, self.resolve_page(id)).await? == Some(true))
                 }
-            }
+                Backend::Postgres => {
+                    let started = Instant::now();
+                    let half = || async {
+                        let mut n = 0;
+                        while self.contained(id, self.resolve_page(id)).await? == Some(true) {
+                            n += 1;
+                            if started.elapsed() >= PAGING_BUDGET {
+                                break;
+                            }
+                        }
+                        Result::<u64>::Ok(n)
+                    };
+                    let (a, b) = tokio::join!(half(), half());
+                    a? + b?
+                }
+            };
         }
         Ok(pages)
     }

@@ -261,11 +261,15 @@ impl Store {
             // Read after the commit: of two halves finishing at once, the later sees both done.
             let done = to >= stop && self.resolution(id).await?.is_none_or(|r| r.is_done());
             // A big fan-out changes the table's shape; without fresh statistics PostgreSQL
-            // plans the campaign's claims for the old, small table.
+            // plans the campaign's claims for the old, small table. In the background: the
+            // resolution is complete, and the resolver has other campaigns to page.
             if done && self.backend == Backend::Postgres && stop >= 10_000 {
-                sqlx::query("ANALYZE recipients")
-                    .execute(&self.pool)
-                    .await?;
+                let pool = self.pool.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = sqlx::query("ANALYZE recipients").execute(&pool).await {
+                        tracing::warn!(%error, "could not analyze recipients after a resolution");
+                    }
+                });
             }
             return Ok(Page::Resolved { rows, done });
         }
