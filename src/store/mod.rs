@@ -189,9 +189,13 @@ impl Store {
         }
     }
 
-    /// `column` is one of the ids `subquery` selects, looked up one by one on PostgreSQL (see
-    /// [`Store::in_json_ids`]): for the few campaigns a contact's pending rows can be in, probed
-    /// in the unique `(campaign_id, contact_id)` pair.
+    /// `column` is one of the values `subquery` selects. On PostgreSQL the values become an
+    /// array first (`= ANY(ARRAY(...))`), which the planner can only read as index lookups.
+    /// Written as `IN (SELECT ...)`, it may instead scan the table and test every row against
+    /// every value: it believes `claimed_by = $1`-style filters leave one row, and on a table
+    /// that is young, small or never analyzed it then takes that scan as the outer side of a
+    /// nested loop (measured: 0.75 s for 200 ids among 6,000 rows in flight, against 1.5 ms as
+    /// lookups).
     fn in_ids_of(&self, column: &str, subquery: &str) -> String {
         match self.backend {
             Backend::Postgres => format!("{column} = ANY(ARRAY({subquery}))"),
@@ -201,37 +205,30 @@ impl Store {
 
     /// `column` is one of the ids in JSON array parameter `$param` (one parameter, whatever the
     /// count: the statement text stays the same, so it is prepared once, and SQLite binds one
-    /// value instead of hundreds).
-    ///
-    /// On PostgreSQL the ids become an array first (`= ANY(ARRAY(...))`), which the planner can
-    /// only read as index lookups. Written as `IN (SELECT ...)`, it may instead scan the table
-    /// and test every row against every element: it believes `claimed_by = $1`-style filters
-    /// leave one row, and on a table that is young, small or never analyzed it then takes that
-    /// scan as the outer side of a nested loop (measured: 0.75 s for 200 ids among 6,000 rows
-    /// in flight, against 1.5 ms as lookups).
+    /// value instead of hundreds), looked up as [`Store::in_ids_of`] says.
     fn in_json_ids(&self, column: &str, param: usize) -> String {
-        match self.backend {
-            Backend::Postgres => format!(
-                "{column} = ANY(ARRAY(SELECT e::bigint FROM json_array_elements_text(${param}::json) AS e))"
-            ),
-            Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${param}))"),
-        }
+        let ids = match self.backend {
+            Backend::Postgres => {
+                format!("SELECT e::bigint FROM json_array_elements_text(${param}::json) AS e")
+            }
+            Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
+        };
+        self.in_ids_of(column, &ids)
     }
 
     /// `column` is one of the strings in JSON array parameter `$param` (as
     /// [`Store::in_json_ids`]).
     fn in_json_texts(&self, column: &str, param: usize) -> String {
-        match self.backend {
-            Backend::Postgres => {
-                format!("{column} = ANY(ARRAY(SELECT json_array_elements_text(${param}::json)))")
-            }
-            Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each(${param}))"),
-        }
+        let texts = match self.backend {
+            Backend::Postgres => format!("SELECT json_array_elements_text(${param}::json)"),
+            Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
+        };
+        self.in_ids_of(column, &texts)
     }
 
     /// For a statement joining `column` to element `index` (of type `ty`) of each row of
     /// [`Store::json_rows`]`(param, ..)`: on PostgreSQL an ` AND column = ANY(...)` that pins
-    /// the join to index lookups (see [`Store::in_json_ids`]; without it the planner may test
+    /// the join to index lookups (see [`Store::in_ids_of`]; without it the planner may test
     /// every row in flight against every JSON row, extracting the value anew each time: 1.8 s
     /// for 200 outcomes among 6,000 rows in flight). SQLite looks the rows up by key already.
     fn json_rows_keyed(&self, column: &str, param: usize, index: usize, ty: &str) -> String {

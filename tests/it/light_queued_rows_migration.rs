@@ -9,7 +9,7 @@ use sqlx::{AnyPool, Row};
 use herald::domain::consent::ConsentSource;
 use herald::store::Store;
 
-use crate::support::db::{is_postgres, migrated_to, TestDb};
+use crate::support::db::{is_postgres, migrated_to, raw_pool, TestDb};
 
 /// Every recipient row, all its stored columns, by id.
 async fn rows(pool: &AnyPool) -> Vec<String> {
@@ -69,13 +69,7 @@ async fn rows_ids_and_opt_outs_survive_the_upgrade() {
     )
     .await;
     let before = {
-        let pool = AnyPool::connect(&if is_postgres() {
-            db.url.clone()
-        } else {
-            format!("{}?mode=rwc", db.url)
-        })
-        .await
-        .unwrap();
+        let pool = raw_pool(&db).await;
         let before = rows(&pool).await;
         pool.close().await;
         before

@@ -142,12 +142,7 @@ pub async fn heal(pool: &sqlx::AnyPool, table: &str) {
 /// A database as an earlier release left it: migrations 1 to `version` alone, then `rows` (raw
 /// SQL); opening it with `Store::connect` applies the later ones.
 pub async fn migrated_to(db: &TestDb, version: i64, rows: &[&str]) {
-    sqlx::any::install_default_drivers();
-    let (folder, url) = if is_postgres() {
-        ("postgres", db.url.clone())
-    } else {
-        ("sqlite", format!("{}?mode=rwc", db.url))
-    };
+    let folder = if is_postgres() { "postgres" } else { "sqlite" };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("migrations")
         .join(folder);
@@ -164,11 +159,7 @@ pub async fn migrated_to(db: &TestDb, version: i64, rows: &[&str]) {
         .cloned()
         .collect::<Vec<_>>()
         .into();
-    let pool = AnyPoolOptions::new()
-        .max_connections(1)
-        .connect(&url)
-        .await
-        .expect("connect");
+    let pool = raw_pool(db).await;
     migrator.run(&pool).await.expect("the earlier migrations");
     for sql in rows {
         sqlx::query(sql)
@@ -177,4 +168,20 @@ pub async fn migrated_to(db: &TestDb, version: i64, rows: &[&str]) {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     pool.close().await;
+}
+
+/// One connection to `db` without herald's store (no migrations run, the file created if
+/// missing), for SQL as an earlier release would have run it.
+pub async fn raw_pool(db: &TestDb) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = if is_postgres() {
+        db.url.clone()
+    } else {
+        format!("{}?mode=rwc", db.url)
+    };
+    AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await
+        .expect("connect")
 }
