@@ -23,7 +23,9 @@ use crate::domain::actions::RecipientEvent;
 use crate::domain::SkipReason;
 use crate::lock;
 use crate::store::recipients::Outcome;
-use crate::store::{Campaign, CampaignKind, CampaignStatus, Claimed, Template, TierReservation};
+use crate::store::{
+    Campaign, CampaignKind, CampaignStatus, Claimed, QueuePosition, Template, TierReservation,
+};
 
 /// Rows claimed (straight into `sending`) by one statement when pacing is off.
 const CLAIM_CHUNK: i64 = 128;
@@ -37,7 +39,7 @@ const GUARD_EVERY: u64 = 2000;
 /// Messages in flight at once when pacing is off (the channel's own ceiling still holds).
 pub const UNPACED_CONCURRENCY: usize = 64;
 /// Most outcomes written by one statement.
-const RECORD_BATCH: usize = 256;
+const RECORD_BATCH: usize = crate::store::recipients::OUTCOMES_PER_STATEMENT;
 /// How long the recorder of an unpaced window waits to fill a statement.
 const RECORD_LINGER: StdDuration = StdDuration::from_millis(5);
 /// Retry a 131049 (per-user marketing limit) this much later, at most this many times.
@@ -321,6 +323,9 @@ impl Engine {
         };
         let content = &content;
         let started = std::time::Instant::now();
+        // How far this run's claims have reached in the campaign's queue.
+        let reached = std::sync::Mutex::new(None);
+        let reached = &reached;
         let feed = |stages: Stages| async move {
             let more = std::sync::atomic::AtomicBool::new(true);
             // The rules run inside each buffered future, never in this loop: a buffered claim
@@ -329,7 +334,7 @@ impl Engine {
             let claims = futures::stream::poll_fn(|_| {
                 std::task::Poll::Ready(more.load(Relaxed).then_some(()))
             })
-            .map(|()| self.claim_chunk(campaign, content, &stages.ahead, leases))
+            .map(|()| self.claim_chunk(campaign, content, &stages.ahead, leases, reached))
             .buffered(2);
             futures::pin_mut!(claims);
             // Every claim started is worked to the end, even after another one failed: its rows
@@ -372,6 +377,7 @@ impl Engine {
         content: &Content,
         ahead: &tokio::sync::Semaphore,
         leases: &std::sync::Mutex<HashSet<i64>>,
+        reached: &std::sync::Mutex<Option<QueuePosition>>,
     ) -> Result<Chunk> {
         let room = ahead
             .acquire_many(CLAIM_CHUNK as u32)
@@ -382,11 +388,23 @@ impl Engine {
             return Ok(chunk);
         }
         let now = self.clock.now();
+        let after = *lock(reached);
         let claimed = self
             .store
-            .claim_for_sending(campaign.id, &self.worker_id, now, self.lease(), CLAIM_CHUNK)
+            .claim_for_sending(
+                campaign.id,
+                &self.worker_id,
+                now,
+                self.lease(),
+                CLAIM_CHUNK,
+                after,
+            )
             .await?;
         chunk.claimed = claimed.len();
+        if let Some(last) = claimed.iter().map(|c| c.position).max() {
+            let mut reached = lock(reached);
+            *reached = (*reached).max(Some(last));
+        }
         let ids: Vec<i64> = claimed.iter().map(|c| c.recipient_id).collect();
         lock(leases).extend(claimed.first().map(|c| c.lease));
         for r in claimed {

@@ -279,6 +279,18 @@ pub struct Claimed {
     pub contact: Contact,
     /// The claim's lease (one per claim): renewed, and ended, as a whole.
     pub lease: i64,
+    /// Where the row stood in its campaign's queue.
+    pub position: QueuePosition,
+}
+
+/// A place in a campaign's queue, which is ordered by due time, then id: a claim can start
+/// looking after the rows an earlier claim of the same run took (see
+/// [`Store::claim_for_sending`](crate::store::Store::claim_for_sending)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct QueuePosition {
+    /// The due time (ms) the row was claimed at.
+    pub due: i64,
+    pub id: i64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

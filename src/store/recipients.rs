@@ -14,7 +14,8 @@ use sqlx::Row;
 
 use super::contacts::contact_from_row;
 use super::{
-    json_list, opt_time, Backend, Claimed, RecipientRow, Report, Result, Store, StoreError,
+    json_list, opt_time, Backend, Claimed, QueuePosition, RecipientRow, Report, Result, Store,
+    StoreError,
 };
 use crate::clock::to_ms;
 use crate::domain::actions::{PostAction, RecipientEvent};
@@ -65,6 +66,20 @@ pub enum Outcome {
     },
 }
 
+/// Most outcomes [`Store::record_many`] writes in one statement (the rows travel as one JSON
+/// parameter, so no parameter limit applies): the dispatcher hands over no more at once, so each
+/// of its batches is one statement.
+pub const OUTCOMES_PER_STATEMENT: usize = 256;
+
+/// What a claim makes of the rows it takes.
+#[derive(Debug, Clone, Copy)]
+enum ClaimAs {
+    /// `claimed`: each is marked `sending` on its own right before it leaves (paced sends).
+    Claimed,
+    /// `sending` at once, looking only past `after` in the queue.
+    Sending { after: Option<QueuePosition> },
+}
+
 impl Store {
     /// Leases up to `limit` due recipients of one campaign to `worker` until `now + lease`, the
     /// earliest due first, as one claim with one lease row (see [`Store::renew`]). On PostgreSQL
@@ -81,7 +96,7 @@ impl Store {
         lease: chrono::Duration,
         limit: i64,
     ) -> Result<Vec<Claimed>> {
-        self.claim_as(campaign_id, worker, now, lease, limit, false)
+        self.claim_as(campaign_id, worker, now, lease, limit, ClaimAs::Claimed)
             .await
     }
 
@@ -90,6 +105,12 @@ impl Store {
     /// then cost one write fewer each. `attempts` of each row is still the count before this
     /// attempt. A row the caller then decides not to send must be recorded (skip, or a hold
     /// that refunds the attempt), or recovery reports it `unknown`.
+    ///
+    /// `after` skips the queue up to and including a position an earlier claim of the same run
+    /// reached: on PostgreSQL the rows in flight stay at the head of the queue's index (a claim
+    /// leaves their due time as it is, so it can write them in place), and every claim would
+    /// otherwise walk past all of them. A row put back behind that position is found by the next
+    /// run, which starts from the head.
     pub async fn claim_for_sending(
         &self,
         campaign_id: i64,
@@ -97,9 +118,17 @@ impl Store {
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
+        after: Option<QueuePosition>,
     ) -> Result<Vec<Claimed>> {
-        self.claim_as(campaign_id, worker, now, lease, limit, true)
-            .await
+        self.claim_as(
+            campaign_id,
+            worker,
+            now,
+            lease,
+            limit,
+            ClaimAs::Sending { after },
+        )
+        .await
     }
 
     async fn claim_as(
@@ -109,8 +138,12 @@ impl Store {
         now: DateTime<Utc>,
         lease: chrono::Duration,
         limit: i64,
-        sending: bool,
+        how: ClaimAs,
     ) -> Result<Vec<Claimed>> {
+        let (sending, after) = match how {
+            ClaimAs::Claimed => (false, None),
+            ClaimAs::Sending { after } => (true, after),
+        };
         let (status, set_attempts, pool) = if sending {
             ("sending", ", attempts = attempts + 1", &self.pool)
         } else {
@@ -121,10 +154,15 @@ impl Store {
         // that needs work, so the index walks the campaign's due rows in order, passing over the
         // few in flight at its head; on SQLite rows in flight are -1 and not even passed over.
         // Either way the LIMIT stops after one window.
+        // With `after`, its two values follow the limit's parameter.
         let due = |first: usize| {
+            let after = match after {
+                Some(_) => format!(" AND (work_due, id) > (${}, ${})", first + 3, first + 4),
+                None => String::new(),
+            };
             format!(
                 "SELECT id FROM recipients WHERE campaign_id = ${first} \
-                 AND work_due BETWEEN 0 AND ${} AND status = 'queued' \
+                 AND work_due BETWEEN 0 AND ${}{after} AND status = 'queued' \
                  ORDER BY work_due, id LIMIT ${}",
                 first + 1,
                 first + 2
@@ -140,7 +178,8 @@ impl Store {
         // JSON object. Its labels are not read: nothing after a claim looks at them.
         let columns = |attrs: &str| {
             format!(
-                "r.id AS recipient_id, r.campaign_id, r.attempts - {before} AS attempts, c.id, \
+                "r.id AS recipient_id, r.campaign_id, r.attempts - {before} AS attempts, \
+                 r.next_attempt_at AS due, c.id, \
                  c.address, c.name, c.lang, c.tz, c.consent, c.consent_at, c.last_inbound_at, \
                  c.marketing_stopped, c.unreachable, {attrs} AS attrs",
                 before = i64::from(sending),
@@ -154,7 +193,7 @@ impl Store {
                 // semi-join may be re-scanned by the planner and lock more rows than the limit.
                 let sql = format!(
                     "WITH r AS ({} AND id = ANY(ARRAY({} FOR UPDATE SKIP LOCKED)) \
-                     RETURNING id, campaign_id, attempts, contact_id), \
+                     RETURNING id, campaign_id, attempts, contact_id, next_attempt_at), \
                      l AS (INSERT INTO leases (worker, until, recipient_ids) \
                      SELECT $2, $1, json_agg(id)::text FROM r HAVING COUNT(*) > 0 RETURNING id) \
                      SELECT {}, l.id AS lease FROM r JOIN contacts c ON c.id = r.contact_id \
@@ -166,29 +205,37 @@ impl Store {
                          FROM contact_attrs a WHERE a.contact_id = c.id)"
                     ),
                 );
-                sqlx::query(&sql)
+                let query = sqlx::query(&sql)
                     .bind(until)
                     .bind(worker)
                     .bind(campaign_id)
                     .bind(to_ms(now))
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?
+                    .bind(limit);
+                let query = match after {
+                    Some(after) => query.bind(after.due).bind(after.id),
+                    None => query,
+                };
+                query.fetch_all(pool).await?
             }
             Backend::Sqlite => {
                 // The same in three statements, in one transaction.
                 let mut tx = pool.begin_with(self.begin_write()).await?;
-                let ids: Vec<i64> =
-                    sqlx::query(&format!("{} AND id IN ({}) RETURNING id", set(1), due(2)))
-                        .bind(worker)
-                        .bind(campaign_id)
-                        .bind(to_ms(now))
-                        .bind(limit)
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .iter()
-                        .map(|r| r.try_get("id"))
-                        .collect::<Result<_, _>>()?;
+                let sql = format!("{} AND id IN ({}) RETURNING id", set(1), due(2));
+                let query = sqlx::query(&sql)
+                    .bind(worker)
+                    .bind(campaign_id)
+                    .bind(to_ms(now))
+                    .bind(limit);
+                let query = match after {
+                    Some(after) => query.bind(after.due).bind(after.id),
+                    None => query,
+                };
+                let ids: Vec<i64> = query
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get("id"))
+                    .collect::<Result<_, _>>()?;
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -233,6 +280,10 @@ impl Store {
                     attempts: r.try_get("attempts")?,
                     contact,
                     lease: r.try_get("lease")?,
+                    position: QueuePosition {
+                        due: r.try_get("due")?,
+                        id: r.try_get("recipient_id")?,
+                    },
                 })
             })
             .collect()
@@ -419,8 +470,7 @@ impl Store {
         outcomes: &[(i64, Outcome, DateTime<Utc>)],
         worker: &str,
     ) -> Result<()> {
-        /// Rows per statement: well under both backends' parameter limits.
-        const CHUNK: usize = 200;
+        let per_statement = OUTCOMES_PER_STATEMENT;
         let mut sent = Vec::new();
         let mut skipped = Vec::new();
         for (id, outcome, at) in outcomes {
@@ -432,10 +482,12 @@ impl Store {
         }
         let ours = "r.claimed_by = $1 AND r.status IN ('claimed', 'sending', 'unknown')";
         let pin = self.json_rows_keyed("r.id", 2, 0, "bigint");
-        for chunk in sent.chunks(CHUNK) {
+        for chunk in sent.chunks(per_statement) {
             // The rows travel as one JSON parameter, so each gets its own wamid and variant while
             // the statement text never changes.
-            let rows: Vec<serde_json::Value> = chunk
+            // Serialised straight from borrowed tuples: no JSON tree is built per row.
+            type SentRow<'a> = (i64, Option<&'a str>, Option<i64>, &'a str, i64, i64);
+            let rows: Vec<SentRow> = chunk
                 .iter()
                 .filter_map(|(id, outcome, at)| match outcome {
                     Outcome::Sent {
@@ -443,14 +495,14 @@ impl Store {
                         variant,
                         category,
                         outside_window,
-                    } => Some(serde_json::json!([
-                        id,
-                        provider_id,
-                        variant,
-                        category,
+                    } => Some((
+                        *id,
+                        provider_id.as_deref(),
+                        *variant,
+                        category.as_str(),
                         i64::from(*outside_window),
-                        to_ms(*at)
-                    ])),
+                        to_ms(*at),
+                    )),
                     _ => None,
                 })
                 .collect();
@@ -471,13 +523,15 @@ impl Store {
                  outside_window = v.outside_window, sent_at = v.sent_at, \
                  reason = NULL, error_code = NULL FROM {v} WHERE r.id = v.id{pin} AND {ours}"
             );
+            let rows = serde_json::to_string(&rows)
+                .map_err(|e| StoreError::Invalid(format!("outcomes as JSON: {e}")))?;
             sqlx::query(&sql)
                 .bind(worker)
-                .bind(serde_json::Value::Array(rows).to_string())
+                .bind(rows)
                 .execute(&self.relaxed)
                 .await?;
         }
-        for chunk in skipped.chunks(CHUNK) {
+        for chunk in skipped.chunks(per_statement) {
             let rows: Vec<serde_json::Value> = chunk
                 .iter()
                 .filter_map(|(id, outcome, _)| match outcome {

@@ -195,7 +195,7 @@ async fn rows_claimed_straight_into_sending_by_a_dead_worker_become_unknown_neve
     let lease = ChronoDuration::seconds(30);
     let claimed = survivor
         .store
-        .claim_for_sending(1, "dead-worker", clock.now(), lease, 3)
+        .claim_for_sending(1, "dead-worker", clock.now(), lease, 3, None)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 3);
@@ -217,6 +217,56 @@ async fn rows_claimed_straight_into_sending_by_a_dead_worker_become_unknown_neve
     }
     let report = survivor.store.report(1).await.unwrap();
     assert_eq!((report.sent, report.unknown, report.queued), (3, 3, 0));
+}
+
+/// A claim that starts after the position an earlier claim of the same run reached takes the
+/// rows after it, never those before (even once they are queued again); a run that starts from
+/// the head finds what was put back, and everyone gets exactly one message.
+#[tokio::test]
+async fn a_claim_after_a_position_takes_what_follows_and_the_next_run_finds_what_was_put_back() {
+    let OneEngine {
+        db: _db,
+        fake,
+        clock,
+        engine,
+    } = sending_to(6).await;
+    let lease = ChronoDuration::seconds(30);
+    let claim = |after| {
+        engine
+            .store
+            .claim_for_sending(1, "worker", clock.now(), lease, 2, after)
+    };
+    let first = claim(None).await.unwrap();
+    let reached = first.iter().map(|c| c.position).max();
+    let ids = |claimed: &[herald::store::Claimed]| -> Vec<i64> {
+        claimed.iter().map(|c| c.recipient_id).collect()
+    };
+    // Put back before the next claim: behind the position it starts from.
+    engine
+        .store
+        .release_unsent(&ids(&first), "worker")
+        .await
+        .unwrap();
+    let second = claim(reached).await.unwrap();
+    assert_eq!(second.len(), 2);
+    assert!(
+        second.iter().all(|c| Some(c.position) > reached),
+        "{:?} after {reached:?}",
+        ids(&second)
+    );
+    assert!(ids(&second).iter().all(|id| !ids(&first).contains(id)));
+    engine
+        .store
+        .release_unsent(&ids(&second), "worker")
+        .await
+        .unwrap();
+
+    engine.settle().await.unwrap();
+    let sent = accepted_per_recipient(&fake);
+    assert_eq!(sent.len(), 6, "{sent:?}");
+    assert!(sent.values().all(|&n| n == 1), "{sent:?}");
+    let report = engine.store.report(1).await.unwrap();
+    assert_eq!((report.sent, report.unknown, report.queued), (6, 0, 0));
 }
 
 /// Lets a dead worker's 30 s lease run out, runs the periodic recovery and dispatches what it
