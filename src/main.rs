@@ -12,6 +12,9 @@ use herald::channels::console::ConsoleChannel;
 use herald::clock::SystemClock;
 use herald::config::Config;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "herald",
