@@ -13,6 +13,7 @@
 //! sender's alone and the fake server's work is not counted against it; both sides share the
 //! machine's cores, as herald and its network stack would.
 
+mod budget;
 pub mod fake_graph;
 pub mod import;
 pub mod resolve;
@@ -149,6 +150,9 @@ pub struct WorkerReport {
     /// CPU time the worker process used, user and system, all threads (ms).
     #[serde(default)]
     pub cpu_ms: u64,
+    /// The part of `cpu_ms` its SQLite connections' threads used (ms); 0 on PostgreSQL.
+    #[serde(default)]
+    pub sqlite_cpu_ms: u64,
 }
 
 impl WorkerReport {
@@ -168,10 +172,17 @@ impl WorkerReport {
 
 /// Entry point of `herald bench-worker`.
 pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
-    let report = match args.mode {
-        WorkerMode::Dispatch | WorkerMode::DispatchNoWire => dispatch_worker(&args).await?,
-        WorkerMode::Wire => wire_worker(&args).await?,
-    };
+    // On a task of the runtime, as `herald run` drives its dispatcher: the future `main` blocks
+    // on runs on a thread of its own, outside the workers that drive the connections, and every
+    // message would then cross between threads twice.
+    let report = tokio::spawn(async move {
+        match args.mode {
+            WorkerMode::Dispatch | WorkerMode::DispatchNoWire => dispatch_worker(&args).await,
+            WorkerMode::Wire => wire_worker(&args).await,
+        }
+    })
+    .await
+    .context("the bench worker's task failed")??;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }
@@ -274,6 +285,8 @@ async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
         }
     }
     let end = Utc::now();
+    // Read before closing: the connections' threads end with the pool.
+    let sqlite_cpu_ms = budget::threads_ms("sqlx-sqlite");
     engine.store.close().await;
     Ok(WorkerReport {
         sent,
@@ -281,6 +294,7 @@ async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
         end_ms: end.timestamp_millis(),
         peak_rss_kb: peak_rss_kb(),
         cpu_ms: cpu_ms(),
+        sqlite_cpu_ms,
     })
 }
 
@@ -323,6 +337,7 @@ async fn wire_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
         end_ms: end.timestamp_millis(),
         peak_rss_kb: peak_rss_kb(),
         cpu_ms: cpu_ms(),
+        sqlite_cpu_ms: 0,
     })
 }
 
@@ -443,6 +458,9 @@ struct Figures {
     skipped: Option<String>,
     dispatch: Option<WorkerReport>,
     wire: Option<WorkerReport>,
+    /// The CPU the rest of the machine spent during (a) and during the wire loop.
+    dispatch_spent: Option<budget::Spent>,
+    wire_spent: Option<budget::Spent>,
     dispatch_duplicates: u64,
     ingest: Option<Ingest>,
     big_send: Option<WorkerReport>,
@@ -546,7 +564,9 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
     // (a) dispatch throughput with pacing off, then the wire limit against the same server.
     let a = new_campaign(&engine, "Bench (a)", "a").await?;
     start_resolved(&engine, a).await?;
+    let before = budget::Sample::take(postgres);
     let report = run_worker(&dispatch_args(&db.url, &graph.url, a)).await?;
+    f.dispatch_spent = Some(before.until(&budget::Sample::take(postgres)));
     f.dispatch_duplicates = graph.duplicates();
     eprintln!(
         "   (a) {} sent in {:.1} s: {:.0} msg/s",
@@ -556,6 +576,7 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
     );
     f.dispatch = Some(report);
     let wire_graph = FakeGraph::start(seed::FIRST_NUMBER, args.recipients as usize).await?;
+    let before = budget::Sample::take(false);
     let wire = run_worker(&[
         "--mode".into(),
         "wire".into(),
@@ -565,6 +586,7 @@ async fn measure(args: &BenchArgs, db: &BenchDb, postgres: bool) -> anyhow::Resu
         args.recipients.to_string(),
     ])
     .await?;
+    f.wire_spent = Some(before.until(&budget::Sample::take(false)));
     drop(wire_graph);
     eprintln!("   wire limit {:.0} msg/s", wire.rate());
     f.wire = Some(wire);
@@ -874,6 +896,52 @@ fn cpu_ratio(f: &Figures) -> Option<f64> {
     Some(f.dispatch.as_ref()?.cpu_us_per_message()? / f.wire.as_ref()?.cpu_us_per_message()?)
 }
 
+/// (g): the CPU every process here spent per message in (a) and in the wire loop, and what
+/// that allows on `cores` cores.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct CpuBudget {
+    herald_us: f64,
+    /// The part of `herald_us` in SQLite's threads.
+    sqlite_us: f64,
+    db_us: Option<f64>,
+    api_us: f64,
+    busy: Option<f64>,
+    bare_us: f64,
+    wire_api_us: f64,
+    wire_busy: Option<f64>,
+    /// Messages per second (a) could reach were every core busy with it.
+    ceiling: f64,
+    /// That ceiling over the wire limit measured.
+    ceiling_share: f64,
+}
+
+fn cpu_budget(f: &Figures, cores: usize) -> Option<CpuBudget> {
+    let (d, w) = (f.dispatch.as_ref()?, f.wire.as_ref()?);
+    let (ds, ws) = (f.dispatch_spent?, f.wire_spent?);
+    if d.sent == 0 || w.sent == 0 || cores == 0 {
+        return None;
+    }
+    let per = |ms: u64, sent: u64| ms as f64 * 1000.0 / sent as f64;
+    let herald_us = d.cpu_us_per_message()?;
+    let sqlite_us = per(d.sqlite_cpu_ms, d.sent);
+    let db_us = ds.db_ms.map(|ms| per(ms, d.sent));
+    let api_us = per(ds.own_ms, d.sent);
+    let total = herald_us + db_us.unwrap_or(0.0) + api_us;
+    let ceiling = cores as f64 * 1e6 / total;
+    Some(CpuBudget {
+        herald_us,
+        sqlite_us,
+        db_us,
+        api_us,
+        busy: ds.busy,
+        bare_us: w.cpu_us_per_message()?,
+        wire_api_us: per(ws.own_ms, w.sent),
+        wire_busy: ws.busy,
+        ceiling,
+        ceiling_share: ceiling / w.rate(),
+    })
+}
+
 fn table(args: &BenchArgs, sqlite: &[Figures], postgres: &[Figures], took: Duration) -> String {
     let mut t = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -989,6 +1057,38 @@ fn table(args: &BenchArgs, sqlite: &[Figures], postgres: &[Figures], took: Durat
         "| (f) herald's CPU (user + system) per message sent in (a), vs the bare reqwest loop's | <= 2 x bare | {} | {} |",
         cell(sqlite, cpu_ratio, f, |v| format!("{v:.2} x")),
         cell(postgres, cpu_ratio, f, |v| format!("{v:.2} x"))
+    );
+    let g = |f: &Figures, database: &str| {
+        let b = cpu_budget(f, cores)?;
+        let busy = |share: Option<f64>| {
+            share.map_or(String::new(), |s| format!(", cores {:.0}% busy", s * 100.0))
+        };
+        let herald = match b.db_us {
+            Some(db) => format!("herald {:.0} + {database} {db:.0}", b.herald_us),
+            None => format!(
+                "herald {:.0} ({database} inside: its thread {:.0})",
+                b.herald_us, b.sqlite_us
+            ),
+        };
+        Some(format!(
+            "{herald} + fake API {:.0} = {:.0} us/msg{}; wire: bare loop {:.0} + fake API {:.0} = {:.0} us/msg{}; every core busy: at most {} msg/s = {:.2} x wire",
+            b.api_us,
+            b.herald_us + b.db_us.unwrap_or(0.0) + b.api_us,
+            busy(b.busy),
+            b.bare_us,
+            b.wire_api_us,
+            b.bare_us + b.wire_api_us,
+            busy(b.wire_busy),
+            thousands(b.ceiling),
+            (b.ceiling_share * 100.0).floor() / 100.0
+        ))
+    };
+    let ceiling_share = |f: &Figures| Some(cpu_budget(f, cores)?.ceiling_share);
+    let _ = writeln!(
+        t,
+        "| (g) CPU per message of every process of (a) on this machine (the PostgreSQL server when it runs here), and of the wire loop | none: what limits (a) on {cores} cores | {} | {} |",
+        cell(sqlite, ceiling_share, |f| g(f, "SQLite"), |v| format!("{v:.2} x")),
+        cell(postgres, ceiling_share, |f| g(f, "PostgreSQL"), |v| format!("{v:.2} x"))
     );
     for (name, runs) in [("SQLite", sqlite), ("PostgreSQL", postgres)] {
         for (i, f) in runs.iter().enumerate() {
