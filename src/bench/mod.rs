@@ -209,11 +209,21 @@ pub fn cpu_ms() -> u64 {
 
 /// Peak resident set size of this process (Linux `VmHWM`), in KiB; 0 where unknown.
 pub fn peak_rss_kb() -> u64 {
+    status_kb("VmHWM:")
+}
+
+/// Resident set size of this process now (Linux `VmRSS`), in KiB; 0 where unknown.
+pub fn rss_kb() -> u64 {
+    status_kb("VmRSS:")
+}
+
+/// A size line of `/proc/self/status`, in KiB.
+fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })

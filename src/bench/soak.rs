@@ -5,7 +5,8 @@
 //! `--campaign-size` contacts every `--campaign-every` seconds and posts a delivered and a read
 //! status for each of its messages. Every `--report-every` seconds it prints the database's size,
 //! the rows kept in the tables that grow with traffic, and the latency of status and inbound
-//! webhooks in that interval: flat lines are what the operator wants.
+//! webhooks in that interval, and the resident memory of the whole process (herald with the load
+//! and the fake API): flat lines are what the operator wants.
 //!
 //! Meta redelivers for 7 days and campaigns are summarised after 180, far longer than a soak;
 //! the soak shortens both (`--dedup-keep-secs`, `--retention-secs`) so the steady state, where
@@ -257,14 +258,15 @@ async fn soak_on(soak: &SoakArgs, db: &BenchDb) -> anyhow::Result<()> {
     });
 
     println!(
-        "{:>6}  {:>9}  {:>10}  {:>10}  {:>22}  {:>22}  {:>7}",
+        "{:>6}  {:>9}  {:>10}  {:>10}  {:>22}  {:>22}  {:>7}  {:>8}",
         "time",
         "db size",
         "dedup rows",
         "recipients",
         "status p50/p99 (n)",
         "inbound p50/p99 (n)",
-        "non-200"
+        "non-200",
+        "RSS"
     );
     let total = Duration::from_secs_f64((soak.minutes * 60.0).max(1.0));
     let started = Instant::now();
@@ -310,7 +312,7 @@ async fn soak_on(soak: &SoakArgs, db: &BenchDb) -> anyhow::Result<()> {
             let size = engine.store.database_size().await?;
             let (seen, recipients) = rows(&engine).await?;
             println!(
-                "{:>5}s  {:>6.1} MB  {:>10}  {:>10}  {:>22}  {:>22}  {:>7}",
+                "{:>5}s  {:>6.1} MB  {:>10}  {:>10}  {:>22}  {:>22}  {:>7}  {:>5.1} MB",
                 started.elapsed().as_secs(),
                 size as f64 / 1e6,
                 seen,
@@ -327,7 +329,9 @@ async fn soak_on(soak: &SoakArgs, db: &BenchDb) -> anyhow::Result<()> {
                     percentile(&inb, 0.99),
                     inb.len()
                 ),
-                w.failed
+                w.failed,
+                // The whole process: herald with the load it is under and the fake API.
+                super::rss_kb() as f64 / 1024.0
             );
         }
     }
