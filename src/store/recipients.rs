@@ -71,6 +71,17 @@ pub enum Outcome {
 /// of its batches is one statement.
 pub const OUTCOMES_PER_STATEMENT: usize = 256;
 
+/// Binds the position a claim starts after, when it has one: the claim's last two parameters.
+fn bind_after<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    after: Option<QueuePosition>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    match after {
+        Some(after) => query.bind(after.due).bind(after.id),
+        None => query,
+    }
+}
+
 /// What a claim makes of the rows it takes.
 #[derive(Debug, Clone, Copy)]
 enum ClaimAs {
@@ -211,11 +222,7 @@ impl Store {
                     .bind(campaign_id)
                     .bind(to_ms(now))
                     .bind(limit);
-                let query = match after {
-                    Some(after) => query.bind(after.due).bind(after.id),
-                    None => query,
-                };
-                query.fetch_all(pool).await?
+                bind_after(query, after).fetch_all(pool).await?
             }
             Backend::Sqlite => {
                 // The same in three statements, in one transaction.
@@ -226,11 +233,7 @@ impl Store {
                     .bind(campaign_id)
                     .bind(to_ms(now))
                     .bind(limit);
-                let query = match after {
-                    Some(after) => query.bind(after.due).bind(after.id),
-                    None => query,
-                };
-                let ids: Vec<i64> = query
+                let ids: Vec<i64> = bind_after(query, after)
                     .fetch_all(&mut *tx)
                     .await?
                     .iter()
