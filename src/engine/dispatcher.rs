@@ -698,7 +698,23 @@ impl Engine {
             }));
         }
         let started = std::time::Instant::now();
-        let result = p.channel.send(&p.msg).await;
+        // The exchange runs on a task of its own, so building the request and reading the answer
+        // use any core, not only the one this step's task is on. A panic in the channel goes on
+        // here, where the step's containment pauses the campaign as it would have inline; a
+        // task cancelled by the runtime's shutdown is an answer never received.
+        let result = {
+            let (channel, msg) = (p.channel.clone(), p.msg.clone());
+            let send = async move { channel.send(&msg).await };
+            match tokio::spawn(tracing::Instrument::in_current_span(send)).await {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(SendError::new(
+                    ErrorClass::Unknown,
+                    "aborted",
+                    format!("the send's task ended without an answer: {e}"),
+                )),
+            }
+        };
         self.metrics.send_took(p.channel.kind(), started.elapsed());
         let now = self.clock.now();
         let outcome = match result {
