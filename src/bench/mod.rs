@@ -7,7 +7,9 @@
 //! contact (1,000,000 by default) and reads the sender's peak RSS; (d) times starting that
 //! campaign: the answer, the first message and resolving the whole audience while it sends
 //! (`resolve.rs`); and on PostgreSQL (e) runs two dispatcher processes on one
-//! campaign and counts duplicates at the fake server.
+//! campaign and counts duplicates at the fake server. (f) sets the CPU a message cost the sender
+//! against the bare loop's, and (g) (`budget.rs`) adds the database server's and the fake API's
+//! share of (a) and what the machine's cores could carry at most.
 //!
 //! Sending and the wire loop run in child processes (`herald bench-worker`), so a peak RSS is the
 //! sender's alone and the fake server's work is not counted against it; both sides share the
