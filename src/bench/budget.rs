@@ -34,7 +34,7 @@ impl Sample {
     /// Reads the counters now; `postgres` counts the PostgreSQL server's processes too.
     pub fn take(postgres: bool) -> Sample {
         Sample {
-            own_ms: super::cpu_ms(),
+            own_ms: own_ms(),
             db_ms: if postgres { postgres_ms() } else { None },
             cores: cores(),
         }
@@ -72,65 +72,100 @@ fn cores() -> Option<(u64, u64)> {
     Some((total.saturating_sub(idle), total))
 }
 
+/// The command name and CPU times of one `/proc/<pid>/stat` or `/proc/<pid>/task/<tid>/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat<'a> {
+    pub comm: &'a str,
+    /// User and system time, in ms.
+    pub own_ms: u64,
+    /// User and system time of its children that exited and were waited for, in ms.
+    pub children_ms: u64,
+}
+
+/// Reads a `stat` line (proc(5)): `pid (comm) state ...`, the command possibly holding spaces
+/// and parentheses, so it ends at the last `)`; utime, stime, cutime and cstime are fields 14
+/// to 17, in clock ticks.
+pub fn parse_stat(stat: &str) -> Option<ProcStat<'_>> {
+    let (open, close) = (stat.find('(')?, stat.rfind(')')?);
+    let fields: Vec<&str> = stat.get(close + 1..)?.split_whitespace().collect();
+    // `fields[0]` is field 3 (the state).
+    let tick = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    let ms = |ticks: u64| ticks * 1000 / TICKS_PER_SEC;
+    Some(ProcStat {
+        comm: stat.get(open + 1..close)?,
+        own_ms: ms(tick(14)? + tick(15)?),
+        children_ms: ms(tick(16)? + tick(17)?),
+    })
+}
+
+/// User and system time this process used, all its threads, in ms; 0 where unknown.
+pub fn own_ms() -> u64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| parse_stat(&stat).map(|s| s.own_ms))
+        .unwrap_or(0)
+}
+
 /// CPU time this process's threads whose name starts with `prefix` used, in ms (sqlx runs each
 /// SQLite connection on a thread named `sqlx-sqlite-worker-N`); 0 where unknown.
 pub fn threads_ms(prefix: &str) -> u64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0;
     };
-    let ticks: u64 = tasks
+    tasks
         .flatten()
         .filter_map(|task| std::fs::read_to_string(task.path().join("stat")).ok())
         .filter_map(|stat| {
-            let (open, close) = (stat.find('(')?, stat.rfind(')')?);
-            if !stat[open + 1..close].starts_with(prefix) {
-                return None;
-            }
-            let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-            Some(
-                (11..13)
-                    .filter_map(|i| fields.get(i)?.parse::<u64>().ok())
-                    .sum::<u64>(),
-            )
+            let s = parse_stat(&stat)?;
+            s.comm.starts_with(prefix).then_some(s.own_ms)
         })
-        .sum();
-    ticks * 1000 / TICKS_PER_SEC
+        .sum()
 }
 
 /// CPU time of every process named `postgres` on this machine, in ms, counting the backends
 /// that already exited (in their parent's child times); `None` when there is none to see.
 fn postgres_ms() -> Option<u64> {
-    let mut ticks = 0;
-    let mut seen = false;
+    let mut total = None;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
             continue;
         }
         let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
             continue; // it exited meanwhile
         };
-        // `pid (comm) state ...`: the command may hold spaces, so split at its parentheses.
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        if &stat[open + 1..close] != "postgres" {
-            continue;
+        if let Some(s) = parse_stat(&stat).filter(|s| s.comm == "postgres") {
+            *total.get_or_insert(0) += s.own_ms + s.children_ms;
         }
-        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-        // Fields 14 to 17 of stat(5): utime, stime, cutime, cstime (from field 3 on here).
-        let times: u64 = (11..15)
-            .filter_map(|i| fields.get(i)?.parse::<u64>().ok())
-            .sum();
-        ticks += times;
-        seen = true;
     }
-    seen.then_some(ticks * 1000 / TICKS_PER_SEC)
+    total
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stat_line_gives_its_command_and_times_even_with_spaces_and_parentheses_in_the_name() {
+        // Fields 14 to 17 (utime stime cutime cstime) are 250 50 7 3 ticks of 10 ms.
+        let line = "4242 (tokio (rt) worker) S 1 4242 4242 0 -1 4194560 9 0 0 0 250 50 7 3 20 0 \
+                    3 0 100 1000 200 18446744073709551615";
+        assert_eq!(
+            parse_stat(line),
+            Some(ProcStat {
+                comm: "tokio (rt) worker",
+                own_ms: 3_000,
+                children_ms: 100,
+            })
+        );
+        // Cut short, or not a stat line at all: nothing is made up.
+        assert_eq!(parse_stat("4242 (postgres) S 1 2 3"), None);
+        assert_eq!(parse_stat("no parentheses here"), None);
+    }
 
     #[test]
     fn a_phase_spends_what_lies_between_its_samples() {

@@ -189,26 +189,6 @@ pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// CPU time this process has used, user plus system, all its threads (Linux `/proc/self/stat`,
-/// fields 14 and 15), in ms; 0 where unknown. The fields count clock ticks of `USER_HZ`, which
-/// is 100 on every Linux the kernel's ABI allows.
-pub fn cpu_ms() -> u64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0;
-    };
-    // The command name (field 2) may hold spaces; the fields after its `)` are space-separated,
-    // starting with field 3.
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
-    match (ticks(11), ticks(12)) {
-        (Some(user), Some(system)) => (user + system) * 10,
-        _ => 0,
-    }
-}
-
 /// Peak resident set size of this process (Linux `VmHWM`), in KiB; 0 where unknown.
 pub fn peak_rss_kb() -> u64 {
     status_kb("VmHWM:")
@@ -305,7 +285,7 @@ async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
         start_ms: start.timestamp_millis(),
         end_ms: end.timestamp_millis(),
         peak_rss_kb: peak_rss_kb(),
-        cpu_ms: cpu_ms(),
+        cpu_ms: budget::own_ms(),
         sqlite_cpu_ms,
     })
 }
@@ -348,7 +328,7 @@ async fn wire_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
         start_ms: start.timestamp_millis(),
         end_ms: end.timestamp_millis(),
         peak_rss_kb: peak_rss_kb(),
-        cpu_ms: cpu_ms(),
+        cpu_ms: budget::own_ms(),
         sqlite_cpu_ms: 0,
     })
 }
