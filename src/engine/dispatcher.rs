@@ -703,7 +703,7 @@ impl Engine {
         // here, where the step's containment pauses the campaign as it would have inline; a
         // task cancelled by the runtime's shutdown is an answer never received.
         let result = {
-            let (channel, msg) = (p.channel.clone(), p.msg.clone());
+            let (channel, msg) = (p.channel.clone(), p.msg);
             let send = async move { channel.send(&msg).await };
             match tokio::spawn(tracing::Instrument::in_current_span(send)).await {
                 Ok(result) => result,
@@ -732,7 +732,9 @@ impl Engine {
                 tracing::warn!(code = %e.code, reason = %e.reason, "send failed");
                 self.metrics
                     .channel_error(p.channel.kind(), &e.code, e.class);
-                let outcome = self.on_send_error(campaign, pacer, &p, &e, now).await?;
+                let outcome = self
+                    .on_send_error(campaign, pacer, p.contact_id, p.attempts, &e, now)
+                    .await?;
                 if let Outcome::Failed { .. } = outcome {
                     self.metrics.message_failed(p.channel.kind());
                 }
@@ -753,11 +755,12 @@ impl Engine {
         &self,
         campaign: &Campaign,
         pacer: &Pacer,
-        p: &Prepared,
+        contact_id: i64,
+        attempts_before: i64,
         e: &SendError,
         now: DateTime<Utc>,
     ) -> Result<Outcome> {
-        let attempts = p.attempts + 1;
+        let attempts = attempts_before + 1;
         let failed = || Outcome::Failed {
             code: e.code.clone(),
             reason: e.reason.clone(),
@@ -768,7 +771,7 @@ impl Engine {
             reason: Some(e.reason.clone()),
             refund_attempt,
         };
-        self.apply_failure(e.class, campaign, p.contact_id, &e.code, &e.reason)
+        self.apply_failure(e.class, campaign, contact_id, &e.code, &e.reason)
             .await?;
         Ok(match e.class {
             ErrorClass::RateLimited => {

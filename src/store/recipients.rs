@@ -473,7 +473,6 @@ impl Store {
         outcomes: &[(i64, Outcome, DateTime<Utc>)],
         worker: &str,
     ) -> Result<()> {
-        let per_statement = OUTCOMES_PER_STATEMENT;
         let mut sent = Vec::new();
         let mut skipped = Vec::new();
         for (id, outcome, at) in outcomes {
@@ -485,7 +484,7 @@ impl Store {
         }
         let ours = "r.claimed_by = $1 AND r.status IN ('claimed', 'sending', 'unknown')";
         let pin = self.json_rows_keyed("r.id", 2, 0, "bigint");
-        for chunk in sent.chunks(per_statement) {
+        for chunk in sent.chunks(OUTCOMES_PER_STATEMENT) {
             // The rows travel as one JSON parameter, so each gets its own wamid and variant while
             // the statement text never changes.
             // Serialised straight from borrowed tuples: no JSON tree is built per row.
@@ -534,7 +533,7 @@ impl Store {
                 .execute(&self.relaxed)
                 .await?;
         }
-        for chunk in skipped.chunks(per_statement) {
+        for chunk in skipped.chunks(OUTCOMES_PER_STATEMENT) {
             let rows: Vec<serde_json::Value> = chunk
                 .iter()
                 .filter_map(|(id, outcome, _)| match outcome {
