@@ -234,7 +234,7 @@ impl Store {
     fn json_rows_keyed(&self, column: &str, param: usize, index: usize, ty: &str) -> String {
         match self.backend {
             Backend::Postgres => format!(
-                " AND {column} = ANY(ARRAY(SELECT {} FROM json_array_elements(${param}::json) AS e))",
+                " AND {column} = ANY(ARRAY(SELECT {} FROM jsonb_array_elements(${param}::jsonb) AS e))",
                 pg_json_pick(index, ty)
             ),
             Backend::Sqlite => String::new(),
@@ -242,7 +242,9 @@ impl Store {
     }
 
     /// A derived table `v` of the rows in JSON array parameter `$param`: each row an array of
-    /// values, named and typed by `columns` (`bigint` or `text`).
+    /// values, named and typed by `columns` (`bigint` or `text`). PostgreSQL reads it as `jsonb`,
+    /// parsed once: each `->>` on plain `json` parses its element's text again, one pass per
+    /// column (a fifth of the time of a 256-row outcome write).
     fn json_rows(&self, param: usize, columns: &[(&str, &str)]) -> String {
         let picks = columns
             .iter()
@@ -254,14 +256,14 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         let from = match self.backend {
-            Backend::Postgres => format!("json_array_elements(${param}::json) AS e"),
+            Backend::Postgres => format!("jsonb_array_elements(${param}::jsonb) AS e"),
             Backend::Sqlite => format!("json_each(${param}) AS e"),
         };
         format!("(SELECT {picks} FROM {from}) AS v")
     }
 }
 
-/// Element `index` of PostgreSQL's JSON array row `e`, as type `ty` (`text` needs no cast).
+/// Element `index` of PostgreSQL's `jsonb` array row `e`, as type `ty` (`text` needs no cast).
 fn pg_json_pick(index: usize, ty: &str) -> String {
     if ty == "text" {
         format!("e->>{index}")
