@@ -12,7 +12,8 @@ use herald::store::{CampaignStatus, Store};
 use crate::support::db::{backend, is_postgres, TestDb};
 use crate::support::fake_graph::FakeGraph;
 use crate::support::herald_process::{
-    accepted_per_recipient, eventually, seed_sending_campaign_paged, statuses, HeraldProcess,
+    accepted_per_recipient, eventually, in_flight, seed_sending_campaign_paged, statuses,
+    HeraldProcess,
 };
 
 const RECIPIENTS: u64 = 5_000;
@@ -73,8 +74,9 @@ async fn kill_9_five_times_sends_nobody_twice_and_accounts_for_everyone() {
     let exit = herald.wait_for_exit(Duration::from_secs(20)).await;
     assert!(
         finished,
-        "campaign completed: {:?}",
-        statuses(&store, 1).await
+        "campaign completed: {:?}, {}",
+        statuses(&store, 1).await,
+        in_flight(&store, 1).await
     );
     assert_eq!(
         exit.and_then(|s| s.code()),

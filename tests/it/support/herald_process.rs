@@ -207,6 +207,50 @@ where
 }
 
 /// Recipients per status of campaign `campaign`, read straight from the database.
+/// The rows of `campaign` still in flight (`claimed` or `sending`), each with its worker, and
+/// every lease: what a campaign that never finishes is waiting for.
+pub async fn in_flight(store: &herald::store::Store, campaign: i64) -> String {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT id, status, claimed_by, attempts FROM recipients \
+         WHERE campaign_id = $1 AND status IN ('claimed', 'sending') ORDER BY id LIMIT 20",
+    )
+    .bind(campaign)
+    .fetch_all(store.pool())
+    .await
+    .expect("rows in flight");
+    let leases = sqlx::query("SELECT id, worker, until, recipient_ids FROM leases ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .expect("leases");
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} by {:?} (attempts {})",
+                r.get::<i64, _>("id"),
+                r.get::<String, _>("status"),
+                r.get::<Option<String>, _>("claimed_by"),
+                r.get::<i64, _>("attempts")
+            )
+        })
+        .collect();
+    let leases: Vec<String> = leases
+        .iter()
+        .map(|l| {
+            let ids: String = l.get("recipient_ids");
+            format!(
+                "lease {} of {} until {}: {}",
+                l.get::<i64, _>("id"),
+                l.get::<String, _>("worker"),
+                l.get::<i64, _>("until"),
+                ids.chars().take(80).collect::<String>()
+            )
+        })
+        .collect();
+    format!("in flight: {rows:?}; leases: {leases:?}")
+}
+
 pub async fn statuses(
     store: &herald::store::Store,
     campaign: i64,
