@@ -418,21 +418,33 @@ impl Store {
     }
 
     /// Ends `worker`'s leases once every row they covered is recorded (or given back). A lease
-    /// left behind by a failure runs out instead, and recovery settles what it still holds.
-    pub async fn end_leases(&self, leases: &[i64], worker: &str) -> Result<()> {
+    /// left behind by a failure runs out instead, and recovery settles what it still holds; so
+    /// does a lease that still covers a row `worker` holds in flight (`claimed` or `sending`):
+    /// ended, nothing would ever bring that row back, and its campaign would never finish.
+    /// Returns how many leases were kept for that reason (0 when all is well).
+    pub async fn end_leases(&self, leases: &[i64], worker: &str) -> Result<u64> {
         if leases.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let covered = match self.backend {
+            Backend::Postgres => {
+                "SELECT e::bigint FROM json_array_elements_text(leases.recipient_ids::json) AS e"
+            }
+            Backend::Sqlite => "SELECT value FROM json_each(leases.recipient_ids)",
+        };
         let sql = format!(
-            "DELETE FROM leases WHERE worker = $1 AND {}",
-            self.in_json_ids("id", 2)
+            "DELETE FROM leases WHERE worker = $1 AND {} AND NOT EXISTS (SELECT 1 FROM \
+             recipients r WHERE {} AND r.claimed_by = $1 AND r.status IN ('claimed', 'sending'))",
+            self.in_json_ids("id", 2),
+            self.in_ids_of("r.id", covered),
         );
-        sqlx::query(&sql)
+        let ended = sqlx::query(&sql)
             .bind(worker)
             .bind(json_list(leases))
             .execute(&self.relaxed)
-            .await?;
-        Ok(())
+            .await?
+            .rows_affected();
+        Ok((leases.len() as u64).saturating_sub(ended))
     }
 
     /// Records how an attempt by `worker` ended. Only a row `worker` still holds is touched, so a

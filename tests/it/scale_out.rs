@@ -219,6 +219,52 @@ async fn rows_claimed_straight_into_sending_by_a_dead_worker_become_unknown_neve
     assert_eq!((report.sent, report.unknown, report.queued), (3, 3, 0));
 }
 
+/// A step ends its leases when it is done; a lease that still covers a row the step holds in
+/// flight (lost on the way, whatever lost it) is kept instead, so it runs out and recovery
+/// settles the row: the campaign finishes rather than waiting for ever on a row nobody holds.
+#[tokio::test]
+async fn a_lease_still_covering_a_row_in_flight_is_kept_for_recovery() {
+    let OneEngine {
+        db: _db,
+        fake,
+        clock,
+        engine,
+    } = sending_to(4).await;
+    let lease = ChronoDuration::seconds(30);
+    let claim = || {
+        engine
+            .store
+            .claim_for_sending(1, "worker", clock.now(), lease, 1, None)
+    };
+    let given_back = claim().await.unwrap();
+    let lost = claim().await.unwrap();
+    assert_eq!((given_back.len(), lost.len()), (1, 1));
+    engine
+        .store
+        .release_unsent(&[given_back[0].recipient_id], "worker")
+        .await
+        .unwrap();
+    let kept = engine
+        .store
+        .end_leases(&[given_back[0].lease, lost[0].lease], "worker")
+        .await
+        .unwrap();
+    assert_eq!(kept, 1, "the lease of the row still in flight stays");
+
+    engine.settle().await.unwrap();
+    assert_eq!(fake.accepted().len(), 3, "everyone but the row in flight");
+    let sent = outlive_the_lease(&engine, &clock, &fake).await;
+    assert_eq!(
+        sent.get(&address_of(&engine, lost[0].recipient_id).await),
+        None,
+        "may have left: never sent again"
+    );
+    let report = engine.store.report(1).await.unwrap();
+    assert_eq!((report.sent, report.unknown, report.queued), (3, 1, 0));
+    let campaign = engine.store.campaign(1).await.unwrap().unwrap();
+    assert_eq!(campaign.status, herald::store::CampaignStatus::Completed);
+}
+
 /// A claim that starts after the position an earlier claim of the same run reached takes the
 /// rows after it, never those before (even once they are queued again); a run that starts from
 /// the head finds what was put back, and everyone gets exactly one message.
