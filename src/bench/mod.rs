@@ -260,6 +260,7 @@ async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
             .await?;
     let start = Utc::now();
     let mut sent = 0;
+    let mut recovered_at = std::time::Instant::now();
     loop {
         let step = engine.dispatch_step().await?;
         sent += step.sent;
@@ -272,7 +273,12 @@ async fn dispatch_worker(args: &WorkerArgs) -> anyhow::Result<WorkerReport> {
             if status != Some(CampaignStatus::Sending) {
                 break;
             }
-            // Another process holds the last windows.
+            // Another process holds the last windows, or a lease that ran out holds them: as
+            // `herald run` does, bring those back now and then.
+            if recovered_at.elapsed() >= Duration::from_secs(1) {
+                engine.recover(false).await?;
+                recovered_at = std::time::Instant::now();
+            }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
