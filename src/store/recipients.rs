@@ -70,7 +70,6 @@ pub enum Outcome {
 /// of its batches is one statement.
 pub const OUTCOMES_PER_STATEMENT: usize = 256;
 
-/// Binds the position a claim starts after, when it has one: the claim's last two parameters.
 /// One claimed row as a claim reads it back: the recipient's id, campaign, attempts before this
 /// one and due time, then the contact's id, address, name, language, time zone, consent and
 /// its time, last inbound message time, marketing stop, unreachable reason and attributes.
@@ -143,6 +142,7 @@ impl ClaimedJson {
     }
 }
 
+/// Binds the position a claim starts after, when it has one: the claim's last two parameters.
 fn bind_after<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     after: Option<QueuePosition>,
@@ -1084,7 +1084,6 @@ impl Store {
     }
 }
 
-/// A JSON column folded into a row (`[]` / `{}` when the database gave none).
 /// A stored `/on` rule read back into its types. Rules are parsed when typed, so one that no
 /// longer reads (written by hand, or by a release with other words) is logged and left out.
 pub(super) fn read_action(
