@@ -350,6 +350,7 @@ impl Engine {
             // are already `sending`, and dropping it would strand them until recovery calls them
             // `unknown`.
             let mut failed = None;
+            let mut unsent = Vec::new();
             while let Some(chunk) = claims.next().await {
                 let chunk = match chunk {
                     Ok(chunk) => chunk,
@@ -366,10 +367,22 @@ impl Engine {
                     more.store(false, Relaxed);
                 }
                 for done in chunk.not_sent {
-                    let _ = stages.to_record.send(Ok(Some(done)));
+                    if let Err(refused) = stages.to_record.send(Ok(Some(done))) {
+                        if let Ok(Some(done)) = refused.0 {
+                            unsent.push(done.recipient_id);
+                        }
+                    }
                 }
-                if stages.to_send.send(chunk.ready).is_err() {
+                if let Err(refused) = stages.to_send.send(chunk.ready) {
+                    // The senders have stopped (the recorder failed): these never left.
                     more.store(false, Relaxed);
+                    unsent.extend(refused.0.iter().map(|p| p.recipient_id));
+                }
+            }
+            // Given back once no claim is buffered (one may hold SQLite's only connection).
+            if !unsent.is_empty() {
+                if let Err(error) = self.store.release_unsent(&unsent, &self.worker_id).await {
+                    tracing::warn!(campaign = campaign.id, %error, "could not give back an unsent chunk");
                 }
             }
             failed.map_or(Ok(()), Err)
@@ -388,11 +401,11 @@ impl Engine {
         leases: &std::sync::Mutex<HashSet<i64>>,
         reached: &std::sync::Mutex<Option<QueuePosition>>,
     ) -> Result<Chunk> {
-        let room = ahead
-            .acquire_many(CLAIM_CHUNK as u32)
-            .await
-            .expect("the semaphore is never closed");
         let mut chunk = Chunk::default();
+        // Closed when the senders have stopped: nothing more to claim for them.
+        let Ok(room) = ahead.acquire_many(CLAIM_CHUNK as u32).await else {
+            return Ok(chunk);
+        };
         if self.is_stopping() || !self.still_sending(campaign.id).await? {
             return Ok(chunk);
         }
@@ -581,19 +594,28 @@ impl Engine {
             ahead: ahead.clone(),
         });
         let send = async move {
-            let claimed = futures::stream::poll_fn(|cx| claimed.poll_recv(cx))
-                .flat_map(futures::stream::iter)
-                .inspect(|_| ahead.add_permits(1));
-            let mut sends = claimed
-                .map(|p| self.send_one(campaign, pacer, p, paced))
-                .buffer_unordered(concurrency);
-            while let Some(done) = sends.next().await {
-                if to_record.send(done).is_err() {
-                    break; // the recorder failed; what is left stays in flight for recovery
+            {
+                let claimed = futures::stream::poll_fn(|cx| claimed.poll_recv(cx))
+                    .flat_map(futures::stream::iter)
+                    .inspect(|_| ahead.add_permits(1));
+                let mut sends = claimed
+                    .map(|p| self.send_one(campaign, pacer, p, paced))
+                    .buffer_unordered(concurrency);
+                while let Some(done) = sends.next().await {
+                    if to_record.send(done).is_err() {
+                        // The recorder failed: send nothing more. The answers still awaited
+                        // are lost with it, and recovery calls their rows `unknown`.
+                        break;
+                    }
                 }
             }
+            // The feed learns that nothing more will be taken: its claims waiting for room end
+            // (and, with the receiver gone, what it claimed meanwhile goes back to the queue).
+            ahead.close();
         };
-        let record = async {
+        // It owns the outcomes' receiver: should it fail, the senders find the channel closed
+        // and stop, instead of sending on with nobody recording.
+        let record = async move {
             let mut out = DispatchOutcome::default();
             let mut arrived = Vec::with_capacity(RECORD_BATCH);
             let mut batch = Vec::with_capacity(RECORD_BATCH);

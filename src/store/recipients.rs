@@ -65,6 +65,9 @@ pub enum Outcome {
     },
 }
 
+/// Why recovery calls a row `unknown`.
+const INTERRUPTED: &str = "interrupted while sending: may have been delivered";
+
 /// Most outcomes [`Store::record_many`] writes in one statement (the rows travel as one JSON
 /// parameter, so no parameter limit applies): the dispatcher hands over no more at once, so each
 /// of its batches is one statement.
@@ -675,18 +678,16 @@ impl Store {
     /// can hold one). The leases recovered are deleted. Returns (requeued, unknown).
     pub async fn recover(&self, now: DateTime<Utc>, everything: bool) -> Result<(u64, u64)> {
         let cutoff = if everything { i64::MAX } else { to_ms(now) };
-        // The recipients of the leases that ran out, each with the worker that held it: a row
-        // another worker has claimed since (it was recorded and queued again) is not touched.
-        let expired = match self.backend {
-            Backend::Postgres => {
-                "(SELECT l.worker, e::bigint AS id FROM leases l, \
-                 json_array_elements_text(l.recipient_ids::json) AS e WHERE l.until <= $1) AS x"
-            }
-            Backend::Sqlite => {
-                "(SELECT l.worker, e.value AS id FROM leases l, json_each(l.recipient_ids) AS e \
-                 WHERE l.until <= $1) AS x"
-            }
-        };
+        if self.backend == Backend::Postgres {
+            return self.recover_postgres(cutoff).await;
+        }
+        // SQLite: one writer, and this transaction takes the write lock first (`BEGIN
+        // IMMEDIATE`), so no lease can come or go between its statements. The recipients of the
+        // leases that ran out, each with the worker that held it: a row another worker has
+        // claimed since (it was recorded and queued again) is not touched.
+        let expired =
+            "(SELECT l.worker, e.value AS id FROM leases l, json_each(l.recipient_ids) AS e \
+                       WHERE l.until <= $1) AS x";
         let mut tx = self.relaxed.begin_with(self.begin_write()).await?;
         let requeued = sqlx::query(&format!(
             "UPDATE recipients AS r SET status = 'queued', claimed_by = NULL FROM {expired} \
@@ -697,8 +698,7 @@ impl Store {
         .await?
         .rows_affected();
         let unknown = sqlx::query(&format!(
-            "UPDATE recipients AS r SET status = 'unknown', \
-             reason = 'interrupted while sending: may have been delivered' FROM {expired} \
+            "UPDATE recipients AS r SET status = 'unknown', reason = '{INTERRUPTED}' FROM {expired} \
              WHERE r.id = x.id AND r.claimed_by = x.worker AND r.status = 'sending'"
         ))
         .bind(cutoff)
@@ -711,6 +711,34 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok((requeued, unknown))
+    }
+
+    /// [`Store::recover`] on PostgreSQL, as one statement: the leases it deletes are exactly the
+    /// ones whose rows it settles. In separate statements a claim committed between them, with a
+    /// lease already run out (its process stalled for longer than a lease), would lose its lease
+    /// without its rows being settled; killed then, its process left them in flight for ever.
+    /// A lease renewed meanwhile is re-read under its row lock and kept, rows and all.
+    async fn recover_postgres(&self, cutoff: i64) -> Result<(u64, u64)> {
+        let row = sqlx::query(&format!(
+            "WITH gone AS (DELETE FROM leases WHERE until <= $1 RETURNING worker, recipient_ids), \
+             x AS (SELECT g.worker, e::bigint AS id FROM gone g, \
+             json_array_elements_text(g.recipient_ids::json) AS e), \
+             settled AS (UPDATE recipients AS r SET \
+             status = CASE WHEN r.status = 'claimed' THEN 'queued' ELSE 'unknown' END, \
+             claimed_by = CASE WHEN r.status = 'claimed' THEN NULL ELSE r.claimed_by END, \
+             reason = CASE WHEN r.status = 'claimed' THEN r.reason ELSE '{INTERRUPTED}' END \
+             FROM x WHERE r.id = x.id AND r.claimed_by = x.worker \
+             AND r.status IN ('claimed', 'sending') RETURNING r.status) \
+             SELECT COUNT(*) FILTER (WHERE status = 'queued') AS requeued, \
+             COUNT(*) FILTER (WHERE status = 'unknown') AS unknown FROM settled"
+        ))
+        .bind(cutoff)
+        .fetch_one(&self.relaxed)
+        .await?;
+        let count = |column: &str| -> Result<u64> {
+            Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+        };
+        Ok((count("requeued")?, count("unknown")?))
     }
 
     /// Whether any recipient still needs work (queued now or later, or in flight). Stops at the
