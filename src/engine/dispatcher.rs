@@ -594,24 +594,54 @@ impl Engine {
             ahead: ahead.clone(),
         });
         let send = async move {
+            // Rows handed over but not yet taken by a sender: they go back to the queue should
+            // the senders stop early.
+            let mut pending = std::collections::VecDeque::new();
+            let stopped = std::sync::atomic::AtomicBool::new(false);
             {
-                let claimed = futures::stream::poll_fn(|cx| claimed.poll_recv(cx))
-                    .flat_map(futures::stream::iter)
-                    .inspect(|_| ahead.add_permits(1));
-                let mut sends = claimed
+                let next = futures::stream::poll_fn(|cx| loop {
+                    if stopped.load(Relaxed) {
+                        return std::task::Poll::Ready(None);
+                    }
+                    if let Some(p) = pending.pop_front() {
+                        ahead.add_permits(1);
+                        return std::task::Poll::Ready(Some(p));
+                    }
+                    match claimed.poll_recv(cx) {
+                        std::task::Poll::Ready(Some(batch)) => pending.extend(batch),
+                        std::task::Poll::Ready(None) => return std::task::Poll::Ready(None),
+                        std::task::Poll::Pending => return std::task::Poll::Pending,
+                    }
+                });
+                let mut sends = next
                     .map(|p| self.send_one(campaign, pacer, p, paced))
                     .buffer_unordered(concurrency);
                 while let Some(done) = sends.next().await {
-                    if to_record.send(done).is_err() {
-                        // The recorder failed: send nothing more. The answers still awaited
-                        // are lost with it, and recovery calls their rows `unknown`.
-                        break;
+                    if !stopped.load(Relaxed) && to_record.send(done).is_err() {
+                        // The recorder failed: start no more sends. The answers of those under
+                        // way are lost with it, and recovery calls their rows `unknown`.
+                        stopped.store(true, Relaxed);
                     }
                 }
             }
-            // The feed learns that nothing more will be taken: its claims waiting for room end
-            // (and, with the receiver gone, what it claimed meanwhile goes back to the queue).
+            // The feed learns that nothing more will be taken: its claims waiting for room end,
+            // and what it hands over from now on it gives back itself.
             ahead.close();
+            claimed.close();
+            while let Ok(batch) = claimed.try_recv() {
+                pending.extend(batch);
+            }
+            if !pending.is_empty() {
+                let ids: Vec<i64> = pending.iter().map(|p| p.recipient_id).collect();
+                let back = if paced {
+                    self.store.release(&ids).await
+                } else {
+                    self.store.release_unsent(&ids, &self.worker_id).await
+                };
+                if let Err(error) = back {
+                    tracing::warn!(campaign = campaign.id, %error, "could not give back unsent rows");
+                }
+            }
         };
         // It owns the outcomes' receiver: should it fail, the senders find the channel closed
         // and stop, instead of sending on with nobody recording.

@@ -14,10 +14,10 @@ use herald::store::recipients::Outcome;
 use herald::store::CampaignStatus;
 
 use crate::support::console_app::t0;
-use crate::support::db::{is_postgres, TestDb};
+use crate::support::db::{heal, inject_failure, is_postgres, TestDb};
 use crate::support::fake_graph::FakeGraph;
 use crate::support::herald_process::{
-    accepted_per_recipient, admin, campaign_to_all, config, statuses, whatsapp_engine,
+    accepted_per_recipient, admin, campaign_to_all, config, eventually, statuses, whatsapp_engine,
 };
 
 /// Seeds `n` contacts and starts campaign 1 to all of them, unpaced.
@@ -685,4 +685,70 @@ async fn two_engines_never_spend_more_than_the_tier_between_them() {
     clock.advance(ChronoDuration::hours(24) + ChronoDuration::seconds(2));
     let (a, b) = tokio::join!(drain_due(&one), drain_due(&two));
     assert_eq!(a + b, TIER, "the next day's {a} + {b}");
+}
+
+/// A database that refuses to write outcomes stops the step's sends with it: nothing more is
+/// claimed or handed to the channel while nobody records, what was claimed but never sent goes
+/// back to the queue, and what was in flight is reported `unknown` after recovery. Once the
+/// database heals, everyone else gets exactly one message.
+#[tokio::test]
+async fn a_refused_outcome_write_stops_the_sends_and_loses_nobody() {
+    const N: u64 = 3000;
+    let OneEngine {
+        db: _db,
+        fake,
+        clock: _clock,
+        engine,
+    } = sending_to(N).await;
+    let store = &engine.store;
+    inject_failure(
+        store.pool(),
+        "UPDATE",
+        "recipients",
+        Some("NEW.status = 'sent'"),
+    )
+    .await;
+
+    let step = engine.dispatch_step().await;
+    assert!(step.is_err(), "the refused write fails the step: {step:?}");
+    let by_status = statuses(store, 1).await;
+    assert_eq!(by_status.get("claimed"), None, "{by_status:?}");
+    let sent_meanwhile = by_status.get("sending").copied().unwrap_or(0);
+    assert!(
+        sent_meanwhile < 1000,
+        "the sends stopped with the recorder: {sent_meanwhile} of {N} left"
+    );
+    // In flight: exactly what was handed to the channel (the last answers may still be coming).
+    let reached = eventually(Duration::from_secs(10), || async {
+        fake.accepted().len() as i64 == sent_meanwhile
+    })
+    .await;
+    assert!(
+        reached,
+        "{} reached the channel, {sent_meanwhile} in flight",
+        fake.accepted().len()
+    );
+    assert_eq!(
+        by_status.get("queued").copied().unwrap_or(0),
+        N as i64 - sent_meanwhile,
+        "the rest is queued again ({by_status:?})"
+    );
+
+    heal(store.pool(), "recipients").await;
+    assert!(engine.recover(true).await.unwrap());
+    drain(&engine).await;
+    let counts = accepted_per_recipient(&fake);
+    assert!(counts.values().all(|&n| n == 1), "nobody twice");
+    assert_eq!(counts.len() as u64, N, "everybody once");
+    let by_status = statuses(store, 1).await;
+    assert_eq!(
+        by_status.get("unknown"),
+        Some(&sent_meanwhile),
+        "{by_status:?}"
+    );
+    assert_eq!(
+        by_status.get("sent"),
+        Some(&(N as i64 - sent_meanwhile)),
+        "{by_status:?}"
+    );
 }
