@@ -380,11 +380,7 @@ impl Engine {
                 }
             }
             // Given back once no claim is buffered (one may hold SQLite's only connection).
-            if !unsent.is_empty() {
-                if let Err(error) = self.store.release_unsent(&unsent, &self.worker_id).await {
-                    tracing::warn!(campaign = campaign.id, %error, "could not give back an unsent chunk");
-                }
-            }
+            self.give_back(campaign, &unsent, false).await;
             failed.map_or(Ok(()), Err)
         };
         self.send_and_record(campaign, pacer, feed).await
@@ -434,11 +430,8 @@ impl Engine {
                 Ok(prepared) => prepared,
                 Err(error) => {
                     // Nothing of this chunk left: it all goes back to the queue rather than
-                    // waiting out its lease to be called `unknown`. (Should that fail too, the
-                    // lease still runs out: unknown, never sent twice.)
-                    if let Err(e) = self.store.release_unsent(&ids, &self.worker_id).await {
-                        tracing::warn!(campaign = campaign.id, error = %e, "could not give back an unsent chunk");
-                    }
+                    // waiting out its lease to be called `unknown`.
+                    self.give_back(campaign, &ids, false).await;
                     return Err(error);
                 }
             };
@@ -631,17 +624,8 @@ impl Engine {
             while let Ok(batch) = claimed.try_recv() {
                 pending.extend(batch);
             }
-            if !pending.is_empty() {
-                let ids: Vec<i64> = pending.iter().map(|p| p.recipient_id).collect();
-                let back = if paced {
-                    self.store.release(&ids).await
-                } else {
-                    self.store.release_unsent(&ids, &self.worker_id).await
-                };
-                if let Err(error) = back {
-                    tracing::warn!(campaign = campaign.id, %error, "could not give back unsent rows");
-                }
-            }
+            let ids: Vec<i64> = pending.iter().map(|p| p.recipient_id).collect();
+            self.give_back(campaign, &ids, paced).await;
         };
         // It owns the outcomes' receiver: should it fail, the senders find the channel closed
         // and stop, instead of sending on with nobody recording.
@@ -702,6 +686,23 @@ impl Engine {
         let (fed, (), recorded) = tokio::join!(fed, send, record);
         fed?;
         recorded
+    }
+
+    /// Returns rows this step claimed but never handed to a channel to the queue: `claimed`
+    /// ones (paced) as they were, `sending` ones with the attempt their claim counted refunded.
+    /// Should that fail, their lease runs out instead (`unknown`, never sent twice).
+    async fn give_back(&self, campaign: &Campaign, ids: &[i64], paced: bool) {
+        if ids.is_empty() {
+            return;
+        }
+        let back = if paced {
+            self.store.release(ids).await
+        } else {
+            self.store.release_unsent(ids, &self.worker_id).await
+        };
+        if let Err(error) = back {
+            tracing::warn!(campaign = campaign.id, %error, "could not give back unsent rows");
+        }
     }
 
     /// Sends one message (after its pacing slot, when paced) and says how it ended; `None` when

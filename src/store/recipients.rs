@@ -685,9 +685,8 @@ impl Store {
         // IMMEDIATE`), so no lease can come or go between its statements. The recipients of the
         // leases that ran out, each with the worker that held it: a row another worker has
         // claimed since (it was recorded and queued again) is not touched.
-        let expired =
-            "(SELECT l.worker, e.value AS id FROM leases l, json_each(l.recipient_ids) AS e \
-                       WHERE l.until <= $1) AS x";
+        let expired = "(SELECT l.worker, e.value AS id FROM leases l, \
+                       json_each(l.recipient_ids) AS e WHERE l.until <= $1) AS x";
         let mut tx = self.relaxed.begin_with(self.begin_write()).await?;
         let requeued = sqlx::query(&format!(
             "UPDATE recipients AS r SET status = 'queued', claimed_by = NULL FROM {expired} \
