@@ -309,6 +309,7 @@ impl Engine {
             }
         }
         self.store.record_many(&not_sent, &self.worker_id).await?;
+        self.remember_finished(campaign, &not_sent);
         let feed = |stages: Stages| async move {
             let _ = stages.to_send.send(ready);
             Ok(())
@@ -659,6 +660,7 @@ impl Engine {
                     }
                 }
                 self.store.record_many(&batch, &self.worker_id).await?;
+                self.remember_finished(campaign, &batch);
                 // What follows a recorded outcome: the contact's next drip step, `/on failed`.
                 for ((_, outcome, _), contact_id) in batch.iter().zip(contacts) {
                     match outcome {
@@ -864,35 +866,6 @@ impl Engine {
         })
     }
 
-    /// The quality guard: too many failures or opt-outs among the last sends pause the campaign.
-    async fn guard_quality(&self, campaign: &Campaign) -> Result<()> {
-        let c = &self.config;
-        let (n, failed, opted_out) = self.store.quality(campaign.id, c.quality_window).await?;
-        if n < c.quality_min_sample.max(1) {
-            return Ok(());
-        }
-        let fail_rate = failed as f64 / n as f64;
-        let optout_rate = opted_out as f64 / n as f64;
-        let why = if fail_rate > c.quality_max_failure {
-            format!(
-                "quality guard: {failed} of the last {n} sends failed ({:.0}% > {:.0}%)",
-                fail_rate * 100.0,
-                c.quality_max_failure * 100.0
-            )
-        } else if optout_rate > c.quality_max_optout {
-            format!(
-                "quality guard: {opted_out} of the last {n} recipients opted out ({:.0}% > {:.0}%)",
-                optout_rate * 100.0,
-                c.quality_max_optout * 100.0
-            )
-        } else {
-            return Ok(());
-        };
-        self.pause(campaign.id, PauseBy::Engine { why: &why })
-            .await?;
-        Ok(())
-    }
-
     /// A one-time campaign with nothing left to do is completed, and its owner gets the summary.
     /// Returns whether it completed now.
     async fn finish_if_done(&self, campaign: &Campaign) -> Result<bool> {
@@ -909,6 +882,7 @@ impl Engine {
             self.show_progress(campaign, true).await?;
             let r = self.store.report(campaign.id).await?;
             lock(&self.pacers).remove(&campaign.id);
+            self.recent_sends.forget(campaign.id);
             self.tell_owner(
                 campaign.owner.as_deref(),
                 format!(

@@ -14,6 +14,7 @@ pub mod inbound;
 pub mod lifecycle;
 pub mod media;
 pub mod pacing;
+mod quality;
 pub mod render;
 pub mod resolution;
 pub mod retention;
@@ -69,6 +70,8 @@ pub struct Engine {
     resolve_wake: Notify,
     /// Per-campaign pacing state; lives in memory because it only spaces this process's sends.
     pacers: Mutex<HashMap<i64, Arc<pacing::Pacer>>>,
+    /// Each campaign's last finished sends in this process, which the quality guard judges.
+    recent_sends: quality::RecentSends,
     /// Recently read campaign statuses, so checking "still sending?" before every message costs
     /// a query at most every [`STATUS_TTL`] (a pause, even from another process, lands within it).
     status_cache: Mutex<HashMap<i64, (std::time::Instant, bool)>>,
@@ -117,6 +120,7 @@ impl Engine {
             wake: Notify::new(),
             resolve_wake: Notify::new(),
             pacers: Mutex::new(HashMap::new()),
+            recent_sends: quality::RecentSends::default(),
             progress_shown: Mutex::new(HashMap::new()),
             status_cache: Mutex::new(HashMap::new()),
             stop: Mutex::new(CancellationToken::new()),

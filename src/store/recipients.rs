@@ -940,23 +940,23 @@ impl Store {
         Ok(rules)
     }
 
-    /// Among a campaign's last `window` finished attempts: (attempts, failures, opt-outs). The
-    /// `COALESCE(sent_at, failed_at)` terms are spelled as in the `recipients_finished` index,
-    /// which makes this a short index walk on a campaign of any size.
-    pub async fn quality(&self, campaign_id: i64, window: i64) -> Result<(i64, i64, i64)> {
-        let row = sqlx::query(
+    /// Among the given recipients of a campaign (the quality guard's window), those finished:
+    /// (attempts, failures, opt-outs), each row's status and its contact's consent as they are
+    /// now. Key lookups only, whatever the campaign's size.
+    pub async fn quality(&self, campaign_id: i64, ids: &[i64]) -> Result<(i64, i64, i64)> {
+        let sql = format!(
             "SELECT COUNT(*) AS n, \
              COUNT(*) FILTER (WHERE r.status = 'failed') AS failed, \
              COUNT(*) FILTER (WHERE c.consent = 'opted_out' AND r.status <> 'failed') AS opted_out \
-             FROM (SELECT contact_id, status FROM recipients WHERE campaign_id = $1 \
-                   AND COALESCE(sent_at, failed_at) IS NOT NULL \
-                   ORDER BY COALESCE(sent_at, failed_at) DESC, id DESC LIMIT $2) r \
-             JOIN contacts c ON c.id = r.contact_id",
-        )
-        .bind(campaign_id)
-        .bind(window)
-        .fetch_one(&self.pool)
-        .await?;
+             FROM recipients r JOIN contacts c ON c.id = r.contact_id \
+             WHERE r.campaign_id = $1 AND COALESCE(r.sent_at, r.failed_at) IS NOT NULL AND {}",
+            self.in_json_ids("r.id", 2)
+        );
+        let row = sqlx::query(&sql)
+            .bind(campaign_id)
+            .bind(json_list(ids))
+            .fetch_one(&self.pool)
+            .await?;
         Ok((
             row.try_get("n")?,
             row.try_get("failed")?,

@@ -10,7 +10,7 @@ use herald::channels::{Channel, ChannelKind, ErrorClass, Outbound, SendError, Se
 use herald::clock::ManualClock;
 use herald::config::Config;
 
-use crate::support::console_app::t0;
+use crate::support::console_app::{t0, ConsoleApp};
 use crate::support::db::TestDb;
 
 /// Prints like the console, but answers "undeliverable" for the addresses it is told to.
@@ -89,4 +89,101 @@ async fn too_many_failures_pause_the_campaign_and_tell_the_admin() {
     assert!(sent_or_failed < 100, "paused before the end: {report}");
     let told = console.transcript().join("\n");
     assert!(told.contains("campaign 1 paused: quality guard"), "{told}");
+}
+
+/// Sends one paced step at a time until `at_least` messages went out; returns who got one.
+async fn send_until(app: &ConsoleApp, at_least: usize) -> Vec<String> {
+    for _ in 0..200 {
+        let got: Vec<String> = app
+            .console
+            .delivered()
+            .into_iter()
+            .map(|(to, _)| to)
+            .collect();
+        if got.len() >= at_least {
+            return got;
+        }
+        app.engine.dispatch_step().await.unwrap();
+        app.clock.advance(chrono::Duration::seconds(1));
+    }
+    panic!("fewer than {at_least} messages went out");
+}
+
+async fn paced_campaign_to_100(app: &ConsoleApp) {
+    let mut lines = Vec::new();
+    for i in 0..100 {
+        lines.push(format!("/contact add +1555030{i:02} labels=crowd optin"));
+    }
+    lines.extend(
+        [
+            "/template add note en utility Note",
+            "/campaign new Careful",
+            "/campaign audience 1 all",
+            "/campaign template 1 note en",
+            "/campaign pace 1 rate=5",
+            "/campaign send 1",
+        ]
+        .map(String::from),
+    );
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    app.setup(&lines).await;
+}
+
+#[tokio::test]
+async fn customers_who_answer_stop_count_against_the_sends_they_answered() {
+    let app = ConsoleApp::start().await;
+    paced_campaign_to_100(&app).await;
+    let got = send_until(&app, 30).await;
+    assert_eq!(app.count(1, "skipped").await, 0);
+    // 3 of the first 30 (10 %, over the 5 % allowed) say STOP after their message arrived.
+    for to in &got[..3] {
+        app.customer(to, "STOP").await;
+    }
+    let report = app.admin("/campaign report 1").await;
+    assert!(
+        report.contains("status: sending"),
+        "not judged yet: {report}"
+    );
+
+    app.engine.dispatch_step().await.unwrap();
+    let report = app.admin("/campaign report 1").await;
+    assert!(report.contains("status: paused"), "{report}");
+    let told = app.console.transcript().join("\n");
+    assert!(
+        told.contains("campaign 1 paused: quality guard: 3 of the last"),
+        "{told}"
+    );
+    assert!(told.contains("opted out"), "{told}");
+}
+
+#[tokio::test]
+async fn a_restarted_process_judges_again_after_a_fresh_sample() {
+    let app = ConsoleApp::start().await;
+    paced_campaign_to_100(&app).await;
+    let got = send_until(&app, 10).await;
+    for to in &got[..3] {
+        app.customer(to, "STOP").await;
+    }
+    // Too few sends to judge (20 at least): the campaign goes on, in a new process too.
+    let app = app.restart().await;
+    app.engine.dispatch_step().await.unwrap();
+    let report = app.admin("/campaign report 1").await;
+    assert!(report.contains("status: sending"), "{report}");
+    // The new process's window holds only its own sends: the early opt-outs are not among them.
+    send_until(&app, 40).await;
+    let report = app.admin("/campaign report 1").await;
+    assert!(report.contains("status: sending"), "{report}");
+    // A later opt-out among its own sends is.
+    let mine: Vec<String> = app
+        .console
+        .delivered()
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect();
+    for to in &mine[..3] {
+        app.customer(to, "STOP").await;
+    }
+    app.engine.dispatch_step().await.unwrap();
+    let report = app.admin("/campaign report 1").await;
+    assert!(report.contains("status: paused"), "{report}");
 }
