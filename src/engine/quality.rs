@@ -90,7 +90,7 @@ impl Engine {
         if (window.len() as i64) < c.quality_min_sample.max(1) {
             return Ok(());
         }
-        let (n, failed, opted_out) = self.store.quality(campaign.id, &window).await?;
+        let (n, failed, opted_out) = self.store.quality(&window).await?;
         if n < c.quality_min_sample.max(1) {
             return Ok(());
         }
