@@ -172,12 +172,16 @@ impl Engine {
         let leases: Vec<i64> = lock(&leases).drain().collect();
         match self.store.end_leases(&leases, &self.worker_id).await {
             Ok(0) => {}
-            Ok(kept) => tracing::error!(
-                campaign = campaign.id,
-                kept,
-                "a finished step still holds rows in flight: their leases run out and recovery \
-                 settles them"
-            ),
+            Ok(kept) => {
+                let held = self.store.held_by_leases(&leases, &self.worker_id).await;
+                tracing::error!(
+                    campaign = campaign.id,
+                    kept,
+                    ?held,
+                    "a finished step still holds rows in flight: their leases run out and \
+                     recovery settles them"
+                )
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not end the step's leases: they run out instead")
             }

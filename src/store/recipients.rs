@@ -602,13 +602,26 @@ impl Store {
                  outside_window = v.outside_window, sent_at = v.sent_at, \
                  reason = NULL, error_code = NULL FROM {v} WHERE r.id = v.id{pin} AND {ours}"
             );
-            let rows = serde_json::to_string(&rows)
+            let json = serde_json::to_string(&rows)
                 .map_err(|e| StoreError::Invalid(format!("outcomes as JSON: {e}")))?;
-            sqlx::query(&sql)
+            let written = sqlx::query(&sql)
                 .bind(worker)
-                .bind(rows)
+                .bind(json)
                 .execute(&self.relaxed)
-                .await?;
+                .await?
+                .rows_affected();
+            if written < rows.len() as u64 {
+                // Rows this worker claimed and sent that it no longer holds: another worker
+                // took them after a recovery, or a bug. Either way, say which.
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let held = self.in_flight_elsewhere(&ids, worker).await?;
+                tracing::warn!(
+                    given = rows.len(),
+                    written,
+                    ?held,
+                    "sent messages whose rows this worker no longer holds: their outcome is not written"
+                );
+            }
         }
         for chunk in skipped.chunks(OUTCOMES_PER_STATEMENT) {
             let rows: Vec<serde_json::Value> = chunk
@@ -630,6 +643,70 @@ impl Store {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Of `ids`, the rows not `sent` as `(id, status, claimed_by)`, at most 20: what the log
+    /// shows when outcomes or leases do not add up.
+    pub async fn in_flight_elsewhere(
+        &self,
+        ids: &[i64],
+        worker: &str,
+    ) -> Result<Vec<(i64, String, Option<String>)>> {
+        let sql = format!(
+            "SELECT id, status, claimed_by FROM recipients WHERE {} \
+             AND NOT (status = 'sent' AND claimed_by = $1) ORDER BY id LIMIT 20",
+            self.in_json_ids("id", 2)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(worker)
+            .bind(json_list(ids))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("status")?,
+                    r.try_get("claimed_by")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The rows of `leases` that `worker` still holds `claimed` or `sending`, as `(id, status)`,
+    /// at most 20, with their count: what the log shows when a step keeps a lease.
+    pub async fn held_by_leases(
+        &self,
+        leases: &[i64],
+        worker: &str,
+    ) -> Result<(i64, Vec<(i64, String)>)> {
+        let covered = match self.backend {
+            Backend::Postgres => {
+                "SELECT e::bigint FROM leases l, json_array_elements_text(l.recipient_ids::json) \
+                 AS e WHERE l.id IN (SELECT e2::bigint FROM json_array_elements_text($2::json) AS e2)"
+            }
+            Backend::Sqlite => {
+                "SELECT j.value FROM leases l, json_each(l.recipient_ids) AS j \
+                 WHERE l.id IN (SELECT value FROM json_each($2))"
+            }
+        };
+        let sql = format!(
+            "SELECT id, status FROM recipients WHERE {} AND claimed_by = $1 \
+             AND status IN ('claimed', 'sending') ORDER BY id",
+            self.in_ids_of("id", covered)
+        );
+        let rows = sqlx::query(&sql)
+            .bind(worker)
+            .bind(json_list(leases))
+            .fetch_all(&self.pool)
+            .await?;
+        let count = rows.len() as i64;
+        let first = rows
+            .iter()
+            .take(20)
+            .map(|r| Ok((r.try_get("id")?, r.try_get("status")?)))
+            .collect::<Result<_>>()?;
+        Ok((count, first))
     }
 
     /// Returns rows `worker` claimed straight into `sending` but never handed to a channel (the

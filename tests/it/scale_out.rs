@@ -250,6 +250,16 @@ async fn a_lease_still_covering_a_row_in_flight_is_kept_for_recovery() {
         .await
         .unwrap();
     assert_eq!(kept, 1, "the lease of the row still in flight stays");
+    // What the step's error log names: the row, and how it is held.
+    let held = engine
+        .store
+        .held_by_leases(&[given_back[0].lease, lost[0].lease], "worker")
+        .await
+        .unwrap();
+    assert_eq!(
+        held,
+        (1, vec![(lost[0].recipient_id, "sending".to_string())])
+    );
 
     engine.settle().await.unwrap();
     assert_eq!(fake.accepted().len(), 3, "everyone but the row in flight");
