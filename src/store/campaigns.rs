@@ -165,16 +165,15 @@ impl Store {
         owner: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let row = sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO campaigns (title, owner, kind, created_at) VALUES ($1, $2, $3, $4) \
              RETURNING id",
         )
         .bind(title)
         .bind(owner)
         .bind(kind.as_str())
-        .bind(to_ms(now))
-        .fetch_one(&self.pool)
-        .await?;
+        .bind(to_ms(now));
+        let row = super::written_row(query, &self.pool).await?;
         Ok(row.try_get("id")?)
     }
 
@@ -538,7 +537,7 @@ impl Store {
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let names = serde_json::to_string(template.map_or(&[][..], |t| &t.names[..]))
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-        Ok(sqlx::query_scalar(
+        let query = sqlx::query(
             "INSERT INTO campaigns (title, kind, status, owner, parent_id, run_no, step_delay_ms, \
              created_at, started_at, text, template_name, template_lang, template_params, \
              template_names, template_header, template_url) \
@@ -557,9 +556,8 @@ impl Store {
         .bind(params)
         .bind(names)
         .bind(template.and_then(|t| t.header.as_deref()))
-        .bind(template.and_then(|t| t.url.as_deref()))
-        .fetch_one(&self.pool)
-        .await?)
+        .bind(template.and_then(|t| t.url.as_deref()));
+        Ok(super::written_row(query, &self.pool).await?.try_get("id")?)
     }
 
     pub async fn set_stop_on_reply(&self, drip_id: i64, on: bool) -> Result<()> {

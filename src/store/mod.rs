@@ -272,6 +272,30 @@ fn pg_json_pick(index: usize, ty: &str) -> String {
     }
 }
 
+/// The row a statement that writes returns, once the statement has finished: outside a
+/// transaction, once it has committed. sqlx's `Any` driver answers `fetch_one` and
+/// `fetch_optional` as soon as the first row arrives, and on PostgreSQL that is before the
+/// server commits the statement's implicit transaction. A claim read that way handed rows to
+/// the senders before they were durably `sending`; when the commit lagged (waiting on a busy
+/// WAL), their outcomes, written on another connection, found them still `queued` there and
+/// matched nothing, and the rows stayed `sending`. `fetch_all` reads to the end of the
+/// exchange, after the commit.
+async fn written_row<'q, 'e, 'c: 'e, E>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    executor: E,
+) -> Result<AnyRow>
+where
+    'q: 'e,
+    E: 'e + Executor<'c, Database = sqlx::Any>,
+{
+    query
+        .fetch_all(executor)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+}
+
 /// A JSON array of ids, for [`Store::in_json_ids`].
 fn json_list(ids: &[i64]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())

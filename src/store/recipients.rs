@@ -297,7 +297,7 @@ impl Store {
                     .bind(campaign_id)
                     .bind(to_ms(now))
                     .bind(limit);
-                let row = bind_after(query, after).fetch_one(pool).await?;
+                let row = super::written_row(bind_after(query, after), pool).await?;
                 (row.try_get("claimed")?, row.try_get("lease")?)
             }
             Backend::Sqlite => {
@@ -795,7 +795,7 @@ impl Store {
     /// without its rows being settled; killed then, its process left them in flight for ever.
     /// A lease renewed meanwhile is re-read under its row lock and kept, rows and all.
     async fn recover_postgres(&self, cutoff: i64) -> Result<(u64, u64)> {
-        let row = sqlx::query(&format!(
+        let sql = format!(
             "WITH gone AS (DELETE FROM leases WHERE until <= $1 RETURNING worker, recipient_ids), \
              x AS (SELECT g.worker, e::bigint AS id FROM gone g, \
              json_array_elements_text(g.recipient_ids::json) AS e), \
@@ -807,10 +807,9 @@ impl Store {
              AND r.status IN ('claimed', 'sending') RETURNING r.status) \
              SELECT COUNT(*) FILTER (WHERE status = 'queued') AS requeued, \
              COUNT(*) FILTER (WHERE status = 'unknown') AS unknown FROM settled"
-        ))
-        .bind(cutoff)
-        .fetch_one(&self.relaxed)
-        .await?;
+        );
+        let query = sqlx::query(&sql).bind(cutoff);
+        let row = super::written_row(query, &self.relaxed).await?;
         let count = |column: &str| -> Result<u64> {
             Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
         };
@@ -966,16 +965,15 @@ impl Store {
         action: &PostAction,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar(
+        let query = sqlx::query(
             "INSERT INTO campaign_actions (campaign_id, event, action, created_at) \
              VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(campaign_id)
         .bind(event.key())
         .bind(action.key())
-        .bind(to_ms(now))
-        .fetch_one(&self.pool)
-        .await?)
+        .bind(to_ms(now));
+        Ok(super::written_row(query, &self.pool).await?.try_get("id")?)
     }
 
     /// The actions for `event` on a campaign, including those set on the recurring campaign it

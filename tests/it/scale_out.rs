@@ -762,3 +762,50 @@ async fn a_refused_outcome_write_stops_the_sends_and_loses_nobody() {
         "{by_status:?}"
     );
 }
+
+/// A claim's rows reach the senders only once the claim has committed. Here its commit is slow
+/// (a deferred trigger waits at commit, as a commit waits on a busy WAL) and the server has
+/// sent the claim's row before it (the trigger's notice flushes it out, as a row that ends at
+/// the edge of the server's send buffer is). Before, the rows were taken as soon as they
+/// arrived: the messages went out, and their outcomes, written on another connection, found the
+/// rows still `queued` there and matched nothing, so the rows stayed `sending`.
+#[tokio::test]
+async fn messages_leave_only_after_their_claim_has_committed() {
+    if !is_postgres() {
+        println!("PostgreSQL only: SQLite claims in an explicit transaction, committed first");
+        return;
+    }
+    let OneEngine {
+        db: _db,
+        fake,
+        clock: _clock,
+        engine,
+    } = sending_to(300).await;
+    for sql in [
+        "CREATE FUNCTION herald_test_slow_commit() RETURNS trigger AS $$ BEGIN \
+         IF current_setting('herald_test.slept', true) IS DISTINCT FROM 'yes' THEN \
+         PERFORM set_config('herald_test.slept', 'yes', true); \
+         RAISE NOTICE 'a slow commit'; PERFORM pg_sleep(0.3); END IF; \
+         RETURN NULL; END $$ LANGUAGE plpgsql",
+        "CREATE CONSTRAINT TRIGGER herald_test_slow_commit AFTER UPDATE ON recipients \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
+         WHEN (OLD.status = 'queued' AND NEW.status = 'sending') \
+         EXECUTE FUNCTION herald_test_slow_commit()",
+    ] {
+        sqlx::query(sql)
+            .execute(engine.store.pool())
+            .await
+            .expect("slow the claims' commits");
+    }
+
+    let step = engine.dispatch_step().await.unwrap();
+    let by_status = statuses(&engine.store, 1).await;
+    assert_eq!(by_status.get("sending"), None, "{by_status:?}");
+    assert_eq!(
+        by_status.get("sent"),
+        Some(&(step.sent as i64)),
+        "{by_status:?}"
+    );
+    assert_eq!(step.sent as usize, fake.accepted().len());
+    assert!(step.sent > 0);
+}
