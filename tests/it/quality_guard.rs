@@ -91,15 +91,25 @@ async fn too_many_failures_pause_the_campaign_and_tell_the_admin() {
     assert!(told.contains("campaign 1 paused: quality guard"), "{told}");
 }
 
+/// Who got a message so far, in order.
+fn reached(app: &ConsoleApp) -> Vec<String> {
+    app.console
+        .delivered()
+        .into_iter()
+        .map(|(to, _)| to)
+        .collect()
+}
+
+async fn say_stop(app: &ConsoleApp, who: &[String]) {
+    for to in who {
+        app.customer(to, "STOP").await;
+    }
+}
+
 /// Sends one paced step at a time until `at_least` messages went out; returns who got one.
 async fn send_until(app: &ConsoleApp, at_least: usize) -> Vec<String> {
     for _ in 0..200 {
-        let got: Vec<String> = app
-            .console
-            .delivered()
-            .into_iter()
-            .map(|(to, _)| to)
-            .collect();
+        let got = reached(app);
         if got.len() >= at_least {
             return got;
         }
@@ -136,9 +146,7 @@ async fn customers_who_answer_stop_count_against_the_sends_they_answered() {
     let got = send_until(&app, 30).await;
     assert_eq!(app.count(1, "skipped").await, 0);
     // 3 of the first 30 (10 %, over the 5 % allowed) say STOP after their message arrived.
-    for to in &got[..3] {
-        app.customer(to, "STOP").await;
-    }
+    say_stop(&app, &got[..3]).await;
     let report = app.admin("/campaign report 1").await;
     assert!(
         report.contains("status: sending"),
@@ -161,9 +169,7 @@ async fn a_restarted_process_judges_again_after_a_fresh_sample() {
     let app = ConsoleApp::start().await;
     paced_campaign_to_100(&app).await;
     let got = send_until(&app, 10).await;
-    for to in &got[..3] {
-        app.customer(to, "STOP").await;
-    }
+    say_stop(&app, &got[..3]).await;
     // Too few sends to judge (20 at least): the campaign goes on, in a new process too.
     let app = app.restart().await;
     app.engine.dispatch_step().await.unwrap();
@@ -174,15 +180,7 @@ async fn a_restarted_process_judges_again_after_a_fresh_sample() {
     let report = app.admin("/campaign report 1").await;
     assert!(report.contains("status: sending"), "{report}");
     // A later opt-out among its own sends is.
-    let mine: Vec<String> = app
-        .console
-        .delivered()
-        .into_iter()
-        .map(|(to, _)| to)
-        .collect();
-    for to in &mine[..3] {
-        app.customer(to, "STOP").await;
-    }
+    say_stop(&app, &reached(&app)[..3]).await;
     app.engine.dispatch_step().await.unwrap();
     let report = app.admin("/campaign report 1").await;
     assert!(report.contains("status: paused"), "{report}");
