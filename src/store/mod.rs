@@ -207,13 +207,18 @@ impl Store {
     /// count: the statement text stays the same, so it is prepared once, and SQLite binds one
     /// value instead of hundreds), looked up as [`Store::in_ids_of`] says.
     fn in_json_ids(&self, column: &str, param: usize) -> String {
-        let ids = match self.backend {
+        self.in_ids_of(column, &self.json_ids(&format!("${param}")))
+    }
+
+    /// A subquery selecting the ids of the JSON array `source` (a parameter, or a column such
+    /// as a lease's `recipient_ids`).
+    fn json_ids(&self, source: &str) -> String {
+        match self.backend {
             Backend::Postgres => {
-                format!("SELECT e::bigint FROM json_array_elements_text(${param}::json) AS e")
+                format!("SELECT e::bigint FROM json_array_elements_text({source}::json) AS e")
             }
-            Backend::Sqlite => format!("SELECT value FROM json_each(${param})"),
-        };
-        self.in_ids_of(column, &ids)
+            Backend::Sqlite => format!("SELECT value FROM json_each({source})"),
+        }
     }
 
     /// `column` is one of the strings in JSON array parameter `$param` (as

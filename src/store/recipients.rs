@@ -429,17 +429,11 @@ impl Store {
         if leases.is_empty() {
             return Ok(0);
         }
-        let covered = match self.backend {
-            Backend::Postgres => {
-                "SELECT e::bigint FROM json_array_elements_text(leases.recipient_ids::json) AS e"
-            }
-            Backend::Sqlite => "SELECT value FROM json_each(leases.recipient_ids)",
-        };
         let sql = format!(
             "DELETE FROM leases WHERE worker = $1 AND {} AND NOT EXISTS (SELECT 1 FROM \
              recipients r WHERE {} AND r.claimed_by = $1 AND r.status IN ('claimed', 'sending'))",
             self.in_json_ids("id", 2),
-            self.in_ids_of("r.id", covered),
+            self.in_ids_of("r.id", &self.json_ids("leases.recipient_ids")),
         );
         let ended = sqlx::query(&sql)
             .bind(worker)
@@ -681,20 +675,11 @@ impl Store {
         leases: &[i64],
         worker: &str,
     ) -> Result<(i64, Vec<(i64, String)>)> {
-        let covered = match self.backend {
-            Backend::Postgres => {
-                "SELECT e::bigint FROM leases l, json_array_elements_text(l.recipient_ids::json) \
-                 AS e WHERE l.id IN (SELECT e2::bigint FROM json_array_elements_text($2::json) AS e2)"
-            }
-            Backend::Sqlite => {
-                "SELECT j.value FROM leases l, json_each(l.recipient_ids) AS j \
-                 WHERE l.id IN (SELECT value FROM json_each($2))"
-            }
-        };
         let sql = format!(
-            "SELECT id, status FROM recipients WHERE {} AND claimed_by = $1 \
-             AND status IN ('claimed', 'sending') ORDER BY id",
-            self.in_ids_of("id", covered)
+            "SELECT r.id, r.status FROM leases, recipients r WHERE {} AND {} \
+             AND r.claimed_by = $1 AND r.status IN ('claimed', 'sending') ORDER BY r.id",
+            self.in_json_ids("leases.id", 2),
+            self.in_ids_of("r.id", &self.json_ids("leases.recipient_ids")),
         );
         let rows = sqlx::query(&sql)
             .bind(worker)
