@@ -431,9 +431,9 @@ impl Store {
         }
         let sql = format!(
             "DELETE FROM leases WHERE worker = $1 AND {} AND NOT EXISTS (SELECT 1 FROM \
-             recipients r WHERE {} AND r.claimed_by = $1 AND r.status IN ('claimed', 'sending'))",
+             recipients r WHERE {})",
             self.in_json_ids("id", 2),
-            self.in_ids_of("r.id", &self.json_ids("leases.recipient_ids")),
+            self.held_under_lease(),
         );
         let ended = sqlx::query(&sql)
             .bind(worker)
@@ -668,6 +668,15 @@ impl Store {
             .collect()
     }
 
+    /// Row `r` is one of the rows of the lease `leases` and worker `$1` still holds it in
+    /// flight: what keeps a lease from ending, and what the log then names.
+    fn held_under_lease(&self) -> String {
+        format!(
+            "{} AND r.claimed_by = $1 AND r.status IN ('claimed', 'sending')",
+            self.in_ids_of("r.id", &self.json_ids("leases.recipient_ids"))
+        )
+    }
+
     /// The rows of `leases` that `worker` still holds `claimed` or `sending`, as `(id, status)`,
     /// at most 20, with their count: what the log shows when a step keeps a lease.
     pub async fn held_by_leases(
@@ -676,10 +685,9 @@ impl Store {
         worker: &str,
     ) -> Result<(i64, Vec<(i64, String)>)> {
         let sql = format!(
-            "SELECT r.id, r.status FROM leases, recipients r WHERE {} AND {} \
-             AND r.claimed_by = $1 AND r.status IN ('claimed', 'sending') ORDER BY r.id",
+            "SELECT r.id, r.status FROM leases, recipients r WHERE {} AND {} ORDER BY r.id",
             self.in_json_ids("leases.id", 2),
-            self.in_ids_of("r.id", &self.json_ids("leases.recipient_ids")),
+            self.held_under_lease(),
         );
         let rows = sqlx::query(&sql)
             .bind(worker)
